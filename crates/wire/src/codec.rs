@@ -1,0 +1,98 @@
+//! Encoding and decoding of batches, and the replies the observer sends back to a tap.
+
+use crate::event::Batch;
+use crate::validate::{validate, Limits, WireError};
+use serde::{Deserialize, Serialize};
+
+/// How a batch is encoded on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 JSON (WebSocket text frames, `application/json`).
+    Json,
+    /// MessagePack with named fields (WebSocket binary frames).
+    MsgPack,
+}
+
+impl Encoding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Json => "JSON",
+            Encoding::MsgPack => "MessagePack",
+        }
+    }
+
+    /// The WebSocket subprotocol that selects this encoding.
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Encoding::Json => crate::SUBPROTOCOL_JSON,
+            Encoding::MsgPack => crate::SUBPROTOCOL_MSGPACK,
+        }
+    }
+
+    pub fn from_subprotocol(p: &str) -> Option<Encoding> {
+        match p {
+            crate::SUBPROTOCOL_JSON => Some(Encoding::Json),
+            crate::SUBPROTOCOL_MSGPACK => Some(Encoding::MsgPack),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes and validates one batch. On failure nothing of the batch may be applied.
+pub fn decode_batch(enc: Encoding, bytes: &[u8], limits: &Limits) -> Result<Batch, WireError> {
+    let batch: Batch = match enc {
+        Encoding::Json => serde_json::from_slice(bytes).map_err(|_| {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            malformed(enc, serde_path_to_error::deserialize::<_, Batch>(&mut de))
+        })?,
+        Encoding::MsgPack => rmp_serde::from_slice(bytes).map_err(|_| {
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            malformed(enc, serde_path_to_error::deserialize::<_, Batch>(&mut de))
+        })?,
+    };
+    validate(&batch, limits)?;
+    Ok(batch)
+}
+
+/// Turns the slow, path-tracking second decode into a precise error.
+fn malformed<E: std::fmt::Display>(
+    enc: Encoding,
+    res: Result<Batch, serde_path_to_error::Error<E>>,
+) -> WireError {
+    match res {
+        Err(e) => WireError::Malformed {
+            encoding: enc.name(),
+            path: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        },
+        // The fast decoder failed but the tracking one did not: report generically.
+        Ok(_) => WireError::Malformed {
+            encoding: enc.name(),
+            path: ".".into(),
+            message: "could not be decoded".into(),
+        },
+    }
+}
+
+/// Encodes a batch. Encoding our own types cannot fail.
+pub fn encode_batch(enc: Encoding, batch: &Batch) -> Vec<u8> {
+    match enc {
+        Encoding::Json => serde_json::to_vec(batch).expect("batch serializes to JSON"),
+        Encoding::MsgPack => rmp_serde::to_vec_named(batch).expect("batch serializes to msgpack"),
+    }
+}
+
+/// What the observer sends back to a tap: always JSON text, whatever the batch encoding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// The batch (numbered from 1 per connection) was rejected, or some of its events were.
+    Error {
+        /// Stable code, e.g. `malformed`, `invalid_event`, `unknown_connection`.
+        code: String,
+        message: String,
+        batch: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<usize>,
+    },
+}

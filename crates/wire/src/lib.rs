@@ -1,0 +1,26 @@
+//! sockscope wire protocol v1: the events a tap mirrors to the observer, their validation,
+//! and their two encodings (JSON for humans, MessagePack for speed). See `docs/protocol.md`.
+//!
+//! This crate has no Leptos and no runtime dependency so any proxy or gateway can link it.
+
+mod codec;
+mod event;
+mod payload;
+mod validate;
+
+pub use codec::{decode_batch, encode_batch, Encoding, Reply};
+pub use event::{
+    Batch, Closer, ConnClose, ConnOpen, Direction, Dropped, Event, EventKind, Header, Hello, Host,
+    Message, Opcode, SourceKind,
+};
+pub use payload::Payload;
+pub use validate::{Limits, WireError};
+
+/// Version carried in every batch (`"v": 1`). A v2 would use new subprotocol names.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// WebSocket subprotocol selecting JSON text frames.
+pub const SUBPROTOCOL_JSON: &str = "sockscope.v1.json";
+/// WebSocket subprotocol selecting MessagePack binary frames.
+pub const SUBPROTOCOL_MSGPACK: &str = "sockscope.v1.msgpack";
+/// `Content-Type` of a MessagePack batch posted over HTTP.
+pub const CONTENT_TYPE_MSGPACK: &str = "application/vnd.sockscope.v1+msgpack";

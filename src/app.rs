@@ -1,0 +1,87 @@
+//! The dashboard shell and page: the live model lives in a signal, components render it.
+
+use crate::components::{ConnTable, Overview, StatusBadge, TracePanel};
+use crate::model::LiveModel;
+use crate::protocol::{TableQuery, TraceKind, TraceQuery, ViewSpec};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::StaticSegment;
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/sockscope.css"/>
+        <Title text="sockscope"/>
+        <Router>
+            <Routes fallback=|| view! { <p class="notfound">"Page not found."</p> }>
+                <Route path=StaticSegment("") view=Dashboard/>
+            </Routes>
+        </Router>
+    }
+}
+
+/// What the user chose to look at; turned into the [`ViewSpec`] sent to the observer.
+#[derive(Clone, Copy)]
+pub struct ViewControls {
+    pub table: RwSignal<TableQuery>,
+    pub trace_kinds: RwSignal<Vec<TraceKind>>,
+}
+
+impl ViewControls {
+    pub fn spec(&self) -> ViewSpec {
+        ViewSpec {
+            table: Some(self.table.get()),
+            trace: Some(TraceQuery {
+                kinds: self.trace_kinds.get(),
+                conn: None,
+                limit: crate::model::DEFAULT_TRACE_KEEP as u32,
+            }),
+        }
+    }
+}
+
+#[component]
+fn Dashboard() -> impl IntoView {
+    let model = RwSignal::new(LiveModel::default());
+    let controls = ViewControls {
+        table: RwSignal::new(TableQuery::default()),
+        trace_kinds: RwSignal::new(Vec::new()),
+    };
+    provide_context(model);
+    provide_context(controls);
+    #[cfg(feature = "hydrate")]
+    crate::live_client::start(model, controls);
+    view! {
+        <header class="top">
+            <h1>"sockscope"</h1>
+            <span class="tagline">"live WebSocket traffic"</span>
+            <StatusBadge/>
+        </header>
+        <main class="dashboard">
+            <Overview/>
+            <div class="columns">
+                <ConnTable/>
+                <TracePanel/>
+            </div>
+        </main>
+    }
+}

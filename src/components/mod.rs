@@ -1,0 +1,12 @@
+//! Dashboard widgets. Each renders part of the live model; none holds logic of its own.
+//! Everything a tap supplied is rendered as text nodes, never as HTML.
+
+mod overview;
+mod status;
+mod table;
+mod trace;
+
+pub use overview::Overview;
+pub use status::StatusBadge;
+pub use table::ConnTable;
+pub use trace::TracePanel;

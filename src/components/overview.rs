@@ -1,0 +1,98 @@
+//! Totals, rates, observer counters and the sources (taps) with host metrics and drops.
+
+use crate::format;
+use crate::model::LiveModel;
+use crate::protocol::SourceView;
+use leptos::prelude::*;
+
+#[component]
+fn Card(label: &'static str, testid: &'static str, value: Signal<String>) -> impl IntoView {
+    view! {
+        <div class="card">
+            <div class="label">{label}</div>
+            <div class="value" data-testid=testid>{move || value.get()}</div>
+        </div>
+    }
+}
+
+#[component]
+pub fn Overview() -> impl IntoView {
+    let model = expect_context::<RwSignal<LiveModel>>();
+    let ov = Memo::new(move |_| model.with(|m| m.overview.clone()));
+    let t = move |f: fn(&crate::protocol::Overview) -> String| Signal::derive(move || ov.with(f));
+    let sources = Memo::new(move |_| ov.with(|o| o.sources.clone()));
+    let now_ms = Memo::new(move |_| model.with(|m| m.now_ms));
+    view! {
+        <section class="overview">
+            <div class="cards">
+                <Card label="open connections" testid="open" value=t(|o| format::count(o.totals.open))/>
+                <Card label="connections seen" testid="opened" value=t(|o| format::count(o.totals.opened))/>
+                <Card label="msgs/s in · out" testid="msg-rate" value=t(|o| format!("{} · {}", format::count(o.rates.msgs_in), format::count(o.rates.msgs_out)))/>
+                <Card label="bytes/s in · out" testid="byte-rate" value=t(|o| format!("{} · {}", format::bytes(o.rates.bytes_in), format::bytes(o.rates.bytes_out)))/>
+                <Card label="messages in · out" testid="msgs" value=t(|o| format!("{} · {}", format::count(o.totals.msgs_in), format::count(o.totals.msgs_out)))/>
+                <Card label="connects · disconnects /s" testid="churn" value=t(|o| format!("{} · {}", o.rates.connects, o.rates.disconnects))/>
+                <Card label="tap drops" testid="drops" value=t(|o| format::count(o.sources.iter().map(|s| s.drops.total()).sum()))/>
+                <Card label="ingest errors" testid="ingest-errors" value=t(|o| format::count(o.observer.ingest_errors))/>
+            </div>
+            <table class="sources" data-testid="sources">
+                <thead>
+                    <tr>
+                        <th>"source"</th><th>"kind"</th><th>"host"</th><th>"version"</th><th>"state"</th>
+                        <th>"open"</th><th>"CPU"</th><th>"memory"</th><th>"RSS"</th><th>"dropped"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For each=move || sources.get() key=|s: &SourceView| format!("{s:?}") let:s>
+                        <SourceRow s=s now_ms=now_ms/>
+                    </For>
+                </tbody>
+            </table>
+            <Show when=move || sources.with(|s| s.is_empty())>
+                <p class="empty">"No tap has connected yet. Point a tap or `sockscope proxy` at /ingest."</p>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
+    let last_seen = s.last_seen_ms;
+    let online = s.online;
+    let state = move || {
+        if online {
+            "online".to_string()
+        } else {
+            format!("offline, seen {} ago", format::duration_ms(now_ms.get().saturating_sub(last_seen)))
+        }
+    };
+    let (cpu, mem, rss) = match &s.host {
+        Some(h) => (
+            format!("{:.1} %", h.cpu_pct),
+            format!("{} / {}", format::bytes(h.mem_used), format::bytes(h.mem_total)),
+            format::bytes(h.rss),
+        ),
+        None => ("–".into(), "–".into(), "–".into()),
+    };
+    let drops = format!(
+        "{} (open {}, msg {}, close {}, host {})",
+        s.drops.total(),
+        s.drops.conn_open,
+        s.drops.message,
+        s.drops.conn_close,
+        s.drops.host
+    );
+    view! {
+        <tr>
+            <td title=s.id.clone()>{s.name.clone()}</td>
+            <td>{format!("{:?}", s.kind).to_lowercase()}</td>
+            <td>{s.hostname.clone()}</td>
+            <td>{s.version.clone()}</td>
+            <td class:offline=!online>{state}</td>
+            <td class="num">{format::count(s.open)}</td>
+            <td class="num">{cpu}</td>
+            <td class="num">{mem}</td>
+            <td class="num">{rss}</td>
+            <td class="num" data-testid="source-drops">{drops}</td>
+        </tr>
+    }
+}

@@ -1,0 +1,157 @@
+//! The connection table: a server-side sorted, filtered window with paging.
+
+use crate::app::ViewControls;
+use crate::format;
+use crate::model::LiveModel;
+use crate::protocol::{ConnRow, ConnState, SortKey, StateFilter};
+use leptos::prelude::*;
+
+const PAGE: u32 = 50;
+
+#[component]
+fn SortHeader(label: &'static str, key: SortKey) -> impl IntoView {
+    let controls = expect_context::<ViewControls>();
+    let arrow = move || {
+        controls.table.with(|t| match (t.sort == key, t.desc) {
+            (true, true) => " ▼",
+            (true, false) => " ▲",
+            _ => "",
+        })
+    };
+    let click = move |_| {
+        controls.table.update(|t| {
+            if t.sort == key {
+                t.desc = !t.desc;
+            } else {
+                t.sort = key;
+                t.desc = true;
+            }
+            t.offset = 0;
+        })
+    };
+    view! { <th class="sortable" on:click=click>{label}{arrow}</th> }
+}
+
+#[component]
+pub fn ConnTable() -> impl IntoView {
+    let model = expect_context::<RwSignal<LiveModel>>();
+    let controls = expect_context::<ViewControls>();
+    let rows = Memo::new(move |_| model.with(|m| m.visible_rows()));
+    let now_ms = Memo::new(move |_| model.with(|m| m.now_ms));
+    let total = Memo::new(move |_| model.with(|m| m.total));
+    let offset = move || controls.table.with(|t| t.offset);
+    let range = move || {
+        let (o, t) = (offset() as u64, total.get());
+        if t == 0 {
+            "no connections".to_string()
+        } else {
+            format!("{}–{} of {}", o + 1, (o + PAGE as u64).min(t), format::count(t))
+        }
+    };
+    let on_filter = move |ev| {
+        let v = event_target_value(&ev);
+        controls.table.update(|t| {
+            t.q = v;
+            t.offset = 0;
+        })
+    };
+    let on_state = move |ev| {
+        let state = match event_target_value(&ev).as_str() {
+            "closed" => StateFilter::Closed,
+            "all" => StateFilter::All,
+            _ => StateFilter::Open,
+        };
+        controls.table.update(|t| {
+            t.state = state;
+            t.offset = 0;
+        })
+    };
+    let prev = move |_| controls.table.update(|t| t.offset = t.offset.saturating_sub(PAGE));
+    let next = move |_| {
+        let t = total.get();
+        controls.table.update(|q| {
+            if ((q.offset + PAGE) as u64) < t {
+                q.offset += PAGE
+            }
+        })
+    };
+    view! {
+        <section class="panel conns">
+            <div class="panel-head">
+                <h2>"Connections"</h2>
+                <input
+                    type="search"
+                    placeholder="filter: ip, user agent, path, source, id"
+                    data-testid="conn-filter"
+                    prop:value=move || controls.table.with(|t| t.q.clone())
+                    on:input=on_filter
+                />
+                <select on:change=on_state data-testid="conn-state">
+                    <option value="open" selected=true>"open"</option>
+                    <option value="closed">"closed"</option>
+                    <option value="all">"all"</option>
+                </select>
+                <span class="range" data-testid="conn-range">{range}</span>
+                <button on:click=prev disabled=move || offset() == 0>"‹ prev"</button>
+                <button on:click=next disabled=move || (offset() + PAGE) as u64 >= total.get()>"next ›"</button>
+            </div>
+            <div class="scroll">
+                <table class="grid" data-testid="conn-table">
+                    <thead>
+                        <tr>
+                            <SortHeader label="id" key=SortKey::Id/>
+                            <SortHeader label="ip" key=SortKey::Ip/>
+                            <SortHeader label="user agent" key=SortKey::UserAgent/>
+                            <SortHeader label="path" key=SortKey::Path/>
+                            <SortHeader label="source" key=SortKey::Source/>
+                            <th>"connected for"</th>
+                            <SortHeader label="msgs in" key=SortKey::MsgsIn/>
+                            <SortHeader label="msgs out" key=SortKey::MsgsOut/>
+                            <SortHeader label="bytes in" key=SortKey::BytesIn/>
+                            <SortHeader label="bytes out" key=SortKey::BytesOut/>
+                            <SortHeader label="rate" key=SortKey::Rate/>
+                            <th>"state"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For each=move || rows.get() key=|r: &ConnRow| r.clone() let:r>
+                            <Row r=r now_ms=now_ms/>
+                        </For>
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
+    let opened = r.opened_ms;
+    let closed = r.closed_ms;
+    let age = move || format::duration_ms(closed.unwrap_or_else(|| now_ms.get()).saturating_sub(opened));
+    let state = match r.state {
+        ConnState::Open => "open".to_string(),
+        ConnState::Closed => match r.close_code {
+            Some(c) => format!("closed {c} ({})", format::close_code(c)),
+            None => "closed (no code)".to_string(),
+        },
+    };
+    let reason = r.close_reason.clone().unwrap_or_default();
+    let by = r.closed_by.map(|b| format!("by {:?}", b).to_lowercase()).unwrap_or_default();
+    view! {
+        <tr data-conn=r.id class:closed=r.state == ConnState::Closed>
+            <td class="num">{r.id}</td>
+            <td>{r.ip.clone()}</td>
+            <td class="ua" title=r.user_agent.clone()>{r.user_agent.clone()}</td>
+            <td class="path" title=r.path.clone()>{r.path.clone()}</td>
+            <td>{r.source.clone()}</td>
+            <td class="num">{age}</td>
+            <td class="num">{format::count(r.msgs_in)}</td>
+            <td class="num">{format::count(r.msgs_out)}</td>
+            <td class="num">{format::bytes(r.bytes_in)}</td>
+            <td class="num">{format::bytes(r.bytes_out)}</td>
+            <td class="num">{format!("{}/s", r.rate_msgs)}</td>
+            <td class="state" title=format!("{reason} {by}")>{state}</td>
+        </tr>
+    }
+}

@@ -1,0 +1,21 @@
+//! sockscope: real-time observability for WebSocket traffic.
+//!
+//! Data path: tap → [`server::ingest`] → [`server::aggregator`] → [`server::hub`] → `/live`
+//! → [`model`] (browser) → [`components`].
+
+pub mod app;
+pub mod components;
+pub mod format;
+#[cfg(feature = "hydrate")]
+mod live_client;
+pub mod model;
+pub mod protocol;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,67 @@
+//! The `sockscope` command line: `serve` runs the observer.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sockscope::server::config::ServeArgs;
+
+#[derive(Parser)]
+#[command(name = "sockscope", version, about = "Real-time observability for WebSocket traffic")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the observer: tap ingest, live dashboard, JSON API.
+    Serve(ServeArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SOCKSCOPE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let js = config.site_root.join("pkg/sockscope.js");
+    if !js.exists() {
+        tracing::warn!(
+            "dashboard assets not found at {}: the API and ingest work, the page will not hydrate. \
+             Build them with `cargo leptos build` or point --site-root at them",
+            js.display()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("sockscope observer on http://{addr}  (taps: ws://{addr}/ingest)");
+    sockscope::server::serve(listener, config, shutdown_signal())
+        .await
+        .context("server failed")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

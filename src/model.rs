@@ -1,0 +1,266 @@
+//! The browser-side live model: applies `/live` snapshots and deltas. Plain Rust with no
+//! Leptos in it, so it is unit-tested natively; components only render it.
+
+use crate::protocol::{ConnRow, Frame, Overview, ServerMsg, TraceEntry};
+use std::collections::{HashMap, VecDeque};
+
+/// Trace entries a browser keeps at most.
+pub const DEFAULT_TRACE_KEEP: usize = 200;
+
+/// State of the dashboard's own socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkStatus {
+    Connecting,
+    Live,
+    /// Lost; the next attempt is number `attempt`.
+    Reconnecting { attempt: u32 },
+}
+
+impl LinkStatus {
+    pub fn label(self) -> String {
+        match self {
+            LinkStatus::Connecting => "connecting…".into(),
+            LinkStatus::Live => "live".into(),
+            LinkStatus::Reconnecting { attempt } => format!("reconnecting (attempt {attempt})"),
+        }
+    }
+
+    pub fn css(self) -> &'static str {
+        match self {
+            LinkStatus::Connecting => "connecting",
+            LinkStatus::Live => "live",
+            LinkStatus::Reconnecting { .. } => "reconnecting",
+        }
+    }
+}
+
+/// What applying a message asks of the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Ok,
+    /// A delta did not follow the last frame: subscribe again to get a snapshot.
+    Resubscribe,
+    /// The observer reported an error for the last request.
+    ServerError(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveModel {
+    pub status: LinkStatus,
+    /// Sequence number of the last applied frame; 0 before the first snapshot.
+    pub seq: u64,
+    pub now_ms: u64,
+    pub overview: Overview,
+    rows: HashMap<u64, ConnRow>,
+    pub ids: Vec<u64>,
+    pub total: u64,
+    pub offset: u32,
+    /// Newest first.
+    pub trace: VecDeque<TraceEntry>,
+    pub trace_keep: usize,
+    /// Matching trace entries the observer did not send because too many arrived at once.
+    pub trace_skipped: u64,
+    pub snapshots: u64,
+    pub last_error: Option<String>,
+}
+
+impl Default for LiveModel {
+    fn default() -> Self {
+        LiveModel {
+            status: LinkStatus::Connecting,
+            seq: 0,
+            now_ms: 0,
+            overview: Overview::default(),
+            rows: HashMap::new(),
+            ids: Vec::new(),
+            total: 0,
+            offset: 0,
+            trace: VecDeque::new(),
+            trace_keep: DEFAULT_TRACE_KEEP,
+            trace_skipped: 0,
+            snapshots: 0,
+            last_error: None,
+        }
+    }
+}
+
+impl LiveModel {
+    pub fn apply(&mut self, msg: ServerMsg) -> Applied {
+        match msg {
+            ServerMsg::Snapshot(f) => {
+                self.rows.clear();
+                self.ids.clear();
+                self.total = 0;
+                self.offset = 0;
+                self.trace.clear();
+                self.trace_skipped = 0;
+                self.snapshots += 1;
+                self.take(f);
+                Applied::Ok
+            }
+            ServerMsg::Delta(f) => {
+                if self.seq == 0 || f.seq != self.seq + 1 {
+                    return Applied::Resubscribe;
+                }
+                self.take(f);
+                Applied::Ok
+            }
+            ServerMsg::Error { message } => {
+                self.last_error = Some(message.clone());
+                Applied::ServerError(message)
+            }
+        }
+    }
+
+    fn take(&mut self, f: Frame) {
+        self.seq = f.seq;
+        self.now_ms = f.now_ms;
+        self.overview = f.overview;
+        if let Some(t) = f.table {
+            for r in t.rows {
+                self.rows.insert(r.id, r);
+            }
+            self.ids = t.ids;
+            self.total = t.total;
+            self.offset = t.offset;
+            let keep: std::collections::HashSet<u64> = self.ids.iter().copied().collect();
+            self.rows.retain(|id, _| keep.contains(id));
+        }
+        for e in f.trace.into_iter().rev() {
+            self.trace.push_front(e);
+        }
+        self.trace.truncate(self.trace_keep);
+        self.trace_skipped += f.trace_skipped;
+    }
+
+    /// The table window in display order.
+    pub fn visible_rows(&self) -> Vec<ConnRow> {
+        self.ids.iter().filter_map(|id| self.rows.get(id).cloned()).collect()
+    }
+
+    /// The link dropped: keep showing the last data, mark it stale.
+    pub fn disconnected(&mut self, attempt: u32) {
+        self.status = LinkStatus::Reconnecting { attempt };
+        self.seq = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ConnState, TableDelta, TraceKind};
+
+    fn row(id: u64, msgs: u64) -> ConnRow {
+        ConnRow {
+            id,
+            source: "p1".into(),
+            ip: "127.0.0.1".into(),
+            user_agent: "ua".into(),
+            path: "/ws".into(),
+            state: ConnState::Open,
+            opened_ms: 1,
+            closed_ms: None,
+            close_code: None,
+            close_reason: None,
+            closed_by: None,
+            msgs_in: msgs,
+            msgs_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            rate_msgs: 0,
+            rate_bytes: 0,
+        }
+    }
+
+    fn trace(seq: u64) -> TraceEntry {
+        TraceEntry {
+            seq,
+            ts_us: seq,
+            conn: 1,
+            source: "p1".into(),
+            kind: TraceKind::Message,
+            dir: None,
+            opcode: None,
+            size: 0,
+            truncated: false,
+            code: None,
+            by: None,
+            text: format!("m{seq}"),
+        }
+    }
+
+    fn frame(seq: u64, table: Option<TableDelta>, trace: Vec<TraceEntry>) -> Frame {
+        Frame {
+            seq,
+            now_ms: 1000 * seq,
+            table,
+            trace,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn snapshot_then_deltas_update_rows_order_and_trace() {
+        let mut m = LiveModel::default();
+        let snap = TableDelta { total: 2, offset: 0, ids: vec![2, 1], rows: vec![row(2, 0), row(1, 0)] };
+        assert_eq!(m.apply(ServerMsg::Snapshot(frame(1, Some(snap), vec![trace(2), trace(1)]))), Applied::Ok);
+        assert_eq!(m.visible_rows().iter().map(|r| r.id).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!(m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![2, 1]);
+
+        // Row 1 changed, row 3 arrived on top, row 2 left the window (pushed out).
+        let d = TableDelta { total: 3, offset: 0, ids: vec![3, 1], rows: vec![row(3, 0), row(1, 5)] };
+        assert_eq!(m.apply(ServerMsg::Delta(frame(2, Some(d), vec![trace(4), trace(3)]))), Applied::Ok);
+        let rows = m.visible_rows();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 1]);
+        assert_eq!(rows[1].msgs_in, 5);
+        assert_eq!(m.total, 3);
+        assert_eq!(m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![4, 3, 2, 1]);
+
+        // A delta without table changes keeps the table.
+        assert_eq!(m.apply(ServerMsg::Delta(frame(3, None, vec![]))), Applied::Ok);
+        assert_eq!(m.visible_rows().len(), 2);
+    }
+
+    #[test]
+    fn gap_in_deltas_asks_for_resubscribe() {
+        let mut m = LiveModel::default();
+        assert_eq!(m.apply(ServerMsg::Delta(frame(1, None, vec![]))), Applied::Resubscribe);
+        m.apply(ServerMsg::Snapshot(frame(5, None, vec![])));
+        assert_eq!(m.apply(ServerMsg::Delta(frame(7, None, vec![]))), Applied::Resubscribe);
+        assert_eq!(m.apply(ServerMsg::Delta(frame(6, None, vec![]))), Applied::Ok);
+    }
+
+    #[test]
+    fn trace_is_bounded_and_skips_are_summed() {
+        let mut m = LiveModel { trace_keep: 3, ..Default::default() };
+        m.apply(ServerMsg::Snapshot(frame(1, None, vec![trace(2), trace(1)])));
+        let mut f = frame(2, None, vec![trace(5), trace(4), trace(3)]);
+        f.trace_skipped = 7;
+        m.apply(ServerMsg::Delta(f));
+        assert_eq!(m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![5, 4, 3]);
+        assert_eq!(m.trace_skipped, 7);
+    }
+
+    #[test]
+    fn snapshot_replaces_everything_and_disconnect_forces_one() {
+        let mut m = LiveModel::default();
+        let snap = TableDelta { total: 1, offset: 0, ids: vec![1], rows: vec![row(1, 0)] };
+        m.apply(ServerMsg::Snapshot(frame(1, Some(snap), vec![trace(1)])));
+        m.disconnected(1);
+        assert_eq!(m.status, LinkStatus::Reconnecting { attempt: 1 });
+        assert_eq!(m.apply(ServerMsg::Delta(frame(2, None, vec![]))), Applied::Resubscribe);
+        let snap = TableDelta { total: 0, offset: 0, ids: vec![], rows: vec![] };
+        m.apply(ServerMsg::Snapshot(frame(1, Some(snap), vec![])));
+        assert!(m.visible_rows().is_empty());
+        assert!(m.trace.is_empty());
+        assert_eq!(m.snapshots, 2);
+    }
+
+    #[test]
+    fn server_error_is_kept() {
+        let mut m = LiveModel::default();
+        let r = m.apply(ServerMsg::Error { message: "bad".into() });
+        assert_eq!(r, Applied::ServerError("bad".into()));
+        assert_eq!(m.last_error.as_deref(), Some("bad"));
+    }
+}

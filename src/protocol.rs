@@ -1,0 +1,347 @@
+//! The dashboard protocol: JSON messages on `/live` and the view types `/api/*` returns.
+//! Shared by the observer (ssr) and the browser (hydrate); tap-side types live in `sockscope-wire`.
+
+use serde::{Deserialize, Serialize};
+pub use sockscope_wire::{Closer, Direction, Opcode, SourceKind};
+
+/// Largest table window a browser or API client may ask for.
+pub const MAX_WINDOW: u32 = 500;
+
+/// Browser → observer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Replaces what this browser looks at; the observer answers with a fresh snapshot.
+    Subscribe(ViewSpec),
+}
+
+/// What a browser shows. Anything absent is not sent to it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ViewSpec {
+    #[serde(default)]
+    pub table: Option<TableQuery>,
+    #[serde(default)]
+    pub trace: Option<TraceQuery>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    #[default]
+    Open,
+    Closed,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortKey {
+    /// Observer id, i.e. connect order.
+    #[default]
+    Id,
+    Ip,
+    UserAgent,
+    Path,
+    Source,
+    MsgsIn,
+    MsgsOut,
+    BytesIn,
+    BytesOut,
+    Rate,
+}
+
+/// A window onto the connection table; sorting and filtering run on the observer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableQuery {
+    #[serde(default)]
+    pub state: StateFilter,
+    /// Case-insensitive substring over IP, user agent, path, source and id.
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub sort: SortKey,
+    #[serde(default = "yes")]
+    pub desc: bool,
+    #[serde(default)]
+    pub offset: u32,
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_limit() -> u32 {
+    50
+}
+
+impl Default for TableQuery {
+    fn default() -> Self {
+        TableQuery {
+            state: StateFilter::Open,
+            q: String::new(),
+            sort: SortKey::Id,
+            desc: true,
+            offset: 0,
+            limit: default_limit(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceKind {
+    Open,
+    Message,
+    Close,
+}
+
+/// Which trace events a browser wants, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceQuery {
+    /// Empty means every kind.
+    #[serde(default)]
+    pub kinds: Vec<TraceKind>,
+    #[serde(default)]
+    pub conn: Option<u64>,
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+impl Default for TraceQuery {
+    fn default() -> Self {
+        TraceQuery {
+            kinds: Vec::new(),
+            conn: None,
+            limit: 100,
+        }
+    }
+}
+
+impl TraceQuery {
+    pub fn matches(&self, e: &TraceEntry) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&e.kind))
+            && self.conn.is_none_or(|c| c == e.conn)
+    }
+}
+
+/// Observer → browser.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// Full state of the subscribed view; replaces everything the browser holds.
+    Snapshot(Frame),
+    /// Changes since the previous frame on this socket.
+    Delta(Frame),
+    /// The last client message was not understood.
+    Error { message: String },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Increases by one per frame on a socket; a gap means frames were lost.
+    pub seq: u64,
+    /// Observer clock, milliseconds since the Unix epoch.
+    pub now_ms: u64,
+    pub overview: Overview,
+    #[serde(default)]
+    pub table: Option<TableDelta>,
+    /// New trace entries, newest first (all of them in a snapshot).
+    #[serde(default)]
+    pub trace: Vec<TraceEntry>,
+    /// Matching entries that arrived since the last frame but were not sent (over the limit).
+    #[serde(default)]
+    pub trace_skipped: u64,
+}
+
+/// The table window: the order of ids, plus the rows that are new or changed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableDelta {
+    /// Rows matching the filter in total.
+    pub total: u64,
+    pub offset: u32,
+    /// Ids of the window in display order.
+    pub ids: Vec<u64>,
+    /// Rows the browser does not have yet or that changed.
+    pub rows: Vec<ConnRow>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub totals: Totals,
+    /// Last complete second.
+    pub rates: Rates,
+    pub sources: Vec<SourceView>,
+    pub observer: ObserverStats,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub open: u64,
+    pub tracked: u64,
+    pub opened: u64,
+    pub closed: u64,
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rates {
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connects: u64,
+    pub disconnects: u64,
+}
+
+/// Counters of what the observer itself refused, evicted or could not deliver.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObserverStats {
+    /// Batches or events rejected at ingest, all reasons.
+    pub ingest_errors: u64,
+    pub events_ingested: u64,
+    /// Closed connections evicted by retention or the connection limit.
+    pub evicted: u64,
+    /// Connections not tracked because the limit was reached with none closed to evict.
+    pub untracked: u64,
+    /// Stored payloads dropped to stay within the payload budget.
+    pub payloads_evicted: u64,
+    /// Times a browser fell behind and was re-snapshotted.
+    pub browser_resnapshots: u64,
+}
+
+/// Drop counters a tap reported, cumulative.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drops {
+    pub conn_open: u64,
+    pub message: u64,
+    pub conn_close: u64,
+    pub host: u64,
+}
+
+impl Drops {
+    pub fn total(&self) -> u64 {
+        self.conn_open + self.message + self.conn_close + self.host
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostView {
+    pub cpu_pct: f32,
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub rss: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceView {
+    pub id: String,
+    pub name: String,
+    pub kind: SourceKind,
+    pub version: String,
+    pub hostname: String,
+    /// A tap session is connected right now.
+    pub online: bool,
+    pub last_seen_ms: u64,
+    pub open: u64,
+    pub host: Option<HostView>,
+    pub drops: Drops,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    Open,
+    Closed,
+}
+
+/// One row of the connection table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnRow {
+    pub id: u64,
+    pub source: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub path: String,
+    pub state: ConnState,
+    pub opened_ms: u64,
+    pub closed_ms: Option<u64>,
+    pub close_code: Option<u16>,
+    pub close_reason: Option<String>,
+    pub closed_by: Option<Closer>,
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Messages in the last complete second, both directions.
+    pub rate_msgs: u64,
+    pub rate_bytes: u64,
+}
+
+/// One entry of the live trace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TraceEntry {
+    /// Observer-wide sequence number, increasing.
+    pub seq: u64,
+    pub ts_us: u64,
+    pub conn: u64,
+    pub source: String,
+    pub kind: TraceKind,
+    #[serde(default)]
+    pub dir: Option<Direction>,
+    #[serde(default)]
+    pub opcode: Option<Opcode>,
+    /// Original size of a message.
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub truncated: bool,
+    #[serde(default)]
+    pub code: Option<u16>,
+    #[serde(default)]
+    pub by: Option<Closer>,
+    /// Short text: the path and IP of an open, a payload preview, a close reason.
+    pub text: String,
+}
+
+/// A stored message of one connection, as `/api/connections/{id}` returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub seq: u64,
+    pub ts_us: u64,
+    pub dir: Direction,
+    pub opcode: Opcode,
+    pub size: u64,
+    pub truncated: bool,
+    /// Text payload as captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Other payloads, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_b64: Option<String>,
+    /// The payload was captured but dropped to keep the observer's payload budget.
+    #[serde(default)]
+    pub payload_evicted: bool,
+}
+
+/// `/api/connections/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnDetail {
+    #[serde(flatten)]
+    pub row: ConnRow,
+    pub tap_conn: u64,
+    pub subprotocol: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub messages: Vec<MessageView>,
+}
+
+/// `/api/connections`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnPage {
+    pub total: u64,
+    pub offset: u32,
+    pub items: Vec<ConnRow>,
+}

@@ -1,0 +1,162 @@
+//! The aggregator: one task that owns all observer state. Ingest, the API and `/live` talk to
+//! it through one bounded channel; nothing else touches the state.
+
+pub mod conn;
+pub mod query;
+pub mod series;
+pub mod state;
+pub mod store;
+
+use crate::protocol::{ConnDetail, ConnPage, Overview, SourceView, TableQuery, TraceEntry, TraceQuery, ViewSpec};
+use crate::server::config::AggConfig;
+use crate::server::hub::{overview, Hub};
+use series::Point;
+use sockscope_wire::Event;
+pub use state::EventError;
+use state::State;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// Inputs queued towards the aggregator.
+pub const INPUT_QUEUE: usize = 1024;
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Read-only questions, answered on a oneshot.
+pub enum Query {
+    Overview(oneshot::Sender<Overview>),
+    Sources(oneshot::Sender<Vec<SourceView>>),
+    Connections(TableQuery, oneshot::Sender<ConnPage>),
+    Connection(u64, oneshot::Sender<Option<ConnDetail>>),
+    Trace(TraceQuery, oneshot::Sender<Vec<TraceEntry>>),
+    Series(oneshot::Sender<Vec<Point>>),
+}
+
+pub enum Input {
+    /// A validated batch; `source` is the session's source once its hello was seen.
+    Batch {
+        source: Option<Arc<str>>,
+        events: Vec<Event>,
+        /// Number of the batch on its tap session, echoed in error reports.
+        batch: u64,
+        done: Option<oneshot::Sender<Vec<EventError>>>,
+        errors: Option<mpsc::Sender<(u64, Vec<EventError>)>>,
+    },
+    /// A frame that failed decoding or validation, for the counters.
+    Rejected,
+    Session { source: Arc<str>, up: bool },
+    Query(Query),
+    Subscribe { id: u64, tx: mpsc::Sender<String>, spec: ViewSpec },
+    View { id: u64, spec: ViewSpec },
+    Unsubscribe { id: u64 },
+}
+
+/// Cheap, cloneable handle to the aggregator task.
+#[derive(Clone)]
+pub struct Aggregator {
+    tx: mpsc::Sender<Input>,
+}
+
+/// The aggregator task stopped; only happens at shutdown.
+#[derive(Debug, thiserror::Error)]
+#[error("the aggregator task has stopped")]
+pub struct Stopped;
+
+impl Aggregator {
+    /// Starts the task on the current runtime.
+    pub fn spawn(cfg: AggConfig) -> Aggregator {
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        tokio::spawn(run(State::new(cfg), rx));
+        Aggregator { tx }
+    }
+
+    pub async fn send(&self, input: Input) -> Result<(), Stopped> {
+        self.tx.send(input).await.map_err(|_| Stopped)
+    }
+
+    /// Asks a question and waits for the answer.
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Query) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Input::Query(make(tx))).await?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+async fn run(mut state: State, mut rx: mpsc::Receiver<Input>) {
+    let mut hub = Hub::default();
+    let mut publish = tokio::time::interval(state.cfg.tick);
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut buf = Vec::with_capacity(64);
+    loop {
+        tokio::select! {
+            biased;
+            _ = second.tick() => state.second(now_us()),
+            _ = publish.tick() => hub.publish(&state, now_us(), None),
+            n = rx.recv_many(&mut buf, 64) => {
+                if n == 0 {
+                    return;
+                }
+                let now = now_us();
+                for input in buf.drain(..) {
+                    handle(&mut state, &mut hub, input, now);
+                }
+            }
+        }
+    }
+}
+
+fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
+    let now_s = now / 1_000_000;
+    match input {
+        Input::Batch { source, events, batch, done, errors } => {
+            let errs = state.apply(source.as_deref(), events, now);
+            if let Some(done) = done {
+                let _ = done.send(errs);
+            } else if let (Some(tx), false) = (errors, errs.is_empty()) {
+                // Never wait on a tap: if its error queue is full the report is dropped.
+                let _ = tx.try_send((batch, errs));
+            }
+        }
+        Input::Rejected => state.stats.ingest_errors += 1,
+        Input::Session { source, up } => state.session(&source, up),
+        Input::Query(q) => match q {
+            Query::Overview(tx) => {
+                let mut o = overview(state);
+                o.observer.browser_resnapshots = hub.resnapshots;
+                let _ = tx.send(o);
+            }
+            Query::Sources(tx) => {
+                let _ = tx.send(state.sources.iter().map(|s| s.view()).collect());
+            }
+            Query::Connections(q, tx) => {
+                let _ = tx.send(state.page(&q, now_s));
+            }
+            Query::Connection(id, tx) => {
+                let _ = tx.send(state.detail(id, now_s));
+            }
+            Query::Trace(q, tx) => {
+                let _ = tx.send(state.trace_since(&q, 0).0);
+            }
+            Query::Series(tx) => {
+                let _ = tx.send(state.series.points.iter().cloned().collect());
+            }
+        },
+        Input::Subscribe { id, tx, spec } => {
+            hub.subscribe(id, tx, spec);
+            hub.publish(state, now, Some(id));
+        }
+        Input::View { id, spec } => {
+            hub.set_view(id, spec);
+            hub.publish(state, now, Some(id));
+        }
+        Input::Unsubscribe { id } => hub.unsubscribe(id),
+    }
+}

@@ -1,0 +1,543 @@
+//! All observer state and the rules that apply tap events to it. Owned by the aggregator task.
+
+use super::conn::{CloseInfo, Conn, Rate, StoredMessage, StoredPayload};
+use super::series::{HostPoint, Ring, Series};
+use super::store::MessageStore;
+use crate::protocol::{Drops, HostView, ObserverStats, SourceView, Totals, TraceEntry, TraceKind};
+use crate::server::config::AggConfig;
+use sockscope_wire::{Closer, ConnClose, ConnOpen, Dropped, Event, Hello, Message, SourceKind};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Longest payload preview kept in the trace, in characters.
+pub const PREVIEW_CHARS: usize = 120;
+/// Longest binary preview, in bytes (shown as hex).
+pub const PREVIEW_BYTES: usize = 32;
+
+/// A problem with one event of an otherwise valid batch; the rest of the batch is applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventError {
+    pub code: &'static str,
+    pub index: usize,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct Source {
+    pub id: Arc<str>,
+    pub name: String,
+    pub kind: SourceKind,
+    pub version: String,
+    pub hostname: String,
+    pub instance: Option<u64>,
+    pub sessions: u32,
+    pub last_seen_us: u64,
+    pub open: u64,
+    pub host: Option<HostView>,
+    pub host_series: Ring<HostPoint>,
+    pub drops: Drops,
+    /// Last cumulative counters the tap reported, to detect a restarted tap.
+    drops_reported: Drops,
+}
+
+impl Source {
+    pub fn view(&self) -> SourceView {
+        SourceView {
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            kind: self.kind,
+            version: self.version.clone(),
+            hostname: self.hostname.clone(),
+            online: self.sessions > 0,
+            last_seen_ms: self.last_seen_us / 1000,
+            open: self.open,
+            host: self.host.clone(),
+            drops: self.drops.clone(),
+        }
+    }
+}
+
+/// A trace record as stored; turned into a [`TraceEntry`] only when someone looks.
+#[derive(Clone, Debug)]
+pub struct TraceRec {
+    pub seq: u64,
+    pub ts_us: u64,
+    pub conn: u64,
+    pub source: usize,
+    pub kind: TraceKind,
+    pub dir: Option<sockscope_wire::Direction>,
+    pub opcode: Option<sockscope_wire::Opcode>,
+    pub size: u64,
+    pub truncated: bool,
+    pub code: Option<u16>,
+    pub by: Option<Closer>,
+    pub text: Box<str>,
+}
+
+pub struct State {
+    pub cfg: AggConfig,
+    pub conns: BTreeMap<u64, Conn>,
+    /// (source, tap connection id) → observer id, for open connections.
+    index: HashMap<(usize, u64), u64>,
+    pub sources: Vec<Source>,
+    source_ids: HashMap<Arc<str>, usize>,
+    user_agents: HashSet<Arc<str>>,
+    pub totals: Totals,
+    pub stats: ObserverStats,
+    pub trace: VecDeque<TraceRec>,
+    pub trace_seq: u64,
+    pub series: Series,
+    closed_order: VecDeque<(u64, u64)>,
+    pub store: MessageStore,
+    next_id: u64,
+    msg_seq: u64,
+}
+
+impl State {
+    pub fn new(cfg: AggConfig) -> Self {
+        State {
+            store: MessageStore::new(cfg.conn_messages, cfg.max_stored_messages, cfg.payload_budget),
+            series: Series::new(cfg.series_len),
+            cfg,
+            conns: BTreeMap::new(),
+            index: HashMap::new(),
+            sources: Vec::new(),
+            source_ids: HashMap::new(),
+            user_agents: HashSet::new(),
+            totals: Totals::default(),
+            stats: ObserverStats::default(),
+            trace: VecDeque::new(),
+            trace_seq: 0,
+            closed_order: VecDeque::new(),
+            next_id: 1,
+            msg_seq: 0,
+        }
+    }
+
+    pub fn source_index(&self, id: &str) -> Option<usize> {
+        self.source_ids.get(id).copied()
+    }
+
+    pub fn source_name(&self, idx: usize) -> &str {
+        &self.sources[idx].name
+    }
+
+    /// A tap session bound to `source` went up or down.
+    pub fn session(&mut self, source: &str, up: bool) {
+        if let Some(i) = self.source_index(source) {
+            let s = &mut self.sources[i];
+            s.sessions = if up {
+                s.sessions + 1
+            } else {
+                s.sessions.saturating_sub(1)
+            };
+        }
+    }
+
+    /// Applies a validated batch whose first event is a `hello` unless `source` names the
+    /// session's source. Returns the events that could not be applied.
+    pub fn apply(&mut self, source: Option<&str>, events: Vec<Event>, now_us: u64) -> Vec<EventError> {
+        let mut errors = Vec::new();
+        let mut src = source.and_then(|s| self.source_index(s));
+        let now_s = now_us / 1_000_000;
+        self.stats.events_ingested += events.len() as u64;
+        for (index, ev) in events.into_iter().enumerate() {
+            if let Event::Hello(h) = ev {
+                src = Some(self.hello(h, now_us));
+                continue;
+            }
+            let Some(si) = src else {
+                errors.push(EventError {
+                    code: "no_hello",
+                    index,
+                    message: "send a hello event before any other event".into(),
+                });
+                continue;
+            };
+            let res = match ev {
+                Event::Hello(_) => unreachable!("handled above"),
+                Event::ConnOpen(o) => self.conn_open(si, o, now_us),
+                Event::Message(m) => self.message(si, m, now_us, now_s),
+                Event::ConnClose(c) => self.conn_close(si, c, now_us),
+                Event::Host(h) => {
+                    self.sources[si].host = Some(HostView {
+                        cpu_pct: h.cpu_pct,
+                        mem_used: h.mem_used,
+                        mem_total: h.mem_total,
+                        rss: h.rss,
+                    });
+                    Ok(())
+                }
+                Event::Dropped(d) => {
+                    self.dropped(si, d);
+                    Ok(())
+                }
+            };
+            if let Err((code, message)) = res {
+                errors.push(EventError { code, index, message });
+            }
+        }
+        if let Some(si) = src {
+            self.sources[si].last_seen_us = now_us;
+        }
+        self.stats.ingest_errors += errors.len() as u64;
+        errors
+    }
+
+    fn hello(&mut self, h: Hello, now_us: u64) -> usize {
+        let name = if h.name.is_empty() { h.source.clone() } else { h.name };
+        let idx = match self.source_ids.get(h.source.as_str()) {
+            Some(&i) => i,
+            None => {
+                let id: Arc<str> = h.source.as_str().into();
+                self.sources.push(Source {
+                    id: id.clone(),
+                    name: String::new(),
+                    kind: h.kind,
+                    version: String::new(),
+                    hostname: String::new(),
+                    instance: h.instance,
+                    sessions: 0,
+                    last_seen_us: now_us,
+                    open: 0,
+                    host: None,
+                    host_series: Ring::new(self.cfg.series_len),
+                    drops: Drops::default(),
+                    drops_reported: Drops::default(),
+                });
+                self.source_ids.insert(id, self.sources.len() - 1);
+                self.sources.len() - 1
+            }
+        };
+        let restarted = {
+            let s = &self.sources[idx];
+            matches!((s.instance, h.instance), (Some(a), Some(b)) if a != b)
+        };
+        if restarted {
+            let stale: Vec<u64> = self
+                .index
+                .iter()
+                .filter(|((si, _), _)| *si == idx)
+                .map(|(_, &id)| id)
+                .collect();
+            for id in stale {
+                self.close(id, now_us, None, Some("tap restarted".into()), Closer::Abort);
+            }
+            self.sources[idx].drops_reported = Drops::default();
+        }
+        let s = &mut self.sources[idx];
+        s.name = name;
+        s.kind = h.kind;
+        s.version = h.version;
+        s.hostname = h.hostname;
+        s.instance = h.instance.or(s.instance);
+        idx
+    }
+
+    fn conn_open(&mut self, si: usize, o: ConnOpen, now_us: u64) -> Result<(), (&'static str, String)> {
+        let mut result = Ok(());
+        if let Some(&old) = self.index.get(&(si, o.conn)) {
+            self.close(old, now_us, None, Some("replaced by a new conn_open with the same id".into()), Closer::Abort);
+            result = Err((
+                "duplicate_connection",
+                format!("connection {} was already open; the old record was closed as abort", o.conn),
+            ));
+        }
+        if self.conns.len() >= self.cfg.max_connections && !self.evict_oldest_closed() {
+            self.stats.untracked += 1;
+            return Err((
+                "connection_limit",
+                format!(
+                    "{} connections are tracked and none is closed; raise --max-connections",
+                    self.conns.len()
+                ),
+            ));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let ts = o.ts.unwrap_or(now_us);
+        let ip = o.ip.parse().expect("validated by the wire crate");
+        let user_agent = self.intern_ua(o.user_agent.as_deref().unwrap_or(""));
+        self.push_trace(TraceRec {
+            seq: 0,
+            ts_us: ts,
+            conn: id,
+            source: si,
+            kind: TraceKind::Open,
+            dir: None,
+            opcode: None,
+            size: 0,
+            truncated: false,
+            code: None,
+            by: None,
+            text: format!("{} {}", o.ip, preview_text(&o.path)).into(),
+        });
+        self.conns.insert(
+            id,
+            Conn {
+                id,
+                source: si,
+                tap_conn: o.conn,
+                ip,
+                user_agent,
+                path: o.path.into(),
+                headers: o.headers.into_iter().map(|h| (h.0.into(), h.1.into())).collect(),
+                subprotocol: o.subprotocol.map(Into::into),
+                opened_us: ts,
+                closed: None,
+                msgs_in: 0,
+                msgs_out: 0,
+                bytes_in: 0,
+                bytes_out: 0,
+                rate: Rate::default(),
+                recent: VecDeque::new(),
+            },
+        );
+        self.index.insert((si, o.conn), id);
+        self.totals.opened += 1;
+        self.totals.open += 1;
+        self.totals.tracked = self.conns.len() as u64;
+        self.sources[si].open += 1;
+        self.series.current.connects += 1;
+        result
+    }
+
+    fn message(&mut self, si: usize, m: Message, now_us: u64, now_s: u64) -> Result<(), (&'static str, String)> {
+        let Some(&id) = self.index.get(&(si, m.conn)) else {
+            return Err(unknown(m.conn, "message"));
+        };
+        let ts = m.ts.unwrap_or(now_us);
+        let conn = self.conns.get_mut(&id).expect("index points at a tracked connection");
+        conn.count(m.dir, m.size, now_s);
+        match m.dir {
+            sockscope_wire::Direction::ClientToServer => {
+                self.totals.msgs_in += 1;
+                self.totals.bytes_in += m.size;
+                self.series.current.msgs_in += 1;
+                self.series.current.bytes_in += m.size;
+            }
+            sockscope_wire::Direction::ServerToClient => {
+                self.totals.msgs_out += 1;
+                self.totals.bytes_out += m.size;
+                self.series.current.msgs_out += 1;
+                self.series.current.bytes_out += m.size;
+            }
+        }
+        let payload = match (m.text, m.data) {
+            (Some(t), _) => StoredPayload::Text(t.into()),
+            (None, Some(d)) => StoredPayload::Binary(d.0.into()),
+            _ => StoredPayload::None,
+        };
+        let text: Box<str> = match &payload {
+            StoredPayload::Text(t) => preview_text(t).into(),
+            StoredPayload::Binary(b) => preview_hex(b).into(),
+            _ => "".into(),
+        };
+        self.msg_seq += 1;
+        self.push_trace(TraceRec {
+            seq: 0,
+            ts_us: ts,
+            conn: id,
+            source: si,
+            kind: TraceKind::Message,
+            dir: Some(m.dir),
+            opcode: Some(m.opcode),
+            size: m.size,
+            truncated: m.truncated,
+            code: None,
+            by: None,
+            text,
+        });
+        let stored = StoredMessage {
+            seq: self.msg_seq,
+            ts_us: ts,
+            dir: m.dir,
+            opcode: m.opcode,
+            size: m.size,
+            truncated: m.truncated,
+            payload,
+        };
+        self.store.store(&mut self.conns, id, stored);
+        self.stats.payloads_evicted = self.store.payloads_evicted;
+        Ok(())
+    }
+
+    fn conn_close(&mut self, si: usize, c: ConnClose, now_us: u64) -> Result<(), (&'static str, String)> {
+        let Some(&id) = self.index.get(&(si, c.conn)) else {
+            return Err(unknown(c.conn, "conn_close"));
+        };
+        self.close(id, c.ts.unwrap_or(now_us), c.code, c.reason, c.by);
+        Ok(())
+    }
+
+    fn close(&mut self, id: u64, at_us: u64, code: Option<u16>, reason: Option<String>, by: Closer) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if conn.closed.is_some() {
+            return;
+        }
+        let text = format!(
+            "{}{}",
+            code.map(|c| c.to_string()).unwrap_or_else(|| "no code".into()),
+            reason.as_deref().map(|r| format!(" {}", preview_text(r))).unwrap_or_default()
+        );
+        conn.closed = Some(CloseInfo {
+            at_us,
+            code,
+            reason: reason.map(Into::into),
+            by,
+        });
+        let (si, tap_conn) = (conn.source, conn.tap_conn);
+        self.index.remove(&(si, tap_conn));
+        self.closed_order.push_back((at_us, id));
+        self.totals.open -= 1;
+        self.totals.closed += 1;
+        self.sources[si].open -= 1;
+        self.series.current.disconnects += 1;
+        self.push_trace(TraceRec {
+            seq: 0,
+            ts_us: at_us,
+            conn: id,
+            source: si,
+            kind: TraceKind::Close,
+            dir: None,
+            opcode: None,
+            size: 0,
+            truncated: false,
+            code,
+            by: Some(by),
+            text: text.into(),
+        });
+    }
+
+    fn dropped(&mut self, si: usize, d: Dropped) {
+        let s = &mut self.sources[si];
+        let fields = [
+            (&mut s.drops.conn_open, &mut s.drops_reported.conn_open, d.conn_open),
+            (&mut s.drops.message, &mut s.drops_reported.message, d.message),
+            (&mut s.drops.conn_close, &mut s.drops_reported.conn_close, d.conn_close),
+            (&mut s.drops.host, &mut s.drops_reported.host, d.host),
+        ];
+        for (total, last, now) in fields {
+            // A counter that went down means the tap restarted and counts from zero again.
+            *total += if now >= *last { now - *last } else { now };
+            *last = now;
+        }
+    }
+
+    fn push_trace(&mut self, mut rec: TraceRec) {
+        if self.cfg.trace_capacity == 0 {
+            return;
+        }
+        self.trace_seq += 1;
+        rec.seq = self.trace_seq;
+        if self.trace.len() == self.cfg.trace_capacity {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(rec);
+    }
+
+    fn intern_ua(&mut self, ua: &str) -> Arc<str> {
+        if let Some(a) = self.user_agents.get(ua) {
+            return a.clone();
+        }
+        let a: Arc<str> = ua.into();
+        self.user_agents.insert(a.clone());
+        a
+    }
+
+    /// Evicts the oldest closed connection; false when none is closed.
+    fn evict_oldest_closed(&mut self) -> bool {
+        while let Some((_, id)) = self.closed_order.pop_front() {
+            if self.evict(id) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn evict(&mut self, id: u64) -> bool {
+        match self.conns.remove(&id) {
+            Some(c) => {
+                self.store.forget(&c);
+                self.stats.evicted += 1;
+                self.totals.tracked = self.conns.len() as u64;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Once a second: close the time-series second, sample host metrics, apply retention.
+    pub fn second(&mut self, now_us: u64) {
+        let now_s = now_us / 1_000_000;
+        self.series.roll(now_s, self.totals.open);
+        for s in &mut self.sources {
+            if let Some(h) = &s.host {
+                s.host_series.push(HostPoint {
+                    t: now_s,
+                    cpu_pct: h.cpu_pct,
+                    mem_used: h.mem_used,
+                    rss: h.rss,
+                });
+            }
+        }
+        let horizon = now_us.saturating_sub(self.cfg.retention.as_micros() as u64);
+        while let Some(&(at, id)) = self.closed_order.front() {
+            if at > horizon {
+                break;
+            }
+            self.closed_order.pop_front();
+            self.evict(id);
+        }
+        if self.user_agents.len() > 4096 {
+            self.user_agents.retain(|a| Arc::strong_count(a) > 1);
+        }
+    }
+
+    pub fn trace_entry(&self, r: &TraceRec) -> TraceEntry {
+        TraceEntry {
+            seq: r.seq,
+            ts_us: r.ts_us,
+            conn: r.conn,
+            source: self.sources[r.source].name.clone(),
+            kind: r.kind,
+            dir: r.dir,
+            opcode: r.opcode,
+            size: r.size,
+            truncated: r.truncated,
+            code: r.code,
+            by: r.by,
+            text: r.text.to_string(),
+        }
+    }
+}
+
+fn unknown(conn: u64, what: &str) -> (&'static str, String) {
+    (
+        "unknown_connection",
+        format!("{what} for connection {conn}, which is not open on this source (send conn_open first)"),
+    )
+}
+
+/// The first [`PREVIEW_CHARS`] characters of a text payload.
+pub fn preview_text(s: &str) -> String {
+    match s.char_indices().nth(PREVIEW_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Hex of the first [`PREVIEW_BYTES`] bytes of a binary payload.
+pub fn preview_hex(b: &[u8]) -> String {
+    let mut out = String::with_capacity(PREVIEW_BYTES * 3 + 1);
+    for (i, byte) in b.iter().take(PREVIEW_BYTES).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&format!("{byte:02x}"));
+    }
+    if b.len() > PREVIEW_BYTES {
+        out.push('…');
+    }
+    out
+}

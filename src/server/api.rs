@@ -1,0 +1,135 @@
+//! The JSON API: `/api/sources`, `/api/connections[/{id}]`, `/api/trace`, `/api/overview`,
+//! `/api/series`, `/healthz`. Stable; tests and other tools use it.
+
+use crate::protocol::{SortKey, StateFilter, TableQuery, TraceKind, TraceQuery, MAX_WINDOW};
+use crate::server::aggregator::Query as Q;
+use crate::server::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+
+/// Most trace entries one `/api/trace` call returns.
+pub const MAX_TRACE_LIMIT: u32 = 10_000;
+
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn stopped<E>(_: E) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, "the observer is shutting down".into())
+}
+
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn params<T>(q: QueryResult<T>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t).map_err(|e| bad(format!("{}", e.body_text())))
+}
+
+pub async fn sources(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let s = app.agg.ask(Q::Sources).await.map_err(stopped)?;
+    Ok(Json(s).into_response())
+}
+
+pub async fn overview(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let o = app.agg.ask(Q::Overview).await.map_err(stopped)?;
+    Ok(Json(o).into_response())
+}
+
+pub async fn series(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let s = app.agg.ask(Q::Series).await.map_err(stopped)?;
+    Ok(Json(s).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ConnParams {
+    state: Option<StateFilter>,
+    q: Option<String>,
+    sort: Option<SortKey>,
+    order: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+pub async fn connections(State(app): State<AppState>, q: QueryResult<ConnParams>) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let limit = p.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_WINDOW {
+        return Err(bad(format!("limit must be between 1 and {MAX_WINDOW}")));
+    }
+    let desc = match p.order.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(o) => return Err(bad(format!("order {o:?} is not asc or desc"))),
+    };
+    let query = TableQuery {
+        state: p.state.unwrap_or(StateFilter::All),
+        q: p.q.unwrap_or_default(),
+        sort: p.sort.unwrap_or_default(),
+        desc,
+        offset: p.offset.unwrap_or(0),
+        limit,
+    };
+    let page = app.agg.ask(|tx| Q::Connections(query, tx)).await.map_err(stopped)?;
+    Ok(Json(page).into_response())
+}
+
+pub async fn connection(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| bad(format!("{id:?} is not a connection id (a positive integer)")))?;
+    match app.agg.ask(|tx| Q::Connection(id, tx)).await.map_err(stopped)? {
+        Some(d) => Ok(Json(d).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no connection {id}: it never existed or was evicted by retention"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TraceParams {
+    /// Comma-separated kinds: open, message, close.
+    kind: Option<String>,
+    conn: Option<u64>,
+    limit: Option<u32>,
+}
+
+pub async fn trace(State(app): State<AppState>, q: QueryResult<TraceParams>) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let mut kinds = Vec::new();
+    for k in p.kind.as_deref().unwrap_or("").split(',').filter(|k| !k.is_empty()) {
+        kinds.push(match k.trim() {
+            "open" => TraceKind::Open,
+            "message" => TraceKind::Message,
+            "close" => TraceKind::Close,
+            other => return Err(bad(format!("kind {other:?} is not one of open, message, close"))),
+        });
+    }
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_TRACE_LIMIT {
+        return Err(bad(format!("limit must be between 1 and {MAX_TRACE_LIMIT}")));
+    }
+    let query = TraceQuery { kinds, conn: p.conn, limit };
+    let items = app.agg.ask(|tx| Q::Trace(query, tx)).await.map_err(stopped)?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// `GET /healthz`: 200 when the aggregator answers within a second.
+pub async fn healthz(State(app): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(1), app.agg.ask(Q::Sources)).await {
+        Ok(Ok(_)) => Json(json!({ "status": "ok" })).into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "aggregator not answering" }))).into_response(),
+    }
+}

@@ -1,0 +1,166 @@
+//! Observer configuration: typed structs, documented defaults, and the `serve` CLI flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default interval between frames sent to each browser (4 Hz).
+pub const DEFAULT_TICK: &str = "250ms";
+/// Default time a closed connection stays visible before it is evicted.
+pub const DEFAULT_RETENTION: &str = "1h";
+/// Default maximum number of tracked connections (open plus retained closed).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000_000;
+/// Default number of recent messages kept per connection.
+pub const DEFAULT_CONN_MESSAGES: usize = 32;
+/// Default number of messages stored across all connections.
+pub const DEFAULT_MAX_STORED_MESSAGES: usize = 262_144;
+/// Default payload bytes stored across all connections (256 MiB).
+pub const DEFAULT_PAYLOAD_BUDGET: usize = 256 << 20;
+/// Default number of events in the global live-trace ring.
+pub const DEFAULT_TRACE_CAPACITY: usize = 10_000;
+/// Length of the one-second time series (15 minutes).
+pub const SERIES_LEN: usize = 900;
+/// Default largest ingest frame or POST body in bytes (16 MiB).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 << 20;
+/// Default frames queued per browser before it is considered behind and re-snapshotted.
+pub const DEFAULT_BROWSER_QUEUE: usize = 8;
+
+/// What the aggregator task needs to know.
+#[derive(Clone, Debug)]
+pub struct AggConfig {
+    pub retention: Duration,
+    pub max_connections: usize,
+    pub conn_messages: usize,
+    pub max_stored_messages: usize,
+    pub payload_budget: usize,
+    pub trace_capacity: usize,
+    pub series_len: usize,
+    pub tick: Duration,
+    pub browser_queue: usize,
+}
+
+impl Default for AggConfig {
+    fn default() -> Self {
+        AggConfig {
+            retention: humantime::parse_duration(DEFAULT_RETENTION).expect("valid default"),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            conn_messages: DEFAULT_CONN_MESSAGES,
+            max_stored_messages: DEFAULT_MAX_STORED_MESSAGES,
+            payload_budget: DEFAULT_PAYLOAD_BUDGET,
+            trace_capacity: DEFAULT_TRACE_CAPACITY,
+            series_len: SERIES_LEN,
+            tick: humantime::parse_duration(DEFAULT_TICK).expect("valid default"),
+            browser_queue: DEFAULT_BROWSER_QUEUE,
+        }
+    }
+}
+
+/// Everything `sockscope serve` needs.
+#[derive(Clone, Debug)]
+pub struct ObserverConfig {
+    pub listen: SocketAddr,
+    /// Directory with the built dashboard (`pkg/sockscope.js`, `.wasm`, `.css`).
+    pub site_root: PathBuf,
+    pub agg: AggConfig,
+    pub wire: sockscope_wire::Limits,
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ObserverConfig {
+    fn default() -> Self {
+        ObserverConfig {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            site_root: PathBuf::from("target/site"),
+            agg: AggConfig::default(),
+            wire: sockscope_wire::Limits::default(),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 250ms, 30s, 1h)"))
+}
+
+fn parse_tick(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(50) || d > Duration::from_secs(10) {
+        return Err(format!("{s} is outside 50ms..10s"));
+    }
+    Ok(d)
+}
+
+/// Flags of `sockscope serve`. Every flag also reads an environment variable.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Keep it on loopback unless you put auth in front.
+    #[arg(long, env = "SOCKSCOPE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Directory of the built dashboard assets (made by `cargo leptos build`).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+    /// Interval between live frames sent to each browser (50ms..10s).
+    #[arg(long, env = "SOCKSCOPE_TICK", default_value = DEFAULT_TICK, value_parser = parse_tick)]
+    pub tick: Duration,
+    /// How long closed connections stay visible before eviction.
+    #[arg(long, env = "SOCKSCOPE_RETENTION", default_value = DEFAULT_RETENTION, value_parser = parse_duration)]
+    pub retention: Duration,
+    /// Most connections tracked at once; the oldest closed ones are evicted first.
+    #[arg(long, env = "SOCKSCOPE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Recent messages kept per connection (0 keeps none).
+    #[arg(long, env = "SOCKSCOPE_CONN_MESSAGES", default_value_t = DEFAULT_CONN_MESSAGES)]
+    pub conn_messages: usize,
+    /// Messages stored across all connections.
+    #[arg(long, env = "SOCKSCOPE_MAX_STORED_MESSAGES", default_value_t = DEFAULT_MAX_STORED_MESSAGES)]
+    pub max_stored_messages: usize,
+    /// Payload bytes stored across all connections; the oldest payloads are dropped first.
+    #[arg(long, env = "SOCKSCOPE_PAYLOAD_BUDGET", default_value_t = DEFAULT_PAYLOAD_BUDGET)]
+    pub payload_budget: usize,
+    /// Events in the global live-trace ring.
+    #[arg(long, env = "SOCKSCOPE_TRACE_CAPACITY", default_value_t = DEFAULT_TRACE_CAPACITY)]
+    pub trace_capacity: usize,
+    /// Largest ingest frame or POST body, in bytes.
+    #[arg(long, env = "SOCKSCOPE_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+    /// Most events in one ingest batch.
+    #[arg(long, env = "SOCKSCOPE_MAX_BATCH_EVENTS", default_value_t = sockscope_wire::Limits::DEFAULT_MAX_EVENTS)]
+    pub max_batch_events: usize,
+    /// Largest captured payload of one message accepted from a tap, in bytes.
+    #[arg(long, env = "SOCKSCOPE_MAX_PAYLOAD", default_value_t = sockscope_wire::Limits::DEFAULT_MAX_PAYLOAD)]
+    pub max_payload: usize,
+    /// Frames queued per browser before it is re-snapshotted instead of waited for.
+    #[arg(long, env = "SOCKSCOPE_BROWSER_QUEUE", default_value_t = DEFAULT_BROWSER_QUEUE)]
+    pub browser_queue: usize,
+}
+
+impl ServeArgs {
+    pub fn into_config(self) -> anyhow::Result<ObserverConfig> {
+        anyhow::ensure!(self.max_batch_events > 0, "--max-batch-events must be at least 1");
+        anyhow::ensure!(self.max_frame_bytes >= 1024, "--max-frame-bytes must be at least 1024");
+        anyhow::ensure!(self.browser_queue > 0, "--browser-queue must be at least 1");
+        anyhow::ensure!(self.max_connections > 0, "--max-connections must be at least 1");
+        Ok(ObserverConfig {
+            listen: self.listen,
+            site_root: self.site_root,
+            agg: AggConfig {
+                retention: self.retention,
+                max_connections: self.max_connections,
+                conn_messages: self.conn_messages,
+                max_stored_messages: self.max_stored_messages,
+                payload_budget: self.payload_budget,
+                trace_capacity: self.trace_capacity,
+                series_len: SERIES_LEN,
+                tick: self.tick,
+                browser_queue: self.browser_queue,
+            },
+            wire: sockscope_wire::Limits {
+                max_events: self.max_batch_events,
+                max_payload: self.max_payload,
+            },
+            max_frame_bytes: self.max_frame_bytes,
+        })
+    }
+}

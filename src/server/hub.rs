@@ -1,0 +1,168 @@
+//! The hub: every browser's subscription, and the frames built for it on each tick.
+//! Runs on the aggregator task; a browser that falls behind is re-snapshotted, never awaited.
+
+use crate::protocol::{ConnRow, Frame, Overview, ServerMsg, TableDelta, ViewSpec};
+use crate::server::aggregator::state::State;
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// One browser's view and what it was last sent.
+struct Subscriber {
+    tx: mpsc::Sender<String>,
+    spec: ViewSpec,
+    need_snapshot: bool,
+    seq: u64,
+    trace_after: u64,
+    rows: HashMap<u64, ConnRow>,
+    ids: Vec<u64>,
+    total: u64,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    subs: HashMap<u64, Subscriber>,
+    pub resnapshots: u64,
+}
+
+impl Hub {
+    pub fn subscribe(&mut self, id: u64, tx: mpsc::Sender<String>, spec: ViewSpec) {
+        self.subs.insert(
+            id,
+            Subscriber {
+                tx,
+                spec,
+                need_snapshot: true,
+                seq: 0,
+                trace_after: 0,
+                rows: HashMap::new(),
+                ids: Vec::new(),
+                total: 0,
+            },
+        );
+    }
+
+    /// A browser changed what it looks at: it gets a fresh snapshot.
+    pub fn set_view(&mut self, id: u64, spec: ViewSpec) {
+        if let Some(s) = self.subs.get_mut(&id) {
+            s.spec = spec;
+            s.need_snapshot = true;
+        }
+    }
+
+    pub fn unsubscribe(&mut self, id: u64) {
+        self.subs.remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Sends a frame to every subscriber (`only` limits it to one, for an immediate snapshot).
+    pub fn publish(&mut self, state: &State, now_us: u64, only: Option<u64>) {
+        if self.subs.is_empty() {
+            return;
+        }
+        let now_s = now_us / 1_000_000;
+        let mut overview = overview(state);
+        overview.observer.browser_resnapshots = self.resnapshots;
+        let mut gone = Vec::new();
+        for (&id, sub) in self.subs.iter_mut() {
+            if only.is_some_and(|o| o != id) {
+                continue;
+            }
+            let snapshot = sub.need_snapshot;
+            let frame = build(sub, state, &overview, now_us, now_s, snapshot);
+            let msg = if snapshot {
+                ServerMsg::Snapshot(frame)
+            } else {
+                ServerMsg::Delta(frame)
+            };
+            let text = serde_json::to_string(&msg).expect("frames serialize");
+            match sub.tx.try_send(text) {
+                Ok(()) => sub.need_snapshot = false,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // The browser is behind: forget what it has; the next frame is a snapshot.
+                    sub.need_snapshot = true;
+                    self.resnapshots += 1;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(id),
+            }
+        }
+        for id in gone {
+            self.subs.remove(&id);
+        }
+    }
+}
+
+pub fn overview(state: &State) -> Overview {
+    let last = state.series.last();
+    Overview {
+        totals: state.totals.clone(),
+        rates: crate::protocol::Rates {
+            msgs_in: last.msgs_in,
+            msgs_out: last.msgs_out,
+            bytes_in: last.bytes_in,
+            bytes_out: last.bytes_out,
+            connects: last.connects,
+            disconnects: last.disconnects,
+        },
+        sources: state.sources.iter().map(|s| s.view()).collect(),
+        observer: state.stats.clone(),
+    }
+}
+
+fn build(
+    sub: &mut Subscriber,
+    state: &State,
+    overview: &Overview,
+    now_us: u64,
+    now_s: u64,
+    snapshot: bool,
+) -> Frame {
+    if snapshot {
+        sub.rows.clear();
+        sub.ids.clear();
+        sub.trace_after = 0;
+        sub.total = u64::MAX;
+    }
+    sub.seq += 1;
+    let mut frame = Frame {
+        seq: sub.seq,
+        now_ms: now_us / 1000,
+        overview: overview.clone(),
+        table: None,
+        trace: Vec::new(),
+        trace_skipped: 0,
+    };
+    if let Some(q) = &sub.spec.table {
+        let (total, window) = state.table(q, now_s);
+        let ids: Vec<u64> = window.iter().map(|c| c.id).collect();
+        let mut changed = Vec::new();
+        let mut rows = HashMap::with_capacity(window.len());
+        for c in window {
+            let row = c.row(state.source_name(c.source), now_s);
+            if sub.rows.get(&c.id) != Some(&row) {
+                changed.push(row.clone());
+            }
+            rows.insert(c.id, row);
+        }
+        if snapshot || !changed.is_empty() || ids != sub.ids || total != sub.total {
+            frame.table = Some(TableDelta {
+                total,
+                offset: q.offset,
+                ids: ids.clone(),
+                rows: changed,
+            });
+        }
+        sub.rows = rows;
+        sub.ids = ids;
+        sub.total = total;
+    }
+    if let Some(q) = &sub.spec.trace {
+        let (entries, skipped) = state.trace_since(q, sub.trace_after);
+        sub.trace_after = state.trace_seq;
+        frame.trace = entries;
+        frame.trace_skipped = if snapshot { 0 } else { skipped };
+    }
+    frame
+}

@@ -1,0 +1,269 @@
+//! Ingest: taps deliver batches over `GET /ingest` (WebSocket, JSON or MessagePack) or
+//! `POST /ingest`. Every frame is decoded and validated here; only valid batches reach the
+//! aggregator, and every rejection is answered with a clear error and counted.
+
+use crate::server::aggregator::{EventError, Input};
+use crate::server::AppState;
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::json;
+use sockscope_wire::{decode_batch, Encoding, Event, Limits, Reply, WireError};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Read buffer per tap socket; tungstenite's 128 KiB default is far more than batches need.
+const READ_BUFFER: usize = 8 * 1024;
+
+fn error_body(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let message = message.into();
+    (status, Json(json!({ "type": "error", "code": code, "message": message }))).into_response()
+}
+
+/// `GET /ingest`: the WebSocket a tap streams batches on.
+pub async fn ingest_ws(State(app): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if let Some(offered) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
+        let offered = offered.to_str().unwrap_or("");
+        if !offered.split(',').any(|p| Encoding::from_subprotocol(p.trim()).is_some()) {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "unsupported_subprotocol",
+                format!(
+                    "offered subprotocols {offered:?} are not spoken here; use {} or {}",
+                    sockscope_wire::SUBPROTOCOL_MSGPACK,
+                    sockscope_wire::SUBPROTOCOL_JSON
+                ),
+            );
+        }
+    }
+    let limits = app.config.wire.clone();
+    ws.protocols([sockscope_wire::SUBPROTOCOL_MSGPACK, sockscope_wire::SUBPROTOCOL_JSON])
+        .max_message_size(app.config.max_frame_bytes)
+        .max_frame_size(app.config.max_frame_bytes)
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            ingest_session(sink, stream, app.agg.clone(), limits, app.config.max_frame_bytes).await;
+        })
+}
+
+/// What a tap session knows about itself.
+struct Session {
+    source: Option<Arc<str>>,
+    batches: u64,
+}
+
+impl Session {
+    /// Checks the hello rules: the first event of a session is a hello, and a session speaks
+    /// for one source only.
+    fn bind(&mut self, events: &[Event]) -> Result<Option<Arc<str>>, (&'static str, String)> {
+        let mut newly = None;
+        for (i, ev) in events.iter().enumerate() {
+            if let Event::Hello(h) = ev {
+                match &self.source {
+                    Some(s) if **s != *h.source => {
+                        return Err((
+                            "source_mismatch",
+                            format!(
+                                "events[{i}]: this session speaks for source {s:?}; open another connection for {:?}",
+                                h.source
+                            ),
+                        ))
+                    }
+                    Some(_) => {}
+                    None => {
+                        let s: Arc<str> = h.source.as_str().into();
+                        self.source = Some(s.clone());
+                        newly = Some(s);
+                    }
+                }
+            } else if self.source.is_none() {
+                return Err((
+                    "no_hello",
+                    format!("events[{i}]: the first event of a tap session must be a hello"),
+                ));
+            }
+        }
+        Ok(newly)
+    }
+}
+
+fn reply_text(code: &str, message: String, batch: u64, index: Option<usize>) -> Message {
+    let r = Reply::Error { code: code.into(), message, batch, index };
+    Message::Text(serde_json::to_string(&r).expect("reply serializes").into())
+}
+
+/// One tap connection. Generic over the socket halves so it can be driven by channels in tests.
+pub async fn ingest_session<S, R, E>(
+    mut sink: S,
+    mut stream: R,
+    agg: crate::server::aggregator::Aggregator,
+    limits: Limits,
+    max_frame: usize,
+) where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut session = Session { source: None, batches: 0 };
+    let (err_tx, mut err_rx) = mpsc::channel::<(u64, Vec<EventError>)>(16);
+    loop {
+        let frame = tokio::select! {
+            Some((batch, errs)) = err_rx.recv() => {
+                if send_event_errors(&mut sink, batch, &errs).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            frame = stream.next() => frame,
+        };
+        let (enc, bytes) = match frame {
+            None | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(Message::Text(t))) => (Encoding::Json, Bytes::from(t)),
+            Some(Ok(Message::Binary(b))) => (Encoding::MsgPack, b),
+            Some(Ok(_)) => continue, // ping / pong
+            Some(Err(e)) => {
+                let _ = agg.send(Input::Rejected).await;
+                tracing::debug!(error = %e, "tap socket error");
+                let reason = format!("frame rejected: {e}; the limit is {max_frame} bytes");
+                let close = CloseFrame {
+                    code: 1009,
+                    reason: reason.chars().take(120).collect::<String>().into(),
+                };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                break;
+            }
+        };
+        session.batches += 1;
+        let batch = session.batches;
+        let events = match decode_batch(enc, &bytes, &limits) {
+            Ok(b) => b.events,
+            Err(e) => {
+                let _ = agg.send(Input::Rejected).await;
+                if sink.send(reply_text(e.code(), e.to_string(), batch, e.index())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let newly = match session.bind(&events) {
+            Ok(n) => n,
+            Err((code, message)) => {
+                let _ = agg.send(Input::Rejected).await;
+                if sink.send(reply_text(code, message, batch, None)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let input = Input::Batch {
+            source: session.source.clone(),
+            events,
+            batch,
+            done: None,
+            errors: Some(err_tx.clone()),
+        };
+        if agg.send(input).await.is_err() {
+            break;
+        }
+        if let Some(source) = newly {
+            if agg.send(Input::Session { source, up: true }).await.is_err() {
+                break;
+            }
+        }
+    }
+    if let Some(source) = session.source {
+        let _ = agg.send(Input::Session { source, up: false }).await;
+    }
+}
+
+/// Reports events of an applied batch that could not be applied: one reply per batch.
+async fn send_event_errors<S: Sink<Message> + Unpin>(sink: &mut S, batch: u64, errs: &[EventError]) -> Result<(), S::Error> {
+    let first = &errs[0];
+    let more = if errs.len() > 1 {
+        format!(" ({} events of this batch were not applied)", errs.len())
+    } else {
+        String::new()
+    };
+    let message = format!("events[{}]: {}{more}", first.index, first.message);
+    sink.send(reply_text(first.code, message, batch, Some(first.index))).await
+}
+
+/// `POST /ingest`: one batch, which must start with a hello. Answers once it is applied.
+pub async fn ingest_post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = app.agg.send(Input::Rejected).await;
+            return error_body(
+                e.status(),
+                "body",
+                format!("{}; bodies are limited to {} bytes", e.body_text(), app.config.max_frame_bytes),
+            );
+        }
+    };
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let enc = if ctype.starts_with("application/json") {
+        Encoding::Json
+    } else if ctype.starts_with(sockscope_wire::CONTENT_TYPE_MSGPACK) || ctype.starts_with("application/msgpack") {
+        Encoding::MsgPack
+    } else {
+        let _ = app.agg.send(Input::Rejected).await;
+        return error_body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            format!(
+                "content type {ctype:?} is not accepted; send application/json or {}",
+                sockscope_wire::CONTENT_TYPE_MSGPACK
+            ),
+        );
+    };
+    let events = match decode_batch(enc, &body, &app.config.wire) {
+        Ok(b) => b.events,
+        Err(e) => {
+            let _ = app.agg.send(Input::Rejected).await;
+            return wire_error(&e);
+        }
+    };
+    let mut session = Session { source: None, batches: 1 };
+    if let Err((code, message)) = session.bind(&events) {
+        let _ = app.agg.send(Input::Rejected).await;
+        return error_body(StatusCode::BAD_REQUEST, code, message);
+    }
+    let total = events.len();
+    let (tx, rx) = oneshot::channel();
+    let input = Input::Batch { source: session.source, events, batch: 1, done: Some(tx), errors: None };
+    let errs = match app.agg.send(input).await {
+        Ok(()) => rx.await.unwrap_or_default(),
+        Err(_) => return error_body(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the observer is shutting down"),
+    };
+    let status = if errs.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let errors: Vec<_> = errs
+        .iter()
+        .map(|e| json!({ "code": e.code, "index": e.index, "message": e.message }))
+        .collect();
+    (status, Json(json!({ "accepted": total - errs.len(), "errors": errors }))).into_response()
+}
+
+fn wire_error(e: &WireError) -> Response {
+    let mut body = json!({ "type": "error", "code": e.code(), "message": e.to_string() });
+    if let Some(i) = e.index() {
+        body["index"] = json!(i);
+    }
+    let status = match e {
+        WireError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (status, Json(body)).into_response()
+}

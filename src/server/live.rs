@@ -1,0 +1,108 @@
+//! `GET /live`: the dashboard's WebSocket. Checks Origin, registers the browser with the hub
+//! and forwards its frames; the browser's messages change what it is sent.
+
+use crate::protocol::{ClientMsg, ServerMsg, ViewSpec, MAX_WINDOW};
+use crate::server::aggregator::{Aggregator, Input};
+use crate::server::AppState;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+static NEXT_BROWSER: AtomicU64 = AtomicU64::new(1);
+
+/// Largest message a browser may send on `/live`.
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+
+/// True when the request's `Origin` (if any) names the host it was sent to.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true; // not a browser
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    origin_host.eq_ignore_ascii_case(host)
+}
+
+pub async fn live_ws(State(app): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if !same_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin /live connections are refused: open the dashboard from this observer's own address",
+        )
+            .into_response();
+    }
+    let queue = app.config.agg.browser_queue;
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(4096)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            live_session(sink, stream, app.agg.clone(), queue).await;
+        })
+}
+
+/// Clamps what a browser may ask for.
+fn sanitize(mut spec: ViewSpec) -> ViewSpec {
+    if let Some(t) = &mut spec.table {
+        t.limit = t.limit.min(MAX_WINDOW);
+    }
+    if let Some(t) = &mut spec.trace {
+        t.limit = t.limit.min(MAX_WINDOW);
+    }
+    spec
+}
+
+/// One browser. Generic over the socket halves so tests can drive it with channels.
+pub async fn live_session<S, R, E>(mut sink: S, mut stream: R, agg: Aggregator, queue: usize)
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let id = NEXT_BROWSER.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel::<String>(queue);
+    let mut subscribed = false;
+    loop {
+        tokio::select! {
+            frame = rx.recv() => {
+                let Some(frame) = frame else { break };
+                if sink.send(Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+            }
+            msg = stream.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let input = match serde_json::from_str::<ClientMsg>(text.as_str()) {
+                    Ok(ClientMsg::Subscribe(spec)) if !subscribed => {
+                        subscribed = true;
+                        Input::Subscribe { id, tx: tx.clone(), spec: sanitize(spec) }
+                    }
+                    Ok(ClientMsg::Subscribe(spec)) => Input::View { id, spec: sanitize(spec) },
+                    Err(e) => {
+                        let err = ServerMsg::Error { message: format!("could not read that message: {e}") };
+                        let text = serde_json::to_string(&err).expect("serializes");
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                if agg.send(input).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = agg.send(Input::Unsubscribe { id }).await;
+}
