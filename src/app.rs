@@ -84,4 +84,5 @@ fn Dashboard() -> impl IntoView {
             </div>
         </main>
     }
+    .into_any()
 }

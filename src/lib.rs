@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! sockscope: real-time observability for WebSocket traffic.
 //!
 //! Data path: tap → [`server::ingest`] → [`server::aggregator`] → [`server::hub`] → `/live`

@@ -22,7 +22,11 @@ struct Link {
 
 fn url() -> Option<String> {
     let loc = web_sys::window()?.location();
-    let scheme = if loc.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    let scheme = if loc.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
     Some(format!("{scheme}://{}/live", loc.host().ok()?))
 }
 
@@ -34,7 +38,10 @@ fn send_spec(ws: &WebSocket, controls: ViewControls) {
 }
 
 pub fn start(model: RwSignal<LiveModel>, controls: ViewControls) {
-    let link = Rc::new(RefCell::new(Link { ws: None, attempt: 0 }));
+    let link = Rc::new(RefCell::new(Link {
+        ws: None,
+        attempt: 0,
+    }));
     // Any change of the view resubscribes (the observer answers with a snapshot).
     {
         let link = link.clone();
@@ -74,8 +81,12 @@ fn connect(link: Rc<RefCell<Link>>, model: RwSignal<LiveModel>, controls: ViewCo
     {
         let ws2 = ws.clone();
         let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-            let Some(text) = ev.data().as_string() else { return };
-            let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else { return };
+            let Some(text) = ev.data().as_string() else {
+                return;
+            };
+            let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
+                return;
+            };
             let mut outcome = Applied::Ok;
             model.update(|m| outcome = m.apply(msg));
             if outcome == Applied::Resubscribe {
@@ -107,5 +118,8 @@ fn schedule(link: Rc<RefCell<Link>>, model: RwSignal<LiveModel>, controls: ViewC
     model.update(|m| m.disconnected(attempt));
     let delay = (250u64 << attempt.min(5)).min(MAX_BACKOFF_MS);
     let link = link.clone();
-    set_timeout(move || connect(link, model, controls), Duration::from_millis(delay));
+    set_timeout(
+        move || connect(link, model, controls),
+        Duration::from_millis(delay),
+    );
 }

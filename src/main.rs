@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use sockscope::server::config::ServeArgs;
 
 #[derive(Parser)]
-#[command(name = "sockscope", version, about = "Real-time observability for WebSocket traffic")]
+#[command(
+    name = "sockscope",
+    version,
+    about = "Real-time observability for WebSocket traffic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

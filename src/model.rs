@@ -13,7 +13,9 @@ pub enum LinkStatus {
     Connecting,
     Live,
     /// Lost; the next attempt is number `attempt`.
-    Reconnecting { attempt: u32 },
+    Reconnecting {
+        attempt: u32,
+    },
 }
 
 impl LinkStatus {
@@ -135,7 +137,10 @@ impl LiveModel {
 
     /// The table window in display order.
     pub fn visible_rows(&self) -> Vec<ConnRow> {
-        self.ids.iter().filter_map(|id| self.rows.get(id).cloned()).collect()
+        self.ids
+            .iter()
+            .filter_map(|id| self.rows.get(id).cloned())
+            .collect()
     }
 
     /// The link dropped: keep showing the last data, mark it stale.
@@ -202,54 +207,122 @@ mod tests {
     #[test]
     fn snapshot_then_deltas_update_rows_order_and_trace() {
         let mut m = LiveModel::default();
-        let snap = TableDelta { total: 2, offset: 0, ids: vec![2, 1], rows: vec![row(2, 0), row(1, 0)] };
-        assert_eq!(m.apply(ServerMsg::Snapshot(frame(1, Some(snap), vec![trace(2), trace(1)]))), Applied::Ok);
-        assert_eq!(m.visible_rows().iter().map(|r| r.id).collect::<Vec<_>>(), vec![2, 1]);
-        assert_eq!(m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![2, 1]);
+        let snap = TableDelta {
+            total: 2,
+            offset: 0,
+            ids: vec![2, 1],
+            rows: vec![row(2, 0), row(1, 0)],
+        };
+        assert_eq!(
+            m.apply(ServerMsg::Snapshot(frame(
+                1,
+                Some(snap),
+                vec![trace(2), trace(1)]
+            ))),
+            Applied::Ok
+        );
+        assert_eq!(
+            m.visible_rows().iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        assert_eq!(
+            m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
 
         // Row 1 changed, row 3 arrived on top, row 2 left the window (pushed out).
-        let d = TableDelta { total: 3, offset: 0, ids: vec![3, 1], rows: vec![row(3, 0), row(1, 5)] };
-        assert_eq!(m.apply(ServerMsg::Delta(frame(2, Some(d), vec![trace(4), trace(3)]))), Applied::Ok);
+        let d = TableDelta {
+            total: 3,
+            offset: 0,
+            ids: vec![3, 1],
+            rows: vec![row(3, 0), row(1, 5)],
+        };
+        assert_eq!(
+            m.apply(ServerMsg::Delta(frame(
+                2,
+                Some(d),
+                vec![trace(4), trace(3)]
+            ))),
+            Applied::Ok
+        );
         let rows = m.visible_rows();
         assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 1]);
         assert_eq!(rows[1].msgs_in, 5);
         assert_eq!(m.total, 3);
-        assert_eq!(m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![4, 3, 2, 1]);
+        assert_eq!(
+            m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(),
+            vec![4, 3, 2, 1]
+        );
 
         // A delta without table changes keeps the table.
-        assert_eq!(m.apply(ServerMsg::Delta(frame(3, None, vec![]))), Applied::Ok);
+        assert_eq!(
+            m.apply(ServerMsg::Delta(frame(3, None, vec![]))),
+            Applied::Ok
+        );
         assert_eq!(m.visible_rows().len(), 2);
     }
 
     #[test]
     fn gap_in_deltas_asks_for_resubscribe() {
         let mut m = LiveModel::default();
-        assert_eq!(m.apply(ServerMsg::Delta(frame(1, None, vec![]))), Applied::Resubscribe);
+        assert_eq!(
+            m.apply(ServerMsg::Delta(frame(1, None, vec![]))),
+            Applied::Resubscribe
+        );
         m.apply(ServerMsg::Snapshot(frame(5, None, vec![])));
-        assert_eq!(m.apply(ServerMsg::Delta(frame(7, None, vec![]))), Applied::Resubscribe);
-        assert_eq!(m.apply(ServerMsg::Delta(frame(6, None, vec![]))), Applied::Ok);
+        assert_eq!(
+            m.apply(ServerMsg::Delta(frame(7, None, vec![]))),
+            Applied::Resubscribe
+        );
+        assert_eq!(
+            m.apply(ServerMsg::Delta(frame(6, None, vec![]))),
+            Applied::Ok
+        );
     }
 
     #[test]
     fn trace_is_bounded_and_skips_are_summed() {
-        let mut m = LiveModel { trace_keep: 3, ..Default::default() };
-        m.apply(ServerMsg::Snapshot(frame(1, None, vec![trace(2), trace(1)])));
+        let mut m = LiveModel {
+            trace_keep: 3,
+            ..Default::default()
+        };
+        m.apply(ServerMsg::Snapshot(frame(
+            1,
+            None,
+            vec![trace(2), trace(1)],
+        )));
         let mut f = frame(2, None, vec![trace(5), trace(4), trace(3)]);
         f.trace_skipped = 7;
         m.apply(ServerMsg::Delta(f));
-        assert_eq!(m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![5, 4, 3]);
+        assert_eq!(
+            m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(),
+            vec![5, 4, 3]
+        );
         assert_eq!(m.trace_skipped, 7);
     }
 
     #[test]
     fn snapshot_replaces_everything_and_disconnect_forces_one() {
         let mut m = LiveModel::default();
-        let snap = TableDelta { total: 1, offset: 0, ids: vec![1], rows: vec![row(1, 0)] };
+        let snap = TableDelta {
+            total: 1,
+            offset: 0,
+            ids: vec![1],
+            rows: vec![row(1, 0)],
+        };
         m.apply(ServerMsg::Snapshot(frame(1, Some(snap), vec![trace(1)])));
         m.disconnected(1);
         assert_eq!(m.status, LinkStatus::Reconnecting { attempt: 1 });
-        assert_eq!(m.apply(ServerMsg::Delta(frame(2, None, vec![]))), Applied::Resubscribe);
-        let snap = TableDelta { total: 0, offset: 0, ids: vec![], rows: vec![] };
+        assert_eq!(
+            m.apply(ServerMsg::Delta(frame(2, None, vec![]))),
+            Applied::Resubscribe
+        );
+        let snap = TableDelta {
+            total: 0,
+            offset: 0,
+            ids: vec![],
+            rows: vec![],
+        };
         m.apply(ServerMsg::Snapshot(frame(1, Some(snap), vec![])));
         assert!(m.visible_rows().is_empty());
         assert!(m.trace.is_empty());
@@ -259,7 +332,9 @@ mod tests {
     #[test]
     fn server_error_is_kept() {
         let mut m = LiveModel::default();
-        let r = m.apply(ServerMsg::Error { message: "bad".into() });
+        let r = m.apply(ServerMsg::Error {
+            message: "bad".into(),
+        });
         assert_eq!(r, Applied::ServerError("bad".into()));
         assert_eq!(m.last_error.as_deref(), Some("bad"));
     }

@@ -52,6 +52,7 @@ pub fn Overview() -> impl IntoView {
             </Show>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -62,13 +63,20 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
         if online {
             "online".to_string()
         } else {
-            format!("offline, seen {} ago", format::duration_ms(now_ms.get().saturating_sub(last_seen)))
+            format!(
+                "offline, seen {} ago",
+                format::duration_ms(now_ms.get().saturating_sub(last_seen))
+            )
         }
     };
     let (cpu, mem, rss) = match &s.host {
         Some(h) => (
             format!("{:.1} %", h.cpu_pct),
-            format!("{} / {}", format::bytes(h.mem_used), format::bytes(h.mem_total)),
+            format!(
+                "{} / {}",
+                format::bytes(h.mem_used),
+                format::bytes(h.mem_total)
+            ),
             format::bytes(h.rss),
         ),
         None => ("–".into(), "–".into(), "–".into()),

@@ -45,7 +45,12 @@ pub fn ConnTable() -> impl IntoView {
         if t == 0 {
             "no connections".to_string()
         } else {
-            format!("{}–{} of {}", o + 1, (o + PAGE as u64).min(t), format::count(t))
+            format!(
+                "{}–{} of {}",
+                o + 1,
+                (o + PAGE as u64).min(t),
+                format::count(t)
+            )
         }
     };
     let on_filter = move |ev| {
@@ -66,7 +71,11 @@ pub fn ConnTable() -> impl IntoView {
             t.offset = 0;
         })
     };
-    let prev = move |_| controls.table.update(|t| t.offset = t.offset.saturating_sub(PAGE));
+    let prev = move |_| {
+        controls
+            .table
+            .update(|t| t.offset = t.offset.saturating_sub(PAGE))
+    };
     let next = move |_| {
         let t = total.get();
         controls.table.update(|q| {
@@ -122,13 +131,20 @@ pub fn ConnTable() -> impl IntoView {
             </div>
         </section>
     }
+    .into_any()
 }
 
 #[component]
 fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
     let opened = r.opened_ms;
     let closed = r.closed_ms;
-    let age = move || format::duration_ms(closed.unwrap_or_else(|| now_ms.get()).saturating_sub(opened));
+    let age = move || {
+        format::duration_ms(
+            closed
+                .unwrap_or_else(|| now_ms.get())
+                .saturating_sub(opened),
+        )
+    };
     let state = match r.state {
         ConnState::Open => "open".to_string(),
         ConnState::Closed => match r.close_code {
@@ -137,7 +153,10 @@ fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
         },
     };
     let reason = r.close_reason.clone().unwrap_or_default();
-    let by = r.closed_by.map(|b| format!("by {:?}", b).to_lowercase()).unwrap_or_default();
+    let by = r
+        .closed_by
+        .map(|b| format!("by {:?}", b).to_lowercase())
+        .unwrap_or_default();
     view! {
         <tr data-conn=r.id class:closed=r.state == ConnState::Closed>
             <td class="num">{r.id}</td>

@@ -10,7 +10,11 @@ use leptos::prelude::*;
 fn KindToggle(label: &'static str, kind: TraceKind) -> impl IntoView {
     let controls = expect_context::<ViewControls>();
     // No kind selected means all kinds.
-    let checked = move || controls.trace_kinds.with(|k| k.is_empty() || k.contains(&kind));
+    let checked = move || {
+        controls
+            .trace_kinds
+            .with(|k| k.is_empty() || k.contains(&kind))
+    };
     let toggle = move |_| {
         controls.trace_kinds.update(|k| {
             if k.is_empty() {
@@ -59,6 +63,7 @@ pub fn TracePanel() -> impl IntoView {
             </ol>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -69,8 +74,11 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
             "disconnect",
             format!(
                 "{}{}",
-                e.code.map(|c| format!("{c} {} ", format::close_code(c))).unwrap_or_default(),
-                e.by.map(|b| format!("by {b:?}").to_lowercase()).unwrap_or_default()
+                e.code
+                    .map(|c| format!("{c} {} ", format::close_code(c)))
+                    .unwrap_or_default(),
+                e.by.map(|b| format!("by {b:?}").to_lowercase())
+                    .unwrap_or_default()
             ),
         ),
         TraceKind::Message => (
@@ -80,7 +88,9 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
             },
             format!(
                 "{} {}{}",
-                e.opcode.map(|o| format!("{o:?}").to_lowercase()).unwrap_or_default(),
+                e.opcode
+                    .map(|o| format!("{o:?}").to_lowercase())
+                    .unwrap_or_default(),
                 format::bytes(e.size),
                 if e.truncated { " (truncated)" } else { "" }
             ),

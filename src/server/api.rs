@@ -28,13 +28,17 @@ fn bad(msg: impl Into<String>) -> ApiError {
 }
 
 fn stopped<E>(_: E) -> ApiError {
-    ApiError(StatusCode::SERVICE_UNAVAILABLE, "the observer is shutting down".into())
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the observer is shutting down".into(),
+    )
 }
 
 type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 fn params<T>(q: QueryResult<T>) -> Result<T, ApiError> {
-    q.map(|Query(t)| t).map_err(|e| bad(format!("{}", e.body_text())))
+    q.map(|Query(t)| t)
+        .map_err(|e| bad(format!("{}", e.body_text())))
 }
 
 pub async fn sources(State(app): State<AppState>) -> Result<Response, ApiError> {
@@ -62,7 +66,10 @@ pub struct ConnParams {
     offset: Option<u32>,
 }
 
-pub async fn connections(State(app): State<AppState>, q: QueryResult<ConnParams>) -> Result<Response, ApiError> {
+pub async fn connections(
+    State(app): State<AppState>,
+    q: QueryResult<ConnParams>,
+) -> Result<Response, ApiError> {
     let p = params(q)?;
     let limit = p.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_WINDOW {
@@ -81,15 +88,29 @@ pub async fn connections(State(app): State<AppState>, q: QueryResult<ConnParams>
         offset: p.offset.unwrap_or(0),
         limit,
     };
-    let page = app.agg.ask(|tx| Q::Connections(query, tx)).await.map_err(stopped)?;
+    let page = app
+        .agg
+        .ask(|tx| Q::Connections(query, tx))
+        .await
+        .map_err(stopped)?;
     Ok(Json(page).into_response())
 }
 
-pub async fn connection(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id: u64 = id
-        .parse()
-        .map_err(|_| bad(format!("{id:?} is not a connection id (a positive integer)")))?;
-    match app.agg.ask(|tx| Q::Connection(id, tx)).await.map_err(stopped)? {
+pub async fn connection(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: u64 = id.parse().map_err(|_| {
+        bad(format!(
+            "{id:?} is not a connection id (a positive integer)"
+        ))
+    })?;
+    match app
+        .agg
+        .ask(|tx| Q::Connection(id, tx))
+        .await
+        .map_err(stopped)?
+    {
         Some(d) => Ok(Json(d).into_response()),
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -106,23 +127,46 @@ pub struct TraceParams {
     limit: Option<u32>,
 }
 
-pub async fn trace(State(app): State<AppState>, q: QueryResult<TraceParams>) -> Result<Response, ApiError> {
+pub async fn trace(
+    State(app): State<AppState>,
+    q: QueryResult<TraceParams>,
+) -> Result<Response, ApiError> {
     let p = params(q)?;
     let mut kinds = Vec::new();
-    for k in p.kind.as_deref().unwrap_or("").split(',').filter(|k| !k.is_empty()) {
+    for k in p
+        .kind
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|k| !k.is_empty())
+    {
         kinds.push(match k.trim() {
             "open" => TraceKind::Open,
             "message" => TraceKind::Message,
             "close" => TraceKind::Close,
-            other => return Err(bad(format!("kind {other:?} is not one of open, message, close"))),
+            other => {
+                return Err(bad(format!(
+                    "kind {other:?} is not one of open, message, close"
+                )))
+            }
         });
     }
     let limit = p.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_TRACE_LIMIT {
-        return Err(bad(format!("limit must be between 1 and {MAX_TRACE_LIMIT}")));
+        return Err(bad(format!(
+            "limit must be between 1 and {MAX_TRACE_LIMIT}"
+        )));
     }
-    let query = TraceQuery { kinds, conn: p.conn, limit };
-    let items = app.agg.ask(|tx| Q::Trace(query, tx)).await.map_err(stopped)?;
+    let query = TraceQuery {
+        kinds,
+        conn: p.conn,
+        limit,
+    };
+    let items = app
+        .agg
+        .ask(|tx| Q::Trace(query, tx))
+        .await
+        .map_err(stopped)?;
     Ok(Json(json!({ "items": items })).into_response())
 }
 
@@ -130,6 +174,10 @@ pub async fn trace(State(app): State<AppState>, q: QueryResult<TraceParams>) -> 
 pub async fn healthz(State(app): State<AppState>) -> Response {
     match tokio::time::timeout(Duration::from_secs(1), app.agg.ask(Q::Sources)).await {
         Ok(Ok(_)) => Json(json!({ "status": "ok" })).into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "aggregator not answering" }))).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "aggregator not answering" })),
+        )
+            .into_response(),
     }
 }

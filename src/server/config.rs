@@ -138,10 +138,19 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn into_config(self) -> anyhow::Result<ObserverConfig> {
-        anyhow::ensure!(self.max_batch_events > 0, "--max-batch-events must be at least 1");
-        anyhow::ensure!(self.max_frame_bytes >= 1024, "--max-frame-bytes must be at least 1024");
+        anyhow::ensure!(
+            self.max_batch_events > 0,
+            "--max-batch-events must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_frame_bytes >= 1024,
+            "--max-frame-bytes must be at least 1024"
+        );
         anyhow::ensure!(self.browser_queue > 0, "--browser-queue must be at least 1");
-        anyhow::ensure!(self.max_connections > 0, "--max-connections must be at least 1");
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be at least 1"
+        );
         Ok(ObserverConfig {
             listen: self.listen,
             site_root: self.site_root,

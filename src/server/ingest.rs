@@ -21,14 +21,25 @@ const READ_BUFFER: usize = 8 * 1024;
 
 fn error_body(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let message = message.into();
-    (status, Json(json!({ "type": "error", "code": code, "message": message }))).into_response()
+    (
+        status,
+        Json(json!({ "type": "error", "code": code, "message": message })),
+    )
+        .into_response()
 }
 
 /// `GET /ingest`: the WebSocket a tap streams batches on.
-pub async fn ingest_ws(State(app): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn ingest_ws(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if let Some(offered) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
         let offered = offered.to_str().unwrap_or("");
-        if !offered.split(',').any(|p| Encoding::from_subprotocol(p.trim()).is_some()) {
+        if !offered
+            .split(',')
+            .any(|p| Encoding::from_subprotocol(p.trim()).is_some())
+        {
             return error_body(
                 StatusCode::BAD_REQUEST,
                 "unsupported_subprotocol",
@@ -41,14 +52,24 @@ pub async fn ingest_ws(State(app): State<AppState>, headers: HeaderMap, ws: WebS
         }
     }
     let limits = app.config.wire.clone();
-    ws.protocols([sockscope_wire::SUBPROTOCOL_MSGPACK, sockscope_wire::SUBPROTOCOL_JSON])
-        .max_message_size(app.config.max_frame_bytes)
-        .max_frame_size(app.config.max_frame_bytes)
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| async move {
-            let (sink, stream) = socket.split();
-            ingest_session(sink, stream, app.agg.clone(), limits, app.config.max_frame_bytes).await;
-        })
+    ws.protocols([
+        sockscope_wire::SUBPROTOCOL_MSGPACK,
+        sockscope_wire::SUBPROTOCOL_JSON,
+    ])
+    .max_message_size(app.config.max_frame_bytes)
+    .max_frame_size(app.config.max_frame_bytes)
+    .read_buffer_size(READ_BUFFER)
+    .on_upgrade(move |socket| async move {
+        let (sink, stream) = socket.split();
+        ingest_session(
+            sink,
+            stream,
+            app.agg.clone(),
+            limits,
+            app.config.max_frame_bytes,
+        )
+        .await;
+    })
 }
 
 /// What a tap session knows about itself.
@@ -93,7 +114,12 @@ impl Session {
 }
 
 fn reply_text(code: &str, message: String, batch: u64, index: Option<usize>) -> Message {
-    let r = Reply::Error { code: code.into(), message, batch, index };
+    let r = Reply::Error {
+        code: code.into(),
+        message,
+        batch,
+        index,
+    };
     Message::Text(serde_json::to_string(&r).expect("reply serializes").into())
 }
 
@@ -109,7 +135,10 @@ pub async fn ingest_session<S, R, E>(
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut session = Session { source: None, batches: 0 };
+    let mut session = Session {
+        source: None,
+        batches: 0,
+    };
     let (err_tx, mut err_rx) = mpsc::channel::<(u64, Vec<EventError>)>(16);
     loop {
         let frame = tokio::select! {
@@ -144,7 +173,11 @@ pub async fn ingest_session<S, R, E>(
             Ok(b) => b.events,
             Err(e) => {
                 let _ = agg.send(Input::Rejected).await;
-                if sink.send(reply_text(e.code(), e.to_string(), batch, e.index())).await.is_err() {
+                if sink
+                    .send(reply_text(e.code(), e.to_string(), batch, e.index()))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 continue;
@@ -154,7 +187,11 @@ pub async fn ingest_session<S, R, E>(
             Ok(n) => n,
             Err((code, message)) => {
                 let _ = agg.send(Input::Rejected).await;
-                if sink.send(reply_text(code, message, batch, None)).await.is_err() {
+                if sink
+                    .send(reply_text(code, message, batch, None))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 continue;
@@ -182,7 +219,11 @@ pub async fn ingest_session<S, R, E>(
 }
 
 /// Reports events of an applied batch that could not be applied: one reply per batch.
-async fn send_event_errors<S: Sink<Message> + Unpin>(sink: &mut S, batch: u64, errs: &[EventError]) -> Result<(), S::Error> {
+async fn send_event_errors<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    batch: u64,
+    errs: &[EventError],
+) -> Result<(), S::Error> {
     let first = &errs[0];
     let more = if errs.len() > 1 {
         format!(" ({} events of this batch were not applied)", errs.len())
@@ -190,7 +231,8 @@ async fn send_event_errors<S: Sink<Message> + Unpin>(sink: &mut S, batch: u64, e
         String::new()
     };
     let message = format!("events[{}]: {}{more}", first.index, first.message);
-    sink.send(reply_text(first.code, message, batch, Some(first.index))).await
+    sink.send(reply_text(first.code, message, batch, Some(first.index)))
+        .await
 }
 
 /// `POST /ingest`: one batch, which must start with a hello. Answers once it is applied.
@@ -206,7 +248,11 @@ pub async fn ingest_post(
             return error_body(
                 e.status(),
                 "body",
-                format!("{}; bodies are limited to {} bytes", e.body_text(), app.config.max_frame_bytes),
+                format!(
+                    "{}; bodies are limited to {} bytes",
+                    e.body_text(),
+                    app.config.max_frame_bytes
+                ),
             );
         }
     };
@@ -216,7 +262,9 @@ pub async fn ingest_post(
         .unwrap_or("application/json");
     let enc = if ctype.starts_with("application/json") {
         Encoding::Json
-    } else if ctype.starts_with(sockscope_wire::CONTENT_TYPE_MSGPACK) || ctype.starts_with("application/msgpack") {
+    } else if ctype.starts_with(sockscope_wire::CONTENT_TYPE_MSGPACK)
+        || ctype.starts_with("application/msgpack")
+    {
         Encoding::MsgPack
     } else {
         let _ = app.agg.send(Input::Rejected).await;
@@ -236,24 +284,47 @@ pub async fn ingest_post(
             return wire_error(&e);
         }
     };
-    let mut session = Session { source: None, batches: 1 };
+    let mut session = Session {
+        source: None,
+        batches: 1,
+    };
     if let Err((code, message)) = session.bind(&events) {
         let _ = app.agg.send(Input::Rejected).await;
         return error_body(StatusCode::BAD_REQUEST, code, message);
     }
     let total = events.len();
     let (tx, rx) = oneshot::channel();
-    let input = Input::Batch { source: session.source, events, batch: 1, done: Some(tx), errors: None };
+    let input = Input::Batch {
+        source: session.source,
+        events,
+        batch: 1,
+        done: Some(tx),
+        errors: None,
+    };
     let errs = match app.agg.send(input).await {
         Ok(()) => rx.await.unwrap_or_default(),
-        Err(_) => return error_body(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the observer is shutting down"),
+        Err(_) => {
+            return error_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the observer is shutting down",
+            )
+        }
     };
-    let status = if errs.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if errs.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let errors: Vec<_> = errs
         .iter()
         .map(|e| json!({ "code": e.code, "index": e.index, "message": e.message }))
         .collect();
-    (status, Json(json!({ "accepted": total - errs.len(), "errors": errors }))).into_response()
+    (
+        status,
+        Json(json!({ "accepted": total - errs.len(), "errors": errors })),
+    )
+        .into_response()
 }
 
 fn wire_error(e: &WireError) -> Response {

@@ -55,7 +55,9 @@ pub fn router(config: ObserverConfig) -> Router {
         .route("/api/connections/{id}", get(api::connection))
         .route("/api/trace", get(api::trace))
         .route("/healthz", get(api::healthz))
-        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_frame_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.max_frame_bytes,
+        ))
         .leptos_routes(&state, routes, move || shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
@@ -68,7 +70,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(config);
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -1,6 +1,6 @@
 //! Encoding and decoding of batches, and the replies the observer sends back to a tap.
 
-use crate::event::Batch;
+use crate::event::{Batch, ConnClose, ConnOpen, Dropped, Hello, Host, Message};
 use crate::validate::{validate, Limits, WireError};
 use serde::{Deserialize, Serialize};
 
@@ -43,11 +43,19 @@ pub fn decode_batch(enc: Encoding, bytes: &[u8], limits: &Limits) -> Result<Batc
     let batch: Batch = match enc {
         Encoding::Json => serde_json::from_slice(bytes).map_err(|_| {
             let mut de = serde_json::Deserializer::from_slice(bytes);
-            malformed(enc, serde_path_to_error::deserialize::<_, Batch>(&mut de))
+            malformed(
+                enc,
+                bytes,
+                serde_path_to_error::deserialize::<_, Batch>(&mut de),
+            )
         })?,
         Encoding::MsgPack => rmp_serde::from_slice(bytes).map_err(|_| {
             let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-            malformed(enc, serde_path_to_error::deserialize::<_, Batch>(&mut de))
+            malformed(
+                enc,
+                bytes,
+                serde_path_to_error::deserialize::<_, Batch>(&mut de),
+            )
         })?,
     };
     validate(&batch, limits)?;
@@ -57,8 +65,16 @@ pub fn decode_batch(enc: Encoding, bytes: &[u8], limits: &Limits) -> Result<Batc
 /// Turns the slow, path-tracking second decode into a precise error.
 fn malformed<E: std::fmt::Display>(
     enc: Encoding,
+    bytes: &[u8],
     res: Result<Batch, serde_path_to_error::Error<E>>,
 ) -> WireError {
+    if let Some((path, message)) = locate(enc, bytes) {
+        return WireError::Malformed {
+            encoding: enc.name(),
+            path,
+            message,
+        };
+    }
     match res {
         Err(e) => WireError::Malformed {
             encoding: enc.name(),
@@ -71,6 +87,40 @@ fn malformed<E: std::fmt::Display>(
             path: ".".into(),
             message: "could not be decoded".into(),
         },
+    }
+}
+
+/// Finds the field of the first bad event. Tagged enums hide the path inside an event, so
+/// each event is decoded again as its own struct. Only runs for batches already rejected.
+fn locate(enc: Encoding, bytes: &[u8]) -> Option<(String, String)> {
+    let v: serde_json::Value = match enc {
+        Encoding::Json => serde_json::from_slice(bytes).ok()?,
+        Encoding::MsgPack => rmp_serde::from_slice(bytes).ok()?,
+    };
+    for (i, ev) in v.get("events")?.as_array()?.iter().enumerate() {
+        let mut obj = ev.as_object()?.clone();
+        let ty = obj.remove("type")?;
+        let obj = serde_json::Value::Object(obj);
+        let err = match ty.as_str()? {
+            "hello" => field_error::<Hello>(obj),
+            "conn_open" => field_error::<ConnOpen>(obj),
+            "message" => field_error::<Message>(obj),
+            "conn_close" => field_error::<ConnClose>(obj),
+            "host" => field_error::<Host>(obj),
+            "dropped" => field_error::<Dropped>(obj),
+            _ => None,
+        };
+        if let Some((path, message)) = err {
+            return Some((format!("events[{i}].{path}"), message));
+        }
+    }
+    None
+}
+
+fn field_error<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Option<(String, String)> {
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(_) => None,
+        Err(e) => Some((e.path().to_string(), e.into_inner().to_string())),
     }
 }
 

@@ -237,7 +237,11 @@ fn validate_event(i: usize, ev: &Event, limits: &Limits) -> Result<(), WireError
         }
         Event::Host(h) => {
             if !h.cpu_pct.is_finite() || h.cpu_pct < 0.0 || h.cpu_pct > 100.0 {
-                return Err(bad(i, "cpu_pct", format!("{} is not within 0-100", h.cpu_pct)));
+                return Err(bad(
+                    i,
+                    "cpu_pct",
+                    format!("{} is not within 0-100", h.cpu_pct),
+                ));
             }
             if h.mem_used > h.mem_total {
                 return Err(bad(

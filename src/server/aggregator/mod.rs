@@ -7,7 +7,9 @@ pub mod series;
 pub mod state;
 pub mod store;
 
-use crate::protocol::{ConnDetail, ConnPage, Overview, SourceView, TableQuery, TraceEntry, TraceQuery, ViewSpec};
+use crate::protocol::{
+    ConnDetail, ConnPage, Overview, SourceView, TableQuery, TraceEntry, TraceQuery, ViewSpec,
+};
 use crate::server::config::AggConfig;
 use crate::server::hub::{overview, Hub};
 use series::Point;
@@ -50,11 +52,23 @@ pub enum Input {
     },
     /// A frame that failed decoding or validation, for the counters.
     Rejected,
-    Session { source: Arc<str>, up: bool },
+    Session {
+        source: Arc<str>,
+        up: bool,
+    },
     Query(Query),
-    Subscribe { id: u64, tx: mpsc::Sender<String>, spec: ViewSpec },
-    View { id: u64, spec: ViewSpec },
-    Unsubscribe { id: u64 },
+    Subscribe {
+        id: u64,
+        tx: mpsc::Sender<String>,
+        spec: ViewSpec,
+    },
+    View {
+        id: u64,
+        spec: ViewSpec,
+    },
+    Unsubscribe {
+        id: u64,
+    },
 }
 
 /// Cheap, cloneable handle to the aggregator task.
@@ -81,7 +95,10 @@ impl Aggregator {
     }
 
     /// Asks a question and waits for the answer.
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Query) -> Result<T, Stopped> {
+    pub async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Query,
+    ) -> Result<T, Stopped> {
         let (tx, rx) = oneshot::channel();
         self.send(Input::Query(make(tx))).await?;
         rx.await.map_err(|_| Stopped)
@@ -116,7 +133,13 @@ async fn run(mut state: State, mut rx: mpsc::Receiver<Input>) {
 fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
     let now_s = now / 1_000_000;
     match input {
-        Input::Batch { source, events, batch, done, errors } => {
+        Input::Batch {
+            source,
+            events,
+            batch,
+            done,
+            errors,
+        } => {
             let errs = state.apply(source.as_deref(), events, now);
             if let Some(done) = done {
                 let _ = done.send(errs);

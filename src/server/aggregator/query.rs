@@ -27,9 +27,20 @@ impl State {
         if q.sort == SortKey::Id {
             // Connect order is the map's order: walk only as far as the window needs.
             let window: Vec<&Conn> = if q.desc {
-                self.conns.values().rev().filter(keep).skip(offset).take(limit).collect()
+                self.conns
+                    .values()
+                    .rev()
+                    .filter(keep)
+                    .skip(offset)
+                    .take(limit)
+                    .collect()
             } else {
-                self.conns.values().filter(keep).skip(offset).take(limit).collect()
+                self.conns
+                    .values()
+                    .filter(keep)
+                    .skip(offset)
+                    .take(limit)
+                    .collect()
             };
             let total = if needle.is_empty() {
                 match q.state {
@@ -75,7 +86,11 @@ impl State {
             SortKey::MsgsOut => a.msgs_out.cmp(&b.msgs_out),
             SortKey::BytesIn => a.bytes_in.cmp(&b.bytes_in),
             SortKey::BytesOut => a.bytes_out.cmp(&b.bytes_out),
-            SortKey::Rate => a.rate.last_second(now_s).0.cmp(&b.rate.last_second(now_s).0),
+            SortKey::Rate => a
+                .rate
+                .last_second(now_s)
+                .0
+                .cmp(&b.rate.last_second(now_s).0),
         }
     }
 

@@ -96,7 +96,11 @@ pub struct State {
 impl State {
     pub fn new(cfg: AggConfig) -> Self {
         State {
-            store: MessageStore::new(cfg.conn_messages, cfg.max_stored_messages, cfg.payload_budget),
+            store: MessageStore::new(
+                cfg.conn_messages,
+                cfg.max_stored_messages,
+                cfg.payload_budget,
+            ),
             series: Series::new(cfg.series_len),
             cfg,
             conns: BTreeMap::new(),
@@ -136,7 +140,12 @@ impl State {
 
     /// Applies a validated batch whose first event is a `hello` unless `source` names the
     /// session's source. Returns the events that could not be applied.
-    pub fn apply(&mut self, source: Option<&str>, events: Vec<Event>, now_us: u64) -> Vec<EventError> {
+    pub fn apply(
+        &mut self,
+        source: Option<&str>,
+        events: Vec<Event>,
+        now_us: u64,
+    ) -> Vec<EventError> {
         let mut errors = Vec::new();
         let mut src = source.and_then(|s| self.source_index(s));
         let now_s = now_us / 1_000_000;
@@ -174,7 +183,11 @@ impl State {
                 }
             };
             if let Err((code, message)) = res {
-                errors.push(EventError { code, index, message });
+                errors.push(EventError {
+                    code,
+                    index,
+                    message,
+                });
             }
         }
         if let Some(si) = src {
@@ -185,7 +198,11 @@ impl State {
     }
 
     fn hello(&mut self, h: Hello, now_us: u64) -> usize {
-        let name = if h.name.is_empty() { h.source.clone() } else { h.name };
+        let name = if h.name.is_empty() {
+            h.source.clone()
+        } else {
+            h.name
+        };
         let idx = match self.source_ids.get(h.source.as_str()) {
             Some(&i) => i,
             None => {
@@ -221,7 +238,13 @@ impl State {
                 .map(|(_, &id)| id)
                 .collect();
             for id in stale {
-                self.close(id, now_us, None, Some("tap restarted".into()), Closer::Abort);
+                self.close(
+                    id,
+                    now_us,
+                    None,
+                    Some("tap restarted".into()),
+                    Closer::Abort,
+                );
             }
             self.sources[idx].drops_reported = Drops::default();
         }
@@ -234,13 +257,27 @@ impl State {
         idx
     }
 
-    fn conn_open(&mut self, si: usize, o: ConnOpen, now_us: u64) -> Result<(), (&'static str, String)> {
+    fn conn_open(
+        &mut self,
+        si: usize,
+        o: ConnOpen,
+        now_us: u64,
+    ) -> Result<(), (&'static str, String)> {
         let mut result = Ok(());
         if let Some(&old) = self.index.get(&(si, o.conn)) {
-            self.close(old, now_us, None, Some("replaced by a new conn_open with the same id".into()), Closer::Abort);
+            self.close(
+                old,
+                now_us,
+                None,
+                Some("replaced by a new conn_open with the same id".into()),
+                Closer::Abort,
+            );
             result = Err((
                 "duplicate_connection",
-                format!("connection {} was already open; the old record was closed as abort", o.conn),
+                format!(
+                    "connection {} was already open; the old record was closed as abort",
+                    o.conn
+                ),
             ));
         }
         if self.conns.len() >= self.cfg.max_connections && !self.evict_oldest_closed() {
@@ -281,7 +318,11 @@ impl State {
                 ip,
                 user_agent,
                 path: o.path.into(),
-                headers: o.headers.into_iter().map(|h| (h.0.into(), h.1.into())).collect(),
+                headers: o
+                    .headers
+                    .into_iter()
+                    .map(|h| (h.0.into(), h.1.into()))
+                    .collect(),
                 subprotocol: o.subprotocol.map(Into::into),
                 opened_us: ts,
                 closed: None,
@@ -302,12 +343,21 @@ impl State {
         result
     }
 
-    fn message(&mut self, si: usize, m: Message, now_us: u64, now_s: u64) -> Result<(), (&'static str, String)> {
+    fn message(
+        &mut self,
+        si: usize,
+        m: Message,
+        now_us: u64,
+        now_s: u64,
+    ) -> Result<(), (&'static str, String)> {
         let Some(&id) = self.index.get(&(si, m.conn)) else {
             return Err(unknown(m.conn, "message"));
         };
         let ts = m.ts.unwrap_or(now_us);
-        let conn = self.conns.get_mut(&id).expect("index points at a tracked connection");
+        let conn = self
+            .conns
+            .get_mut(&id)
+            .expect("index points at a tracked connection");
         conn.count(m.dir, m.size, now_s);
         match m.dir {
             sockscope_wire::Direction::ClientToServer => {
@@ -362,7 +412,12 @@ impl State {
         Ok(())
     }
 
-    fn conn_close(&mut self, si: usize, c: ConnClose, now_us: u64) -> Result<(), (&'static str, String)> {
+    fn conn_close(
+        &mut self,
+        si: usize,
+        c: ConnClose,
+        now_us: u64,
+    ) -> Result<(), (&'static str, String)> {
         let Some(&id) = self.index.get(&(si, c.conn)) else {
             return Err(unknown(c.conn, "conn_close"));
         };
@@ -370,15 +425,28 @@ impl State {
         Ok(())
     }
 
-    fn close(&mut self, id: u64, at_us: u64, code: Option<u16>, reason: Option<String>, by: Closer) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
+    fn close(
+        &mut self,
+        id: u64,
+        at_us: u64,
+        code: Option<u16>,
+        reason: Option<String>,
+        by: Closer,
+    ) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         if conn.closed.is_some() {
             return;
         }
         let text = format!(
             "{}{}",
-            code.map(|c| c.to_string()).unwrap_or_else(|| "no code".into()),
-            reason.as_deref().map(|r| format!(" {}", preview_text(r))).unwrap_or_default()
+            code.map(|c| c.to_string())
+                .unwrap_or_else(|| "no code".into()),
+            reason
+                .as_deref()
+                .map(|r| format!(" {}", preview_text(r)))
+                .unwrap_or_default()
         );
         conn.closed = Some(CloseInfo {
             at_us,
@@ -412,9 +480,21 @@ impl State {
     fn dropped(&mut self, si: usize, d: Dropped) {
         let s = &mut self.sources[si];
         let fields = [
-            (&mut s.drops.conn_open, &mut s.drops_reported.conn_open, d.conn_open),
-            (&mut s.drops.message, &mut s.drops_reported.message, d.message),
-            (&mut s.drops.conn_close, &mut s.drops_reported.conn_close, d.conn_close),
+            (
+                &mut s.drops.conn_open,
+                &mut s.drops_reported.conn_open,
+                d.conn_open,
+            ),
+            (
+                &mut s.drops.message,
+                &mut s.drops_reported.message,
+                d.message,
+            ),
+            (
+                &mut s.drops.conn_close,
+                &mut s.drops_reported.conn_close,
+                d.conn_close,
+            ),
             (&mut s.drops.host, &mut s.drops_reported.host, d.host),
         ];
         for (total, last, now) in fields {
@@ -515,7 +595,9 @@ impl State {
 fn unknown(conn: u64, what: &str) -> (&'static str, String) {
     (
         "unknown_connection",
-        format!("{what} for connection {conn}, which is not open on this source (send conn_open first)"),
+        format!(
+            "{what} for connection {conn}, which is not open on this source (send conn_open first)"
+        ),
     )
 }
 

@@ -1,0 +1,137 @@
+//! Test harness: a real observer on 127.0.0.1:0 and real WebSocket / HTTP clients.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use sockscope::server::config::ObserverConfig;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct Observer {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+}
+
+pub async fn start(cfg: ObserverConfig) -> Observer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sockscope::server::serve(
+        listener,
+        cfg,
+        std::future::pending(),
+    ));
+    Observer {
+        addr,
+        http: reqwest::Client::new(),
+    }
+}
+
+pub async fn start_default() -> Observer {
+    start(ObserverConfig::default()).await
+}
+
+impl Observer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (s, v) = self.get(path).await;
+        assert_eq!(s, 200, "GET {path} → {s} {v}");
+        v
+    }
+
+    pub async fn post(&self, body: impl Into<reqwest::Body>, ctype: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url("/ingest"))
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Opens a tap session with the given subprotocol (None sends no header).
+    pub async fn tap(&self, subprotocol: Option<&str>) -> Ws {
+        let mut req = format!("ws://{}/ingest", self.addr)
+            .into_client_request()
+            .unwrap();
+        if let Some(p) = subprotocol {
+            req.headers_mut()
+                .insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("tap connects")
+            .0
+    }
+
+    pub async fn live(&self) -> Ws {
+        let req = format!("ws://{}/live", self.addr)
+            .into_client_request()
+            .unwrap();
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("live connects")
+            .0
+    }
+
+    /// Polls `path` until `check` accepts the JSON or 5 s pass.
+    pub async fn wait_for(&self, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, v) = self.get(path).await;
+            if check(&v) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting on {path}; last: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+pub async fn send_json(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// Next text frame as JSON, within 3 s.
+pub async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(3), ws.next())
+            .await
+            .expect("a frame within 3 s")
+            .expect("socket open")
+            .expect("no socket error");
+        match m {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => continue,
+        }
+    }
+}
+
+pub fn hello(source: &str) -> Value {
+    serde_json::json!({"type": "hello", "source": source, "name": format!("{source} name"), "kind": "proxy", "version": "0.1.0", "hostname": "testhost"})
+}
+
+pub fn batch(events: Vec<Value>) -> Value {
+    serde_json::json!({"v": 1, "events": events})
+}
