@@ -1,0 +1,42 @@
+import { defineConfig } from '@playwright/test';
+import * as path from 'path';
+
+// The observer binary and built site come from `cargo leptos build` (scripts/test runs it).
+const root = path.resolve(__dirname, '..');
+const bin = process.env.SOCKSCOPE_BIN ?? path.join(root, 'target', 'debug', 'sockscope');
+const port = Number(process.env.SOCKSCOPE_E2E_PORT ?? 3917);
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  reporter: [['list']],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    browserName: 'chromium',
+    headless: true,
+    launchOptions: {
+      // Debian's Chromium; never `npx playwright install` (it downloads, and fails here).
+      executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    },
+  },
+  webServer: {
+    command: `"${bin}" serve --listen 127.0.0.1:${port} --site-root "${path.join(root, 'target', 'site')}" --tick 100ms`,
+    // Playwright waits for this URL itself (cargo leptos end-to-end would not).
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'pipe',
+    stderr: 'pipe',
+  },
+});

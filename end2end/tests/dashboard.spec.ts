@@ -1,0 +1,71 @@
+import { test, expect, APIRequestContext } from '@playwright/test';
+
+async function ingest(request: APIRequestContext, events: object[]) {
+  const res = await request.post('/ingest', { data: { v: 1, events } });
+  expect(res.status(), await res.text()).toBe(200);
+}
+
+const hostile = '<img src=x onerror=alert(1)>';
+
+test('live table and trace update without reload; payloads render as text', async ({ page, request }) => {
+  const dialogs: string[] = [];
+  page.on('dialog', async (d) => {
+    dialogs.push(d.message());
+    await d.dismiss();
+  });
+  (page as any).__errors = [];
+  page.on('pageerror', (e) => ((page as any).__errors as Error[]).push(e));
+
+  await page.goto('/');
+  await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
+
+  const source = `e2e-${Date.now()}`;
+  const hello = { type: 'hello', source, name: source, kind: 'proxy', version: 'e2e', hostname: 'playwright' };
+  await ingest(request, [
+    hello,
+    {
+      type: 'conn_open', conn: 1, ip: '203.0.113.9',
+      user_agent: '<script>alert("ua")</script>', path: '/chat?x=<b>bold</b>',
+    },
+    { type: 'message', conn: 1, dir: 'c2s', opcode: 'text', size: hostile.length, text: hostile },
+  ]);
+
+  const table = page.getByTestId('conn-table');
+  const row = table.locator('tbody tr', { hasText: '203.0.113.9' });
+  await expect(row).toBeVisible();
+  await expect(row).toContainText('<script>alert("ua")</script>');
+  await expect(row).toContainText('/chat?x=<b>bold</b>');
+  await expect(table.locator('b, script')).toHaveCount(0);
+
+  const trace = page.getByTestId('trace');
+  await expect(trace.locator('li[data-kind="message"]', { hasText: hostile })).toBeVisible();
+  await expect(trace.locator('li[data-kind="open"]', { hasText: '203.0.113.9' })).toBeVisible();
+  await expect(trace.locator('img')).toHaveCount(0);
+  await expect(page.getByTestId('sources')).toContainText(source);
+
+  await ingest(request, [hello, { type: 'conn_close', conn: 1, code: 4000, reason: 'bye', by: 'server' }]);
+  await expect(trace.locator('li[data-kind="close"]', { hasText: '4000' })).toBeVisible();
+  // The default view shows open connections; the closed one moves to "all".
+  await expect(row).toHaveCount(0);
+  await page.getByTestId('conn-state').selectOption('all');
+  await expect(table.locator('tbody tr', { hasText: '203.0.113.9' })).toContainText('closed 4000 (application)');
+
+  expect(dialogs).toEqual([]);
+  expect((page as any).__errors).toEqual([]);
+});
+
+test('server-side filter narrows the table window', async ({ page, request }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
+  const source = `filter-${Date.now()}`;
+  const events: object[] = [{ type: 'hello', source, kind: 'gateway' }];
+  for (let i = 1; i <= 30; i++) {
+    events.push({ type: 'conn_open', conn: i, ip: `198.51.100.${i}`, path: `/room/${i}`, user_agent: 'filter-agent' });
+  }
+  await ingest(request, events);
+  await page.getByTestId('conn-filter').fill('/room/17');
+  const rows = page.getByTestId('conn-table').locator('tbody tr');
+  await expect(rows).toHaveCount(1);
+  await expect(rows.first()).toContainText('198.51.100.17');
+  await expect(page.getByTestId('conn-range')).toHaveText('1–1 of 1');
+});
