@@ -1,1 +1,227 @@
-fn main() {}
+//! Ingest benchmark: a synthetic tap drives a real `sockscope serve` process over loopback.
+//! Prints events/s the observer applied (MessagePack and JSON) and its RSS per tracked
+//! connection. Not a test: it asserts nothing, it reports.
+//!
+//! `cargo bench --features ssr --bench ingest -- [--conns N] [--seconds S] [--taps T]`
+
+use futures_util::{SinkExt, StreamExt};
+use sockscope_wire::{encode_batch, Batch, ConnOpen, Direction, Encoding, Event, Hello, Message, Opcode, SourceKind};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMsg;
+
+struct Args {
+    conns: u64,
+    seconds: u64,
+    taps: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args { conns: 100_000, seconds: 5, taps: 2 };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut num = || it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{k} needs a number"));
+        match k.as_str() {
+            "--conns" => a.conns = num(),
+            "--seconds" => a.seconds = num(),
+            "--taps" => a.taps = num(),
+            "--bench" => {}
+            other => panic!("unknown argument {other}; use --conns N --seconds S --taps T"),
+        }
+    }
+    a
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap()))
+        .unwrap_or(0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Observer {
+    child: Child,
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hello(source: &str) -> Event {
+    Event::Hello(Hello {
+        source: source.into(),
+        name: String::new(),
+        kind: SourceKind::Proxy,
+        version: "bench".into(),
+        hostname: "localhost".into(),
+        instance: None,
+    })
+}
+
+async fn get_json(port: u16, path: &str) -> serde_json::Value {
+    reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.unwrap().json().await.unwrap()
+}
+
+async fn tap(port: u16, enc: Encoding) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("ws://127.0.0.1:{port}/ingest").into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", enc.subprotocol().parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+fn frame(enc: Encoding, b: &Batch) -> WsMsg {
+    let bytes = encode_batch(enc, b);
+    match enc {
+        Encoding::Json => WsMsg::Text(String::from_utf8(bytes).unwrap().into()),
+        Encoding::MsgPack => WsMsg::Binary(bytes.into()),
+    }
+}
+
+async fn ingested(port: u16) -> u64 {
+    get_json(port, "/api/overview").await["observer"]["events_ingested"].as_u64().unwrap()
+}
+
+/// Opens `n` connections on source "bench-0" and returns once the observer tracks them.
+async fn open_connections(port: u16, n: u64) {
+    let mut ws = tap(port, Encoding::MsgPack).await;
+    ws.send(frame(Encoding::MsgPack, &Batch::new(vec![hello("bench-0")]))).await.unwrap();
+    let mut next = 1;
+    while next <= n {
+        let end = (next + 4095).min(n + 1);
+        let events = (next..end)
+            .map(|i| {
+                Event::ConnOpen(ConnOpen {
+                    conn: i,
+                    ts: None,
+                    ip: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+                    user_agent: Some(format!("bench-agent/{}", i % 50)),
+                    path: format!("/ws/room/{}", i % 1000),
+                    headers: vec![],
+                    subprotocol: None,
+                })
+            })
+            .collect();
+        ws.send(frame(Encoding::MsgPack, &Batch::new(events))).await.unwrap();
+        next = end;
+    }
+    loop {
+        let open = get_json(port, "/api/overview").await["totals"]["open"].as_u64().unwrap();
+        if open >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Keep the session (its source) alive by leaking it into a task that drains replies.
+    tokio::spawn(async move { while ws.next().await.is_some() {} });
+}
+
+/// Sends message batches from `taps` sessions for `secs`; returns events/s the observer applied.
+async fn throughput(port: u16, enc: Encoding, taps: u64, conns: u64, secs: u64) -> (f64, f64) {
+    let text = "x".repeat(64);
+    let mut handles = Vec::new();
+    let before = ingested(port).await;
+    let start = Instant::now();
+    let stop = start + Duration::from_secs(secs);
+    for t in 0..taps {
+        let src = "bench-0".to_string();
+        let events: Vec<Event> = std::iter::once(hello(&src))
+            .chain((0..1023u64).map(|i| {
+                Event::Message(Message {
+                    conn: 1 + (i * 7919 + t) % conns,
+                    ts: None,
+                    dir: if i % 2 == 0 { Direction::ClientToServer } else { Direction::ServerToClient },
+                    opcode: Opcode::Text,
+                    size: 64,
+                    text: Some(text.clone()),
+                    data: None,
+                    truncated: false,
+                })
+            }))
+            .collect();
+        let msg = frame(enc, &Batch::new(events));
+        let bytes = match &msg {
+            WsMsg::Text(t) => t.len(),
+            WsMsg::Binary(b) => b.len(),
+            _ => 0,
+        };
+        handles.push(tokio::spawn(async move {
+            let mut ws = tap(port, enc).await;
+            let mut sent = 0u64;
+            while Instant::now() < stop {
+                ws.send(msg.clone()).await.unwrap();
+                sent += 1;
+            }
+            let _ = ws.close(None).await;
+            (sent, bytes)
+        }));
+    }
+    let mut frames = 0;
+    let mut frame_bytes = 0;
+    for h in handles {
+        let (s, b) = h.await.unwrap();
+        frames += s;
+        frame_bytes = b;
+    }
+    // Let the observer finish what is queued, then count what it applied.
+    let mut applied = ingested(port).await - before;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = ingested(port).await - before;
+        if now == applied {
+            break;
+        }
+        applied = now;
+    }
+    let elapsed = start.elapsed().as_secs_f64() - 0.2;
+    let _ = frames;
+    (applied as f64 / elapsed, frame_bytes as f64 / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--site-root", "/nonexistent"])
+        .env("SOCKSCOPE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sockscope serve");
+    let obs = Observer { child };
+    let pid = obs.child.id();
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rss0 = rss_kib(pid);
+    let t = Instant::now();
+    open_connections(port, a.conns).await;
+    let open_secs = t.elapsed().as_secs_f64();
+    let rss1 = rss_kib(pid);
+    println!("sockscope ingest benchmark ({} cores, observer pid {pid})", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| tracked connections | {} |", a.conns);
+    println!("| conn_open events/s (msgpack, 1 tap) | {:.0} |", a.conns as f64 / open_secs);
+    println!("| observer RSS idle → with connections | {} KiB → {} KiB |", rss0, rss1);
+    println!("| RSS per tracked connection | {:.0} B |", (rss1 - rss0) as f64 * 1024.0 / a.conns as f64);
+    let (mp, mp_kib) = throughput(port, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
+    let (js, js_kib) = throughput(port, Encoding::Json, a.taps, a.conns, a.seconds).await;
+    println!("| message events/s, MessagePack ({} taps, 1024-event frames of {mp_kib:.0} KiB, 64 B payloads) | {mp:.0} |", a.taps);
+    println!("| message events/s, JSON ({} taps, frames of {js_kib:.0} KiB) | {js:.0} |", a.taps);
+    println!("| MessagePack / JSON | {:.2}× |", mp / js);
+    println!("| observer RSS after load | {} KiB |", rss_kib(pid));
+    println!();
+    println!("Targets (later issues): ≥ 1 000 000 events/s; 1M tracked connections in ≤ 1 GiB (≤ 1074 B each).");
+}
