@@ -5,7 +5,9 @@
 //! `cargo bench --features ssr --bench ingest -- [--conns N] [--seconds S] [--taps T]`
 
 use futures_util::{SinkExt, StreamExt};
-use sockscope_wire::{encode_batch, Batch, ConnOpen, Direction, Encoding, Event, Hello, Message, Opcode, SourceKind};
+use sockscope_wire::{
+    encode_batch, Batch, ConnOpen, Direction, Encoding, Event, Hello, Message, Opcode, SourceKind,
+};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -18,10 +20,18 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { conns: 100_000, seconds: 5, taps: 2 };
+    let mut a = Args {
+        conns: 100_000,
+        seconds: 5,
+        taps: 2,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let mut num = || it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{k} needs a number"));
+        let mut num = || {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{k} needs a number"))
+        };
         match k.as_str() {
             "--conns" => a.conns = num(),
             "--seconds" => a.seconds = num(),
@@ -36,12 +46,20 @@ fn args() -> Args {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        })
         .unwrap_or(0)
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Observer {
@@ -67,12 +85,23 @@ fn hello(source: &str) -> Event {
 }
 
 async fn get_json(port: u16, path: &str) -> serde_json::Value {
-    reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.unwrap().json().await.unwrap()
+    reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
-async fn tap(port: u16, enc: Encoding) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut req = format!("ws://127.0.0.1:{port}/ingest").into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", enc.subprotocol().parse().unwrap());
+async fn tap(
+    port: u16,
+    enc: Encoding,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("ws://127.0.0.1:{port}/ingest")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", enc.subprotocol().parse().unwrap());
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
@@ -85,13 +114,20 @@ fn frame(enc: Encoding, b: &Batch) -> WsMsg {
 }
 
 async fn ingested(port: u16) -> u64 {
-    get_json(port, "/api/overview").await["observer"]["events_ingested"].as_u64().unwrap()
+    get_json(port, "/api/overview").await["observer"]["events_ingested"]
+        .as_u64()
+        .unwrap()
 }
 
 /// Opens `n` connections on source "bench-0" and returns once the observer tracks them.
 async fn open_connections(port: u16, n: u64) {
     let mut ws = tap(port, Encoding::MsgPack).await;
-    ws.send(frame(Encoding::MsgPack, &Batch::new(vec![hello("bench-0")]))).await.unwrap();
+    ws.send(frame(
+        Encoding::MsgPack,
+        &Batch::new(vec![hello("bench-0")]),
+    ))
+    .await
+    .unwrap();
     let mut next = 1;
     while next <= n {
         let end = (next + 4095).min(n + 1);
@@ -108,11 +144,15 @@ async fn open_connections(port: u16, n: u64) {
                 })
             })
             .collect();
-        ws.send(frame(Encoding::MsgPack, &Batch::new(events))).await.unwrap();
+        ws.send(frame(Encoding::MsgPack, &Batch::new(events)))
+            .await
+            .unwrap();
         next = end;
     }
     loop {
-        let open = get_json(port, "/api/overview").await["totals"]["open"].as_u64().unwrap();
+        let open = get_json(port, "/api/overview").await["totals"]["open"]
+            .as_u64()
+            .unwrap();
         if open >= n {
             break;
         }
@@ -136,7 +176,11 @@ async fn throughput(port: u16, enc: Encoding, taps: u64, conns: u64, secs: u64) 
                 Event::Message(Message {
                     conn: 1 + (i * 7919 + t) % conns,
                     ts: None,
-                    dir: if i % 2 == 0 { Direction::ClientToServer } else { Direction::ServerToClient },
+                    dir: if i % 2 == 0 {
+                        Direction::ClientToServer
+                    } else {
+                        Direction::ServerToClient
+                    },
                     opcode: Opcode::Text,
                     size: 64,
                     text: Some(text.clone()),
@@ -189,7 +233,13 @@ async fn main() {
     let a = args();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_sockscope"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--site-root", "/nonexistent"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--site-root",
+            "/nonexistent",
+        ])
         .env("SOCKSCOPE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -198,7 +248,10 @@ async fn main() {
     let obs = Observer { child };
     let pid = obs.child.id();
     for _ in 0..100 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok() {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -208,18 +261,35 @@ async fn main() {
     open_connections(port, a.conns).await;
     let open_secs = t.elapsed().as_secs_f64();
     let rss1 = rss_kib(pid);
-    println!("sockscope ingest benchmark ({} cores, observer pid {pid})", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "sockscope ingest benchmark ({} cores, observer pid {pid})",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!();
     println!("| measure | value |");
     println!("|---|---|");
     println!("| tracked connections | {} |", a.conns);
-    println!("| conn_open events/s (msgpack, 1 tap) | {:.0} |", a.conns as f64 / open_secs);
-    println!("| observer RSS idle → with connections | {} KiB → {} KiB |", rss0, rss1);
-    println!("| RSS per tracked connection | {:.0} B |", (rss1 - rss0) as f64 * 1024.0 / a.conns as f64);
+    println!(
+        "| conn_open events/s (msgpack, 1 tap) | {:.0} |",
+        a.conns as f64 / open_secs
+    );
+    println!(
+        "| observer RSS idle → with connections | {} KiB → {} KiB |",
+        rss0, rss1
+    );
+    println!(
+        "| RSS per tracked connection | {:.0} B |",
+        (rss1 - rss0) as f64 * 1024.0 / a.conns as f64
+    );
     let (mp, mp_kib) = throughput(port, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
     let (js, js_kib) = throughput(port, Encoding::Json, a.taps, a.conns, a.seconds).await;
     println!("| message events/s, MessagePack ({} taps, 1024-event frames of {mp_kib:.0} KiB, 64 B payloads) | {mp:.0} |", a.taps);
-    println!("| message events/s, JSON ({} taps, frames of {js_kib:.0} KiB) | {js:.0} |", a.taps);
+    println!(
+        "| message events/s, JSON ({} taps, frames of {js_kib:.0} KiB) | {js:.0} |",
+        a.taps
+    );
     println!("| MessagePack / JSON | {:.2}× |", mp / js);
     println!("| observer RSS after load | {} KiB |", rss_kib(pid));
     println!();

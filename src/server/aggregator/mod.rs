@@ -6,6 +6,8 @@ pub mod query;
 pub mod series;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 use crate::protocol::{
     ConnDetail, ConnPage, Overview, SourceView, TableQuery, TraceEntry, TraceQuery, ViewSpec,

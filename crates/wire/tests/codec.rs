@@ -1,0 +1,213 @@
+//! Round trips of both encodings and the validation rules.
+
+use sockscope_wire::*;
+
+fn sample() -> Batch {
+    Batch::new(vec![
+        Event::Hello(Hello {
+            source: "edge-1".into(),
+            name: "Edge 1".into(),
+            kind: SourceKind::Proxy,
+            version: "0.1".into(),
+            hostname: "h".into(),
+            instance: Some(42),
+        }),
+        Event::ConnOpen(ConnOpen {
+            conn: 1,
+            ts: Some(1),
+            ip: "2001:db8::1".into(),
+            user_agent: Some("ua".into()),
+            path: "/a?b=c".into(),
+            headers: vec![Header("origin".into(), "x".into())],
+            subprotocol: Some("p".into()),
+        }),
+        Event::Message(Message {
+            conn: 1,
+            ts: None,
+            dir: Direction::ServerToClient,
+            opcode: Opcode::Binary,
+            size: 300,
+            text: None,
+            data: Some(Payload(vec![0, 1, 2, 255])),
+            truncated: true,
+        }),
+        Event::Message(Message {
+            conn: 1,
+            ts: None,
+            dir: Direction::ClientToServer,
+            opcode: Opcode::Text,
+            size: 3,
+            text: Some("hé".to_string()),
+            data: None,
+            truncated: false,
+        }),
+        Event::ConnClose(ConnClose {
+            conn: 1,
+            ts: None,
+            code: Some(4000),
+            reason: Some("r".into()),
+            by: Closer::Proxy,
+        }),
+        Event::Host(Host {
+            ts: None,
+            cpu_pct: 3.5,
+            mem_used: 1,
+            mem_total: 2,
+            rss: 3,
+        }),
+        Event::Dropped(Dropped {
+            conn_open: 1,
+            message: 2,
+            conn_close: 3,
+            host: 4,
+        }),
+    ])
+}
+
+#[test]
+fn both_encodings_round_trip() {
+    let b = sample();
+    for enc in [Encoding::Json, Encoding::MsgPack] {
+        let bytes = encode_batch(enc, &b);
+        assert_eq!(
+            decode_batch(enc, &bytes, &Limits::default()).unwrap(),
+            b,
+            "{enc:?}"
+        );
+    }
+    let json = String::from_utf8(encode_batch(Encoding::Json, &b)).unwrap();
+    assert!(json.contains(r#""type":"conn_open""#));
+    assert!(
+        json.contains(r#""data":"AAEC/w==""#),
+        "binary is base64 in JSON: {json}"
+    );
+    let mp = encode_batch(Encoding::MsgPack, &b);
+    assert!(mp.len() < json.len());
+}
+
+#[test]
+fn msgpack_errors_name_the_field() {
+    let bad = serde_json::json!({"v":1,"events":[{"type":"conn_open","conn":"x","ip":"1.1.1.1","path":"/"}]});
+    let bytes = rmp_serde::to_vec_named(&bad).unwrap();
+    let e = decode_batch(Encoding::MsgPack, &bytes, &Limits::default()).unwrap_err();
+    assert_eq!(e.code(), "malformed");
+    assert!(e.to_string().contains("events[0].conn"), "{e}");
+    let e = decode_batch(Encoding::MsgPack, &[0xc1], &Limits::default()).unwrap_err();
+    assert_eq!(e.code(), "malformed");
+}
+
+fn check(ev: serde_json::Value) -> Result<Batch, WireError> {
+    let body = serde_json::json!({"v":1,"events":[ev]}).to_string();
+    decode_batch(
+        Encoding::Json,
+        body.as_bytes(),
+        &Limits {
+            max_events: 10,
+            max_payload: 8,
+        },
+    )
+}
+
+#[test]
+fn validation_rules() {
+    use serde_json::json;
+    let field = |r: Result<Batch, WireError>| match r {
+        Err(WireError::Invalid { field, .. }) => field,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    assert_eq!(
+        field(check(
+            json!({"type":"hello","source":"bad id!","kind":"app"})
+        )),
+        "source"
+    );
+    assert_eq!(
+        field(check(json!({"type":"hello","source":"","kind":"app"}))),
+        "source"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"conn_open","conn":1,"ip":"999.1.1.1","path":"/"})
+        )),
+        "ip"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/","user_agent":"u".repeat(3000)})
+        )),
+        "user_agent"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":3,"data":"AAA="})
+        )),
+        "data"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"message","conn":1,"dir":"c2s","opcode":"binary","size":3,"text":"abc"})
+        )),
+        "text"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"message","conn":1,"dir":"c2s","opcode":"ping","size":200})
+        )),
+        "size"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":2,"text":"abc"})
+        )),
+        "size"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":5,"text":"abc"})
+        )),
+        "truncated"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":20,"text":"123456789","truncated":true})
+        )),
+        "payload"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"conn_close","conn":1,"code":999,"by":"client"})
+        )),
+        "code"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"host","cpu_pct":120.0,"mem_used":1,"mem_total":2,"rss":0})
+        )),
+        "cpu_pct"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"host","cpu_pct":1.0,"mem_used":3,"mem_total":2,"rss":0})
+        )),
+        "mem_used"
+    );
+    assert!(check(json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":5,"text":"abc","truncated":true})).is_ok());
+    assert!(
+        check(json!({"type":"message","conn":1,"dir":"c2s","opcode":"binary","size":5000})).is_ok(),
+        "metadata only"
+    );
+    let e = check(json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/","extra":1}))
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown field `extra`"), "{e}");
+    let body = br#"{"v":1,"events":[{"type":"dropped"},{"type":"dropped"}]}"#;
+    let e = decode_batch(
+        Encoding::Json,
+        body,
+        &Limits {
+            max_events: 1,
+            max_payload: 8,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e, WireError::TooManyEvents { count: 2, limit: 1 });
+}
