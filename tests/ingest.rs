@@ -377,9 +377,11 @@ async fn websocket_errors_are_replied_and_the_session_survives() {
 
 #[tokio::test]
 async fn oversize_frame_closes_with_1009_and_others_are_unaffected() {
-    let mut cfg = sockscope::server::config::ObserverConfig::default();
-    cfg.max_frame_bytes = 64 * 1024;
-    let obs = start(cfg).await;
+    let obs = start(sockscope::server::config::ObserverConfig {
+        max_frame_bytes: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
     let mut good = obs.tap(None).await;
     send_json(
         &mut good,

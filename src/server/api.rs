@@ -37,8 +37,7 @@ fn stopped<E>(_: E) -> ApiError {
 type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 fn params<T>(q: QueryResult<T>) -> Result<T, ApiError> {
-    q.map(|Query(t)| t)
-        .map_err(|e| bad(format!("{}", e.body_text())))
+    q.map(|Query(t)| t).map_err(|e| bad(e.body_text()))
 }
 
 pub async fn sources(State(app): State<AppState>) -> Result<Response, ApiError> {

@@ -53,7 +53,7 @@ impl Hub {
         self.subs.remove(&id);
     }
 
-    pub fn len(&self) -> usize {
+    pub fn subscribers(&self) -> usize {
         self.subs.len()
     }
 

@@ -58,7 +58,8 @@ pub enum StoredPayload {
 }
 
 impl StoredPayload {
-    pub fn len(&self) -> usize {
+    /// Payload bytes held in memory.
+    pub fn bytes(&self) -> usize {
         match self {
             StoredPayload::Text(t) => t.len(),
             StoredPayload::Binary(b) => b.len(),

@@ -62,6 +62,10 @@ impl<T> Ring<T> {
     pub fn len(&self) -> usize {
         self.items.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
 }
 
 /// Accumulates the current second and closes it into the ring.

@@ -51,7 +51,7 @@ impl MessageStore {
         let Some(conn) = conns.get_mut(&conn_id) else {
             return;
         };
-        self.bytes += msg.payload.len();
+        self.bytes += msg.payload.bytes();
         self.fifo.push_back(Entry {
             conn: conn_id,
             seq: msg.seq,
@@ -59,7 +59,7 @@ impl MessageStore {
         conn.recent.push_back(msg);
         if conn.recent.len() > self.per_conn {
             if let Some(old) = conn.recent.pop_front() {
-                self.bytes -= old.payload.len();
+                self.bytes -= old.payload.bytes();
             }
         }
         while self.fifo.len() > self.max_messages {
@@ -68,7 +68,7 @@ impl MessageStore {
             if let Some(c) = conns.get_mut(&e.conn) {
                 if c.recent.front().is_some_and(|m| m.seq == e.seq) {
                     let m = c.recent.pop_front().expect("front");
-                    self.bytes -= m.payload.len();
+                    self.bytes -= m.payload.bytes();
                 }
             }
         }
@@ -83,7 +83,7 @@ impl MessageStore {
             if let Ok(i) = c.recent.binary_search_by_key(&e.seq, |m| m.seq) {
                 let p = &mut c.recent[i].payload;
                 if matches!(p, StoredPayload::Text(_) | StoredPayload::Binary(_)) {
-                    self.bytes -= p.len();
+                    self.bytes -= p.bytes();
                     *p = StoredPayload::Evicted;
                     self.payloads_evicted += 1;
                 }
@@ -93,6 +93,6 @@ impl MessageStore {
 
     /// Releases the payload bytes of a connection that is being evicted.
     pub fn forget(&mut self, conn: &Conn) {
-        self.bytes -= conn.recent.iter().map(|m| m.payload.len()).sum::<usize>();
+        self.bytes -= conn.recent.iter().map(|m| m.payload.bytes()).sum::<usize>();
     }
 }

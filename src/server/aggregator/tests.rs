@@ -306,5 +306,5 @@ fn hub_resnapshots_a_browser_that_falls_behind() {
     assert!(next["table"].is_null(), "nothing changed in the window");
     drop(rx);
     hub.publish(&s, T0, None);
-    assert_eq!(hub.len(), 0, "a closed browser is forgotten");
+    assert_eq!(hub.subscribers(), 0, "a closed browser is forgotten");
 }
