@@ -496,7 +496,7 @@ async fn host_metrics_and_series_are_reported() {
     // Once the second closes, the series holds the counts.
     let series = obs
         .wait_for("/api/series", |v| {
-            v.as_array().is_some_and(|a| {
+            v["points"].as_array().is_some_and(|a| {
                 a.iter()
                     .map(|p| p["msgs_in"].as_u64().unwrap())
                     .sum::<u64>()
@@ -504,7 +504,7 @@ async fn host_metrics_and_series_are_reported() {
             })
         })
         .await;
-    let pts = series.as_array().unwrap();
+    let pts = series["points"].as_array().unwrap();
     assert_eq!(
         pts.iter()
             .map(|p| p["msgs_out"].as_u64().unwrap())
@@ -525,4 +525,11 @@ async fn host_metrics_and_series_are_reported() {
     );
     let ov = obs.get_ok("/api/overview").await;
     assert_eq!(ov["totals"]["msgs_in"], 2);
+    let hosts = obs
+        .wait_for("/api/series", |v| {
+            v["hosts"]["h"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert_eq!(hosts["hosts"]["h"][0]["cpu_pct"], 12.5);
+    assert_eq!(hosts["hosts"]["h"][0]["rss"], 50);
 }

@@ -59,14 +59,13 @@ pub fn Overview() -> impl IntoView {
 fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
     let last_seen = s.last_seen_ms;
     let online = s.online;
+    // Sources that post over HTTP have no session; "last seen" is their health.
+    let silent_ms = move || now_ms.get().saturating_sub(last_seen);
     let state = move || {
         if online {
             "online".to_string()
         } else {
-            format!(
-                "offline, seen {} ago",
-                format::duration_ms(now_ms.get().saturating_sub(last_seen))
-            )
+            format!("last seen {} ago", format::duration_ms(silent_ms()))
         }
     };
     let (cpu, mem, rss) = match &s.host {
@@ -95,7 +94,7 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
             <td>{format!("{:?}", s.kind).to_lowercase()}</td>
             <td>{s.hostname.clone()}</td>
             <td>{s.version.clone()}</td>
-            <td class:offline=!online>{state}</td>
+            <td class:offline=move || { !online && silent_ms() > 10_000 }>{state}</td>
             <td class="num">{format::count(s.open)}</td>
             <td class="num">{cpu}</td>
             <td class="num">{mem}</td>

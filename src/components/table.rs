@@ -102,7 +102,7 @@ pub fn ConnTable() -> impl IntoView {
                 </select>
                 <span class="range" data-testid="conn-range">{range}</span>
                 <button on:click=prev disabled=move || offset() == 0>"‹ prev"</button>
-                <button on:click=next disabled=move || (offset() + PAGE) as u64 >= total.get()>"next ›"</button>
+                <button on:click=next disabled=move || { (offset() + PAGE) as u64 >= total.get() }>"next ›"</button>
             </div>
             <div class="scroll">
                 <table class="grid" data-testid="conn-table">

@@ -14,7 +14,7 @@ use crate::protocol::{
 };
 use crate::server::config::AggConfig;
 use crate::server::hub::{overview, Hub};
-use series::Point;
+use series::{HostPoint, Point};
 use sockscope_wire::Event;
 pub use state::EventError;
 use state::State;
@@ -32,6 +32,13 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// `/api/series`: one point per second, whole observer and per source host metrics.
+#[derive(Debug, serde::Serialize)]
+pub struct SeriesView {
+    pub points: Vec<Point>,
+    pub hosts: std::collections::BTreeMap<String, Vec<HostPoint>>,
+}
+
 /// Read-only questions, answered on a oneshot.
 pub enum Query {
     Overview(oneshot::Sender<Overview>),
@@ -39,7 +46,7 @@ pub enum Query {
     Connections(TableQuery, oneshot::Sender<ConnPage>),
     Connection(u64, oneshot::Sender<Option<ConnDetail>>),
     Trace(TraceQuery, oneshot::Sender<Vec<TraceEntry>>),
-    Series(oneshot::Sender<Vec<Point>>),
+    Series(oneshot::Sender<SeriesView>),
 }
 
 pub enum Input {
@@ -171,7 +178,14 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
                 let _ = tx.send(state.trace_since(&q, 0).0);
             }
             Query::Series(tx) => {
-                let _ = tx.send(state.series.points.iter().cloned().collect());
+                let _ = tx.send(SeriesView {
+                    points: state.series.points.iter().cloned().collect(),
+                    hosts: state
+                        .sources
+                        .iter()
+                        .map(|s| (s.id.to_string(), s.host_series.iter().cloned().collect()))
+                        .collect(),
+                });
             }
         },
         Input::Subscribe { id, tx, spec } => {

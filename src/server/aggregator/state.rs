@@ -439,15 +439,7 @@ impl State {
         if conn.closed.is_some() {
             return;
         }
-        let text = format!(
-            "{}{}",
-            code.map(|c| c.to_string())
-                .unwrap_or_else(|| "no code".into()),
-            reason
-                .as_deref()
-                .map(|r| format!(" {}", preview_text(r)))
-                .unwrap_or_default()
-        );
+        let text = reason.as_deref().map(preview_text).unwrap_or_default();
         conn.closed = Some(CloseInfo {
             at_us,
             code,
