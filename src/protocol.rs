@@ -119,9 +119,9 @@ impl Default for TraceQuery {
 }
 
 impl TraceQuery {
-    pub fn matches(&self, e: &TraceEntry) -> bool {
-        (self.kinds.is_empty() || self.kinds.contains(&e.kind))
-            && self.conn.is_none_or(|c| c == e.conn)
+    /// Whether an event of this kind on this connection belongs to the view.
+    pub fn accepts(&self, kind: TraceKind, conn: u64) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&kind)) && self.conn.is_none_or(|c| c == conn)
     }
 }
 
@@ -169,8 +169,8 @@ pub struct TableDelta {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Overview {
     pub totals: Totals,
-    /// Last complete second.
-    pub rates: Rates,
+    /// The last complete second.
+    pub rates: Point,
     pub sources: Vec<SourceView>,
     pub observer: ObserverStats,
 }
@@ -187,14 +187,28 @@ pub struct Totals {
     pub bytes_out: u64,
 }
 
+/// Whole-observer counts for one second (`/api/series`; the overview's last-second rates).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rates {
+pub struct Point {
+    /// Unix second this point covers.
+    pub t: u64,
+    /// Open connections at the end of the second.
+    pub open: u64,
     pub msgs_in: u64,
     pub msgs_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub connects: u64,
     pub disconnects: u64,
+}
+
+/// Host metrics of one source for one second.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostPoint {
+    pub t: u64,
+    pub cpu_pct: f32,
+    pub mem_used: u64,
+    pub rss: u64,
 }
 
 /// Counters of what the observer itself refused, evicted or could not deliver.

@@ -95,17 +95,9 @@ impl Hub {
 }
 
 pub fn overview(state: &State) -> Overview {
-    let last = state.series.last();
     Overview {
         totals: state.totals.clone(),
-        rates: crate::protocol::Rates {
-            msgs_in: last.msgs_in,
-            msgs_out: last.msgs_out,
-            bytes_in: last.bytes_in,
-            bytes_out: last.bytes_out,
-            connects: last.connects,
-            disconnects: last.disconnects,
-        },
+        rates: state.series.last(),
         sources: state.sources.iter().map(|s| s.view()).collect(),
         observer: state.stats.clone(),
     }

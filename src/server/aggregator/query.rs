@@ -131,8 +131,7 @@ impl State {
             if r.seq <= after {
                 break;
             }
-            let e_kind_ok = q.kinds.is_empty() || q.kinds.contains(&r.kind);
-            if !e_kind_ok || q.conn.is_some_and(|c| c != r.conn) {
+            if !q.accepts(r.kind, r.conn) {
                 continue;
             }
             if out.len() < limit {

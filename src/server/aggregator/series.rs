@@ -1,30 +1,7 @@
 //! One-second time series for charts: a fixed-length ring of points per metric family.
 
-use serde::Serialize;
+pub use crate::protocol::{HostPoint, Point};
 use std::collections::VecDeque;
-
-/// Whole-observer counters for one second.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Point {
-    /// Unix second this point covers.
-    pub t: u64,
-    pub open: u64,
-    pub msgs_in: u64,
-    pub msgs_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub connects: u64,
-    pub disconnects: u64,
-}
-
-/// Host metrics of one source for one second.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct HostPoint {
-    pub t: u64,
-    pub cpu_pct: f32,
-    pub mem_used: u64,
-    pub rss: u64,
-}
 
 /// A ring holding at most `cap` points, oldest first.
 #[derive(Clone, Debug)]
