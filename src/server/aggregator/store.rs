@@ -69,6 +69,10 @@ impl MessageStore {
                 if c.recent.front().is_some_and(|m| m.seq == e.seq) {
                     let m = c.recent.pop_front().expect("front");
                     self.bytes -= m.payload.bytes();
+                    if c.recent.is_empty() {
+                        // Most of a million connections hold nothing: free the ring itself.
+                        c.recent = VecDeque::new();
+                    }
                 }
             }
         }
