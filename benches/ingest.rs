@@ -228,6 +228,20 @@ async fn throughput(port: u16, enc: Encoding, taps: u64, conns: u64, secs: u64) 
     (applied as f64 / elapsed, frame_bytes as f64 / 1024.0)
 }
 
+const ROUNDS: usize = 3;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn list(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[tokio::main]
 async fn main() {
     let a = args();
@@ -283,13 +297,20 @@ async fn main() {
         "| RSS per tracked connection | {:.0} B |",
         (rss1 - rss0) as f64 * 1024.0 / a.conns as f64
     );
-    let (mp, mp_kib) = throughput(port, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
-    let (js, js_kib) = throughput(port, Encoding::Json, a.taps, a.conns, a.seconds).await;
-    println!("| message events/s, MessagePack ({} taps, 1024-event frames of {mp_kib:.0} KiB, 64 B payloads) | {mp:.0} |", a.taps);
-    println!(
-        "| message events/s, JSON ({} taps, frames of {js_kib:.0} KiB) | {js:.0} |",
-        a.taps
-    );
+    // Alternate the encodings over several rounds and quote medians: the machine is noisy.
+    let (mut mps, mut jss) = (Vec::new(), Vec::new());
+    let (mut mp_kib, mut js_kib) = (0.0, 0.0);
+    for _ in 0..ROUNDS {
+        let (r, k) = throughput(port, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
+        mps.push(r);
+        mp_kib = k;
+        let (r, k) = throughput(port, Encoding::Json, a.taps, a.conns, a.seconds).await;
+        jss.push(r);
+        js_kib = k;
+    }
+    let (mp, js) = (median(&mut mps), median(&mut jss));
+    println!("| message events/s, MessagePack, median of {ROUNDS} ({} taps, 1024-event frames of {mp_kib:.0} KiB, 64 B payloads) | {mp:.0} (runs: {}) |", a.taps, list(&mps));
+    println!("| message events/s, JSON, median of {ROUNDS} ({} taps, frames of {js_kib:.0} KiB) | {js:.0} (runs: {}) |", a.taps, list(&jss));
     println!("| MessagePack / JSON | {:.2}× |", mp / js);
     println!("| observer RSS after load | {} KiB |", rss_kib(pid));
     println!();
