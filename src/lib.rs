@@ -12,6 +12,8 @@ mod live_client;
 pub mod model;
 pub mod protocol;
 #[cfg(feature = "ssr")]
+pub mod proxy;
+#[cfg(feature = "ssr")]
 pub mod server;
 
 #[cfg(feature = "hydrate")]

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sockscope::proxy::ProxyArgs;
 use sockscope::server::config::ServeArgs;
 
 // The aggregator churns many small allocations across runtime threads; mimalloc keeps RSS
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the observer: tap ingest, live dashboard, JSON API.
     Serve(ServeArgs),
+    /// Run a tapped reverse proxy in front of a WebSocket / HTTP server.
+    Proxy(ProxyArgs),
 }
 
 #[tokio::main]
@@ -36,7 +39,25 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Proxy(args) => proxy(args).await,
     }
+}
+
+async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    let listen = args.listen;
+    let (cfg, tap) = args.into_parts()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(
+        "sockscope proxy on http://{} → http://{} (tap {})",
+        listener.local_addr()?,
+        cfg.upstream,
+        if tap.is_enabled() { "on" } else { "off" }
+    );
+    sockscope::proxy::serve(listener, cfg, tap, shutdown_signal())
+        .await
+        .context("proxy failed")
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -284,6 +284,12 @@ pub async fn ingest_post(
             return wire_error(&e);
         }
     };
+    apply_batch(&app, events).await
+}
+
+/// Applies one self-contained batch (it must start with a hello) and answers once applied:
+/// 200 with the count, or 422 listing the events that could not be applied.
+pub async fn apply_batch(app: &AppState, events: Vec<Event>) -> Response {
     let mut session = Session {
         source: None,
         batches: 1,

@@ -14,7 +14,7 @@ pub use event::{
     Message, Opcode, SourceKind,
 };
 pub use payload::Payload;
-pub use validate::{Limits, WireError};
+pub use validate::{validate, Limits, WireError};
 
 /// Version carried in every batch (`"v": 1`). A v2 would use new subprotocol names.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -265,6 +265,13 @@ impl State {
     ) -> Result<(), (&'static str, String)> {
         let mut result = Ok(());
         if let Some(&old) = self.index.get(&(si, o.conn)) {
+            // A tap re-announces its open connections after an outage: same id and
+            // timestamp means the same connection, which is kept as it is.
+            if o.ts
+                .is_some_and(|ts| self.conns.get(&old).is_some_and(|c| c.opened_us == ts))
+            {
+                return Ok(());
+            }
             self.close(
                 old,
                 now_us,

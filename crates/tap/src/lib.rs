@@ -1,0 +1,32 @@
+//! sockscope-tap: mirrors WebSocket traffic (connects, messages, disconnects) and host metrics
+//! to a sockscope observer. The tap never awaits the observer: events go into a bounded queue
+//! with `try_send`; what does not fit is counted per kind and the counters reach the observer.
+//! A background task batches events (by count or every few milliseconds), encodes them as
+//! MessagePack, reconnects with capped backoff and re-announces open connections after an
+//! outage. A connection's close is recorded in `Drop`, so an aborted task still closes it.
+//!
+//! ```no_run
+//! use sockscope_tap::{ConnInfo, Tap, TapConfig};
+//! use sockscope_tap::wire::{Closer, Direction, Opcode};
+//!
+//! # async fn demo() -> Result<(), sockscope_tap::TapError> {
+//! let tap = Tap::start(TapConfig::new("ws://127.0.0.1:3000/ingest", "my-gateway"))?;
+//! let conn = tap.open(ConnInfo::new("203.0.113.7".parse().unwrap(), "/chat"));
+//! conn.message(Direction::ClientToServer, Opcode::Text, b"hello");
+//! conn.close(Some(1000), Some("bye"), Closer::Client);
+//! # Ok(()) }
+//! ```
+//!
+//! To tap a tokio-tungstenite stream (or, with feature `axum`, an axum `WebSocket`), wrap it in
+//! [`Tapped`]: every message read or written is mirrored.
+
+mod config;
+mod handle;
+mod host;
+mod sender;
+mod wrap;
+
+pub use config::{TapConfig, TapError};
+pub use handle::{ConnInfo, ConnTap, DropCounts, Tap};
+pub use sockscope_wire as wire;
+pub use wrap::{Mirror, Side, Tapped};

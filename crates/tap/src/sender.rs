@@ -1,0 +1,293 @@
+//! The sender task: drains the queue into batches, sends them as MessagePack, reconnects with
+//! capped backoff, and after an outage re-announces open connections so the observer's view
+//! converges (the observer treats a repeated `conn_open` with the same timestamp as a no-op).
+
+use crate::config::TapConfig;
+use crate::handle::{now_us, Inner};
+use crate::host::HostSampler;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use sockscope_wire::{encode_batch, Batch, ConnOpen, Encoding, Event, Hello};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Weak;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+struct Link {
+    sink: SplitSink<Ws, WsMessage>,
+    stream: SplitStream<Ws>,
+}
+
+/// What the task knows of each open connection, to re-announce it after an outage.
+struct Open {
+    event: ConnOpen,
+    /// The observer has been sent this connection's open.
+    announced: bool,
+}
+
+struct Sender {
+    cfg: TapConfig,
+    inner: Weak<Inner>,
+    instance: u64,
+    link: Option<Link>,
+    open: HashMap<u64, Open>,
+    /// Closes of announced connections that happened while the observer was away.
+    pending_closes: Vec<Event>,
+    backoff: Duration,
+    retry_at: Instant,
+    failures: u64,
+}
+
+fn random_u64() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_us());
+    h.finish()
+}
+
+pub(crate) async fn run(cfg: TapConfig, mut rx: mpsc::Receiver<Event>, inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(cfg.host_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut host = HostSampler::new();
+    let mut s = Sender {
+        instance: random_u64(),
+        inner,
+        link: None,
+        open: HashMap::new(),
+        pending_closes: Vec::new(),
+        backoff: FIRST_BACKOFF,
+        retry_at: Instant::now(),
+        failures: 0,
+        cfg,
+    };
+    let mut buf = Vec::with_capacity(s.cfg.batch);
+    loop {
+        if s.link.is_none() && Instant::now() >= s.retry_at {
+            s.connect().await;
+        }
+        let retry_at = s.retry_at;
+        let linked = s.link.is_some();
+        let ended = tokio::select! {
+            n = rx.recv_many(&mut buf, s.cfg.batch) => n == 0,
+            _ = tick.tick() => {
+                if let Some(i) = s.inner.upgrade() {
+                    buf.extend(host.sample(now_us()).map(Event::Host));
+                    buf.push(Event::Dropped(i.drops.snapshot()));
+                }
+                false
+            }
+            reply = next_reply(&mut s.link), if linked => {
+                if !reply {
+                    tracing::warn!("observer closed the tap connection; reconnecting");
+                    s.link = None;
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(retry_at), if !linked => continue,
+        };
+        if !ended && buf.len() < s.cfg.batch {
+            // Give the batch a few milliseconds to fill: one send per batch, not per event.
+            tokio::time::sleep(s.cfg.flush).await;
+            while buf.len() < s.cfg.batch {
+                match rx.try_recv() {
+                    Ok(ev) => buf.push(ev),
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Some(i) = s.inner.upgrade() {
+            if let Ok(mut late) = i.late_closes.lock() {
+                buf.append(&mut late);
+            }
+        }
+        if !buf.is_empty() {
+            s.deliver(std::mem::take(&mut buf)).await;
+            buf = Vec::with_capacity(s.cfg.batch);
+        }
+        if ended {
+            if let (Some(link), Some(i)) = (s.link.as_mut(), s.inner.upgrade()) {
+                let last = Batch::new(vec![Event::Dropped(i.drops.snapshot())]);
+                let _ = link
+                    .sink
+                    .send(WsMessage::Binary(
+                        encode_batch(Encoding::MsgPack, &last).into(),
+                    ))
+                    .await;
+            }
+            if let Some(mut link) = s.link.take() {
+                let _ = link.sink.close().await;
+            }
+            return;
+        }
+    }
+}
+
+/// Reads one observer reply; false when the connection is gone.
+async fn next_reply(link: &mut Option<Link>) -> bool {
+    let Some(l) = link.as_mut() else { return false };
+    match l.stream.next().await {
+        Some(Ok(WsMessage::Text(t))) => {
+            tracing::warn!(reply = %t.as_str(), "observer rejected tap data");
+            true
+        }
+        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => false,
+        Some(Ok(_)) => true,
+    }
+}
+
+impl Sender {
+    fn hello(&self) -> Event {
+        Event::Hello(Hello {
+            source: self.cfg.source.clone(),
+            name: self.cfg.name.clone(),
+            kind: self.cfg.kind,
+            version: env!("CARGO_PKG_VERSION").into(),
+            hostname: sysinfo::System::host_name().unwrap_or_default(),
+            instance: Some(self.instance),
+        })
+    }
+
+    async fn connect(&mut self) {
+        let attempt = async {
+            let mut req = self.cfg.observer.as_str().into_client_request()?;
+            req.headers_mut().insert(
+                "sec-websocket-protocol",
+                sockscope_wire::SUBPROTOCOL_MSGPACK
+                    .parse()
+                    .expect("valid header"),
+            );
+            if let Some(t) = &self.cfg.token {
+                if let Ok(v) = format!("Bearer {t}").parse() {
+                    req.headers_mut().insert("authorization", v);
+                }
+            }
+            let config = WebSocketConfig::default().read_buffer_size(4096);
+            tokio_tungstenite::connect_async_with_config(req, Some(config), true).await
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok((ws, _))) => {
+                let (sink, stream) = ws.split();
+                self.link = Some(Link { sink, stream });
+                if self.failures > 0 {
+                    tracing::info!(after = self.failures, "tap reconnected to the observer");
+                }
+                self.failures = 0;
+                self.backoff = FIRST_BACKOFF;
+                self.resync().await;
+            }
+            outcome => {
+                if self.failures == 0 {
+                    let why = match outcome {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".into(),
+                    };
+                    tracing::warn!(observer = %self.cfg.observer, error = %why, "tap cannot reach the observer; counting drops and retrying");
+                }
+                self.failures += 1;
+                self.retry_at = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(self.cfg.max_backoff);
+            }
+        }
+    }
+
+    /// After (re)connecting: hello, every open connection, closes missed meanwhile, drops.
+    async fn resync(&mut self) {
+        let mut events = vec![self.hello()];
+        let mut ids: Vec<u64> = self.open.keys().copied().collect();
+        ids.sort_unstable();
+        events.extend(
+            ids.iter()
+                .map(|id| Event::ConnOpen(self.open[id].event.clone())),
+        );
+        events.append(&mut self.pending_closes);
+        if let Some(i) = self.inner.upgrade() {
+            events.push(Event::Dropped(i.drops.snapshot()));
+        }
+        for chunk in events.chunks(self.cfg.batch.max(2)) {
+            if !self.send(chunk.to_vec()).await {
+                // Lost again: closes stay pending, opens stay unannounced.
+                self.pending_closes.extend(
+                    chunk
+                        .iter()
+                        .filter(|e| matches!(e, Event::ConnClose(_)))
+                        .cloned(),
+                );
+                return;
+            }
+        }
+        for o in self.open.values_mut() {
+            o.announced = true;
+        }
+    }
+
+    async fn send(&mut self, events: Vec<Event>) -> bool {
+        let Some(link) = self.link.as_mut() else {
+            return false;
+        };
+        let bytes = encode_batch(Encoding::MsgPack, &Batch::new(events));
+        match tokio::time::timeout(
+            SEND_TIMEOUT,
+            link.sink.send(WsMessage::Binary(bytes.into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => true,
+            _ => {
+                tracing::warn!("tap lost the observer while sending; reconnecting");
+                self.link = None;
+                self.retry_at = Instant::now();
+                false
+            }
+        }
+    }
+
+    async fn deliver(&mut self, events: Vec<Event>) {
+        let sent = self.link.is_some() && self.send(events.clone()).await;
+        for ev in events {
+            self.track(ev, sent);
+        }
+    }
+
+    /// Keeps the open-connection registry; counts what an outage cost.
+    fn track(&mut self, ev: Event, sent: bool) {
+        let inner = self.inner.upgrade();
+        let drop = |ev: &Event| {
+            if let Some(i) = &inner {
+                i.drops.count(ev)
+            }
+        };
+        match ev {
+            Event::ConnOpen(o) => {
+                self.open.insert(
+                    o.conn,
+                    Open {
+                        event: o,
+                        announced: sent,
+                    },
+                );
+            }
+            Event::ConnClose(ref c) => match self.open.remove(&c.conn) {
+                Some(o) if !sent && o.announced => self.pending_closes.push(ev),
+                Some(o) if !sent => {
+                    // Opened and closed while the observer was away: count both.
+                    drop(&Event::ConnOpen(o.event));
+                    drop(&ev);
+                }
+                _ => {}
+            },
+            Event::Message(_) | Event::Host(_) if !sent => drop(&ev),
+            _ => {}
+        }
+    }
+}

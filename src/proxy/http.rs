@@ -1,0 +1,101 @@
+//! Plain HTTP forwarding (SignalR negotiate, long polling, health checks) with hop-by-hop
+//! headers removed and X-Forwarded-* added.
+
+use super::client_ip::forwarded_for;
+use super::Shared;
+use axum::http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+pub fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(msg.into() + "\n"))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for n in HOP_BY_HOP.iter().map(|s| s.to_string()).chain(named) {
+        h.remove(n.as_str());
+    }
+    h.remove(header::UPGRADE);
+}
+
+/// Adds X-Forwarded-For / -Proto / -Host for the upstream.
+pub fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared) {
+    let xff = forwarded_for(peer.ip(), h, &shared.cfg.trusted);
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    if let Some(host) = h.get(header::HOST).cloned() {
+        h.insert("x-forwarded-host", host);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+}
+
+pub async fn forward(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Response<Body> {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri: Uri = match format!("http://{}{}", shared.cfg.upstream, path).parse() {
+        Ok(u) => u,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request target: {e}")),
+    };
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    strip_hop_by_hop(h);
+    add_forwarded(h, peer, shared);
+    match shared.client.request(req).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, body.boxed())
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "upstream request failed");
+            text(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "sockscope proxy: upstream {} is unreachable ({e})",
+                    shared.cfg.upstream
+                ),
+            )
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `sockscope proxy`: an HTTP/1.1 reverse proxy (hyper) that forwards plain requests and
+//! proxies WebSocket upgrades message by message, mirroring them to the observer via the tap.
+
+pub mod client_ip;
+mod http;
+mod ws;
+
+use crate::proxy::http::{forward, Body};
+use axum::http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use ipnet::IpNet;
+use sockscope_tap::{Tap, TapConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Default largest WebSocket message proxied (64 MiB).
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// Default per-socket read buffer; tungstenite's 128 KiB default costs 134 KiB RSS per socket.
+pub const DEFAULT_READ_BUFFER: usize = 4096;
+/// Time open connections get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// `host:port` of the upstream server (from `--upstream http://host:port`).
+    pub upstream: String,
+    pub trusted: Vec<IpNet>,
+    pub max_message: usize,
+    pub read_buffer: usize,
+    /// Lower-cased request headers mirrored to the observer.
+    pub mirror_headers: Vec<String>,
+}
+
+/// Flags of `sockscope proxy`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// Address to accept clients on.
+    #[arg(long, env = "SOCKSCOPE_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The server to forward to, e.g. http://127.0.0.1:5000.
+    #[arg(long, env = "SOCKSCOPE_UPSTREAM")]
+    pub upstream: String,
+    /// Observer ingest URL, e.g. ws://127.0.0.1:3000/ingest. Without it the tap is off.
+    #[arg(long, env = "SOCKSCOPE_OBSERVER")]
+    pub observer: Option<String>,
+    /// Token sent to the observer as `Authorization: Bearer`.
+    #[arg(long, env = "SOCKSCOPE_TAP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Name of this proxy on the dashboard (also its source id).
+    #[arg(long, env = "SOCKSCOPE_NAME", default_value = "proxy")]
+    pub name: String,
+    /// Peers whose Forwarded / X-Forwarded-For headers are believed (CIDR, repeatable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "SOCKSCOPE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<IpNet>,
+    /// Largest WebSocket message in bytes.
+    #[arg(long, env = "SOCKSCOPE_MAX_MESSAGE", default_value_t = DEFAULT_MAX_MESSAGE)]
+    pub max_message: usize,
+    /// Read buffer per WebSocket, in bytes.
+    #[arg(long, env = "SOCKSCOPE_READ_BUFFER", default_value_t = DEFAULT_READ_BUFFER)]
+    pub read_buffer: usize,
+    /// Payload bytes mirrored per message (0: metadata only).
+    #[arg(long, env = "SOCKSCOPE_PAYLOAD_CAP", default_value_t = sockscope_tap::wire::Limits::DEFAULT_MAX_PAYLOAD / 16)]
+    pub payload_cap: usize,
+    /// Request headers mirrored to the observer (comma-separated). Cookie and Authorization
+    /// are never mirrored unless listed here.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_MIRROR_HEADERS",
+        value_delimiter = ',',
+        default_value = "origin,sec-websocket-protocol,x-request-id,x-forwarded-for,x-forwarded-proto"
+    )]
+    pub mirror_headers: Vec<String>,
+}
+
+impl ProxyArgs {
+    /// Validates the flags and starts the tap (if an observer is given).
+    pub fn into_parts(self) -> anyhow::Result<(ProxyConfig, Tap)> {
+        let upstream = self
+            .upstream
+            .strip_prefix("http://")
+            .or_else(|| self.upstream.strip_prefix("ws://"))
+            .ok_or_else(|| anyhow::anyhow!("--upstream {:?} must look like http://host:port (TLS upstreams are not supported yet)", self.upstream))?
+            .trim_end_matches('/')
+            .to_string();
+        anyhow::ensure!(
+            !upstream.is_empty() && !upstream.contains('/'),
+            "--upstream {:?} must be http://host:port without a path",
+            self.upstream
+        );
+        anyhow::ensure!(
+            self.max_message >= 1024,
+            "--max-message must be at least 1024 bytes"
+        );
+        anyhow::ensure!(
+            (256..=1 << 20).contains(&self.read_buffer),
+            "--read-buffer must be between 256 and 1048576"
+        );
+        let tap = match self.observer {
+            Some(url) => {
+                let mut cfg = TapConfig::new(url, self.name.clone());
+                cfg.token = self.token;
+                cfg.payload_cap = self.payload_cap;
+                Tap::start(cfg).map_err(|e| anyhow::anyhow!("{e}"))?
+            }
+            None => Tap::disabled(),
+        };
+        Ok((
+            ProxyConfig {
+                upstream,
+                trusted: self.trusted_proxy,
+                max_message: self.max_message,
+                read_buffer: self.read_buffer,
+                mirror_headers: self
+                    .mirror_headers
+                    .into_iter()
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .collect(),
+            },
+            tap,
+        ))
+    }
+}
+
+pub(crate) struct Shared {
+    pub cfg: ProxyConfig,
+    pub tap: Tap,
+    pub client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Incoming,
+    >,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Accepts clients until `shutdown` resolves, then gives open connections [`SHUTDOWN_GRACE`]:
+/// WebSockets are closed with 1001 on both sides.
+pub async fn serve(
+    listener: TcpListener,
+    cfg: ProxyConfig,
+    tap: Tap,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let shared = Arc::new(Shared {
+        cfg,
+        tap,
+        client,
+        shutdown: stop_rx,
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let mut stop = shared.shutdown.clone();
+        // The service holds `shared`: shutdown waits until every connection task is gone.
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let shared = shared.clone();
+            async move {
+                Ok::<Response<Body>, std::convert::Infallible>(handle(req, peer, shared).await)
+            }
+        });
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let res = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while Arc::strong_count(&shared) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if Arc::strong_count(&shared) > 1 {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+    Ok(())
+}
+
+async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Response<Body> {
+    if ws::is_upgrade(&req) {
+        ws::upgrade(req, peer, shared).await
+    } else {
+        forward(req, peer, &shared).await
+    }
+}

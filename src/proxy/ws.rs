@@ -1,0 +1,311 @@
+//! WebSocket upgrades: handshake with the upstream first (so a refusal or an unreachable
+//! upstream reaches the client as an HTTP answer, not a hang), then answer 101 and relay
+//! messages both ways, mirroring each one to the tap.
+
+use super::client_ip::client_ip;
+use super::http::{add_forwarded, strip_hop_by_hop, text, Body};
+use super::Shared;
+use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use sockscope_tap::wire::{Closer, Direction};
+use sockscope_tap::{ConnInfo, ConnTap, Mirror};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// After one side closed, how long the other gets to finish the close handshake.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+pub fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let has = |name, token: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    req.method() == Method::GET
+        && has(header::CONNECTION, "upgrade")
+        && has(header::UPGRADE, "websocket")
+}
+
+fn ws_config(shared: &Shared) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(shared.cfg.read_buffer)
+        .max_message_size(Some(shared.cfg.max_message))
+        .max_frame_size(Some(shared.cfg.max_message))
+}
+
+/// Headers the client sent that belong to this hop's handshake, not the upstream's.
+const HANDSHAKE: [&str; 5] = [
+    "host",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-accept",
+];
+
+pub async fn upgrade(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Response<Body> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "WebSocket upgrade without Sec-WebSocket-Key",
+        );
+    };
+    if req
+        .headers()
+        .get("sec-websocket-version")
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        let mut r = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "only WebSocket version 13 is supported",
+        );
+        r.headers_mut()
+            .insert("sec-websocket-version", HeaderValue::from_static("13"));
+        return r;
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let mut up_req = match format!("ws://{}{}", shared.cfg.upstream, path).into_client_request() {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request target: {e}")),
+    };
+    let mut fwd = req.headers().clone();
+    strip_hop_by_hop(&mut fwd);
+    add_forwarded(&mut fwd, peer, &shared);
+    for name in HANDSHAKE {
+        fwd.remove(name);
+    }
+    for (k, v) in fwd.iter() {
+        up_req.headers_mut().append(k, v.clone());
+    }
+    let config = ws_config(&shared);
+    let tcp = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect(&shared.cfg.upstream),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "sockscope proxy: upstream {} is unreachable ({e})",
+                    shared.cfg.upstream
+                ),
+            )
+        }
+        Err(_) => {
+            return text(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "sockscope proxy: upstream {} did not accept within {CONNECT_TIMEOUT:?}",
+                    shared.cfg.upstream
+                ),
+            )
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let (upstream, up_resp) =
+        match tokio_tungstenite::client_async_with_config(up_req, tcp, Some(config)).await {
+            Ok(x) => x,
+            Err(WsError::Http(resp)) => {
+                // The upstream refused the upgrade (401, 404, …): the client gets its answer.
+                let (parts, body) = resp.into_parts();
+                let mut r = Response::new(
+                    Full::new(Bytes::from(body.unwrap_or_default()))
+                        .map_err(|never| match never {})
+                        .boxed(),
+                );
+                *r.status_mut() = parts.status;
+                for (k, v) in parts.headers.iter() {
+                    if k != header::CONNECTION
+                        && k != header::TRANSFER_ENCODING
+                        && k != header::CONTENT_LENGTH
+                    {
+                        r.headers_mut().append(k, v.clone());
+                    }
+                }
+                return r;
+            }
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    format!("sockscope proxy: upstream WebSocket handshake failed ({e})"),
+                )
+            }
+        };
+    let protocol = up_resp
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .cloned();
+    let info = ConnInfo {
+        ip: client_ip(peer.ip(), req.headers(), &shared.cfg.trusted),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        path,
+        headers: req
+            .headers()
+            .iter()
+            .filter(|(k, _)| shared.cfg.mirror_headers.iter().any(|m| m == k.as_str()))
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        subprotocol: protocol
+            .as_ref()
+            .and_then(|p| p.to_str().ok())
+            .map(str::to_string),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let shutdown = shared.shutdown.clone();
+    let tap = shared.tap.clone();
+    // The relay holds `shared` so shutdown waits for it.
+    let held = shared.clone();
+    tokio::spawn(async move {
+        let _held = held;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "client upgrade failed");
+                return;
+            }
+        };
+        let client =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        let conn = Arc::new(tap.open(info));
+        relay_both(client, upstream, conn, shutdown).await;
+    });
+    let mut resp = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+            .expect("base64 is a valid header"),
+    );
+    if let Some(p) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+    }
+    resp
+}
+
+enum End {
+    Done,
+    Shutdown,
+}
+
+/// Relays both directions until both finish (or the other side's grace runs out).
+pub async fn relay_both<C, U>(
+    client: C,
+    upstream: U,
+    conn: Arc<ConnTap>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    C: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+    U: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let (mut c_tx, mut c_rx) = client.split();
+    let (mut u_tx, mut u_rx) = upstream.split();
+    let end = {
+        let c2u = relay(&mut c_rx, &mut u_tx, &conn, Direction::ClientToServer);
+        let u2c = relay(&mut u_rx, &mut c_tx, &conn, Direction::ServerToClient);
+        tokio::pin!(c2u, u2c);
+        tokio::select! {
+            _ = &mut c2u => { let _ = tokio::time::timeout(CLOSE_GRACE, &mut u2c).await; End::Done }
+            _ = &mut u2c => { let _ = tokio::time::timeout(CLOSE_GRACE, &mut c2u).await; End::Done }
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => End::Shutdown,
+        }
+    };
+    if let End::Shutdown = end {
+        conn.close(Some(1001), Some("proxy shutting down"), Closer::Proxy);
+        let frame = || {
+            Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: 1001.into(),
+                reason: "proxy shutting down".into(),
+            })
+        };
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), c_tx.send(Message::Close(frame()))).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), u_tx.send(Message::Close(frame()))).await;
+    }
+}
+
+/// One direction. Pongs are not forwarded: each side's pings are answered by its own socket.
+async fn relay<R, W>(rx: &mut R, tx: &mut W, conn: &ConnTap, dir: Direction)
+where
+    R: Stream<Item = Result<Message, WsError>> + Unpin,
+    W: Sink<Message, Error = WsError> + Unpin,
+{
+    let by = match dir {
+        Direction::ClientToServer => Closer::Client,
+        Direction::ServerToClient => Closer::Server,
+    };
+    while let Some(item) = rx.next().await {
+        let msg = match item {
+            Ok(m) => m,
+            Err(e) => {
+                conn.close(None, Some(&format!("{e}")), Closer::Abort);
+                let _ = tx.close().await;
+                return;
+            }
+        };
+        if let Some((op, bytes)) = msg.parts() {
+            conn.message(dir, op, bytes);
+        }
+        match msg {
+            Message::Pong(_) | Message::Frame(_) => continue,
+            Message::Close(frame) => {
+                let code = frame.as_ref().map(|f| u16::from(f.code));
+                let reason = frame
+                    .as_ref()
+                    .map(|f| f.reason.to_string())
+                    .filter(|r| !r.is_empty());
+                conn.close(code, reason.as_deref(), by);
+                let _ = tx.send(Message::Close(frame)).await;
+                return;
+            }
+            other => {
+                if tx.send(other).await.is_err() {
+                    conn.close(None, Some("the other side stopped reading"), Closer::Abort);
+                    return;
+                }
+            }
+        }
+    }
+    conn.close(
+        None,
+        Some("connection ended without a close frame"),
+        Closer::Abort,
+    );
+    let _ = tx.close().await;
+}
