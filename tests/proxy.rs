@@ -1,0 +1,342 @@
+//! `sockscope proxy` against a real upstream and a real observer, all on loopback.
+
+mod common;
+#[path = "common/upstream.rs"]
+mod upstream;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE};
+use sockscope_tap::{Tap, TapConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+fn cfg(upstream: SocketAddr, trusted: &[&str]) -> ProxyConfig {
+    ProxyConfig {
+        upstream: upstream.to_string(),
+        trusted: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+        max_message: DEFAULT_MAX_MESSAGE,
+        read_buffer: 4096,
+        mirror_headers: vec!["origin".into(), "x-request-id".into()],
+    }
+}
+
+pub fn tap_for(obs: &Observer, source: &str) -> Tap {
+    let mut c = TapConfig::new(format!("ws://{}/ingest", obs.addr), source);
+    c.flush = Duration::from_millis(1);
+    Tap::start(c).unwrap()
+}
+
+async fn start_proxy(cfg: ProxyConfig, tap: Tap) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(sockscope::proxy::serve(l, cfg, tap, std::future::pending()));
+    addr
+}
+
+async fn client(proxy: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Ws {
+    let mut req = format!("ws://{proxy}{path}").into_client_request().unwrap();
+    for (k, v) in extra {
+        req.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connects through the proxy")
+        .0
+}
+
+async fn next_msg(ws: &mut Ws) -> Message {
+    tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("reply in time")
+        .expect("open")
+        .expect("no error")
+}
+
+#[tokio::test]
+async fn messages_of_every_kind_pass_both_ways_and_are_tapped() {
+    let up = upstream::start().await;
+    let obs = start_default().await;
+    let proxy = start_proxy(cfg(up, &[]), tap_for(&obs, "px")).await;
+    let mut ws = client(
+        proxy,
+        "/ws?room=7",
+        &[
+            ("sec-websocket-protocol", "chat.v1"),
+            ("user-agent", "proxy-test/1"),
+            ("origin", "http://app.test"),
+        ],
+    )
+    .await;
+
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    assert_eq!(next_msg(&mut ws).await, Message::Text("hello".into()));
+    ws.send(Message::Binary(vec![0u8, 1, 2, 255].into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_msg(&mut ws).await,
+        Message::Binary(vec![0u8, 1, 2, 255].into())
+    );
+    let big: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
+    ws.send(Message::Binary(big.clone().into())).await.unwrap();
+    assert_eq!(next_msg(&mut ws).await, Message::Binary(big.into()));
+    // A text message in three fragments arrives whole.
+    ws.send(Message::Frame(Frame::message(
+        "frag",
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .unwrap();
+    ws.send(Message::Frame(Frame::message(
+        "ment",
+        OpCode::Data(Data::Continue),
+        false,
+    )))
+    .await
+    .unwrap();
+    ws.send(Message::Frame(Frame::message(
+        "ed",
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .unwrap();
+    assert_eq!(next_msg(&mut ws).await, Message::Text("fragmented".into()));
+    ws.send(Message::Ping(b"p1".to_vec().into())).await.unwrap();
+    assert_eq!(
+        next_msg(&mut ws).await,
+        Message::Pong(b"p1".to_vec().into())
+    );
+    ws.send(Message::Close(Some(CloseFrame {
+        code: 4000.into(),
+        reason: "bye now".into(),
+    })))
+    .await
+    .unwrap();
+    while let Some(Ok(_)) = ws.next().await {}
+
+    let page = obs
+        .wait_for("/api/connections?state=closed", |v| v["total"] == 1)
+        .await;
+    let c = &page["items"][0];
+    assert_eq!(c["source"], "px");
+    assert_eq!(c["ip"], "127.0.0.1");
+    assert_eq!(c["path"], "/ws?room=7");
+    assert_eq!(c["user_agent"], "proxy-test/1");
+    assert_eq!(
+        (
+            c["close_code"].as_u64(),
+            c["close_reason"].as_str(),
+            c["closed_by"].as_str()
+        ),
+        (Some(4000), Some("bye now"), Some("client"))
+    );
+    // In: text, binary, 1 MiB, fragmented, ping, close; out: four echoes, and the upstream's
+    // pong to the forwarded ping unless it raced the close.
+    let d = obs.get_ok(&format!("/api/connections/{}", c["id"])).await;
+    assert_eq!(d["msgs_in"], 6);
+    let out = d["msgs_out"].as_u64().unwrap();
+    assert!((4..=5).contains(&out), "msgs_out {out}");
+    assert_eq!(d["subprotocol"], "chat.v1");
+    assert_eq!(
+        d["headers"],
+        serde_json::json!([["origin", "http://app.test"]])
+    );
+    let msgs = d["messages"].as_array().unwrap();
+    let big_in = msgs.iter().find(|m| m["size"] == 1 << 20).unwrap();
+    assert_eq!(big_in["truncated"], true);
+    assert!(msgs.iter().any(|m| m["text"] == "fragmented"));
+    assert_eq!(obs.get_ok("/api/sources").await[0]["drops"]["message"], 0);
+}
+
+#[tokio::test]
+async fn server_close_codes_and_reasons_reach_the_client_unchanged() {
+    let up = upstream::start().await;
+    let obs = start_default().await;
+    let proxy = start_proxy(cfg(up, &[]), tap_for(&obs, "codes")).await;
+    for (code, reason) in [
+        (1000u16, "done"),
+        (1001, "going"),
+        (1008, "policy"),
+        (4000, "app says no"),
+    ] {
+        let mut ws = client(proxy, "/ws", &[]).await;
+        ws.send(Message::Text(format!("close:{code}:{reason}").into()))
+            .await
+            .unwrap();
+        let m = next_msg(&mut ws).await;
+        match m {
+            Message::Close(Some(f)) => {
+                assert_eq!((u16::from(f.code), f.reason.as_str()), (code, reason))
+            }
+            other => panic!("expected a close, got {other:?}"),
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    }
+    let page = obs
+        .wait_for("/api/connections?state=closed&order=asc", |v| {
+            v["total"] == 4
+        })
+        .await;
+    let got: Vec<_> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["close_code"].as_u64().unwrap(),
+                c["closed_by"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1000, "server".into()),
+            (1001, "server".into()),
+            (1008, "server".into()),
+            (4000, "server".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn plain_http_is_forwarded_with_x_forwarded_for() {
+    let up = upstream::start().await;
+    let proxy = start_proxy(cfg(up, &[]), Tap::disabled()).await;
+    let http = reqwest::Client::new();
+    let h: serde_json::Value = http
+        .get(format!("http://{proxy}/headers"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        h["x-forwarded-for"], "127.0.0.1",
+        "an untrusted peer's XFF is replaced: {h}"
+    );
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], proxy.to_string());
+    let r = http
+        .get(format!("http://{proxy}/denied"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn trusted_proxies_decide_the_client_ip() {
+    let up = upstream::start().await;
+    let obs = start_default().await;
+    let trusting = start_proxy(cfg(up, &["127.0.0.0/8"]), tap_for(&obs, "trusting")).await;
+    let strict = start_proxy(cfg(up, &["10.0.0.0/8"]), tap_for(&obs, "strict")).await;
+    for p in [trusting, strict] {
+        let mut ws = client(p, "/ws", &[("x-forwarded-for", "203.0.113.9")]).await;
+        ws.send(Message::Text("x".into())).await.unwrap();
+        next_msg(&mut ws).await;
+        ws.close(None).await.unwrap();
+    }
+    let page = obs
+        .wait_for("/api/connections?state=all", |v| v["total"] == 2)
+        .await;
+    let ip_of = |src: &str| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["source"] == src)
+            .unwrap()["ip"]
+            .clone()
+    };
+    assert_eq!(ip_of("trusting"), "203.0.113.9");
+    assert_eq!(ip_of("strict"), "127.0.0.1");
+    // The upstream sees the chain from a trusted peer.
+    let h: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{trusting}/headers"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+}
+
+#[tokio::test]
+async fn upstream_down_or_refusing_gives_a_clear_http_answer() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let proxy = start_proxy(cfg(dead, &[]), Tap::disabled()).await;
+    let r = reqwest::get(format!("http://{proxy}/anything"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("unreachable"));
+    let req = format!("ws://{proxy}/ws").into_client_request().unwrap();
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .expect("no hang")
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 502),
+        other => panic!("expected 502, got {:?}", other.map(|_| ())),
+    }
+    // An upstream that refuses the upgrade: its status reaches the client.
+    let up = upstream::start().await;
+    let proxy = start_proxy(cfg(up, &[]), Tap::disabled()).await;
+    let req = format!("ws://{proxy}/denied")
+        .into_client_request()
+        .unwrap();
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_websockets_with_1001() {
+    let up = upstream::start().await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sockscope::proxy::serve(
+        l,
+        cfg(up, &[]),
+        Tap::disabled(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let mut ws = client(addr, "/ws", &[]).await;
+    ws.send(Message::Text("hi".into())).await.unwrap();
+    next_msg(&mut ws).await;
+    stop_tx.send(()).unwrap();
+    match next_msg(&mut ws).await {
+        Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1001),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .unwrap()
+        .unwrap();
+}
