@@ -218,12 +218,43 @@ pub async fn upgrade(
     resp
 }
 
+/// How one direction ended.
 enum End {
-    Done,
+    /// A close frame was read (and forwarded).
+    Closed,
+    /// The socket failed; the close code to send back on it, if any can still be sent.
+    Failed(Option<u16>),
+    /// Nothing more to read (TCP gone).
+    Gone,
+}
+
+/// Which part finished first.
+enum First {
+    Client(End),
+    Upstream(End),
     Shutdown,
 }
 
-/// Relays both directions until both finish (or the other side's grace runs out).
+/// The close code a protocol failure deserves (RFC 6455 7.4.1).
+fn failure_code(e: &WsError) -> Option<u16> {
+    match e {
+        WsError::Protocol(_) => Some(1002),
+        WsError::Utf8(_) => Some(1007),
+        WsError::Capacity(_) => Some(1009),
+        _ => None,
+    }
+}
+
+fn close_msg(code: u16, reason: &str) -> Message {
+    Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: code.into(),
+        reason: reason.to_string().into(),
+    }))
+}
+
+/// Relays both directions. When one side ends, its pending close reply is flushed, the other
+/// side is told (close code passed through, or a failure code) and given [`CLOSE_GRACE`] to
+/// finish its close handshake.
 pub async fn relay_both<C, U>(
     client: C,
     upstream: U,
@@ -235,33 +266,82 @@ pub async fn relay_both<C, U>(
 {
     let (mut c_tx, mut c_rx) = client.split();
     let (mut u_tx, mut u_rx) = upstream.split();
-    let end = {
+    let first = {
         let c2u = relay(&mut c_rx, &mut u_tx, &conn, Direction::ClientToServer);
         let u2c = relay(&mut u_rx, &mut c_tx, &conn, Direction::ServerToClient);
         tokio::pin!(c2u, u2c);
         tokio::select! {
-            _ = &mut c2u => { let _ = tokio::time::timeout(CLOSE_GRACE, &mut u2c).await; End::Done }
-            _ = &mut u2c => { let _ = tokio::time::timeout(CLOSE_GRACE, &mut c2u).await; End::Done }
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => End::Shutdown,
+            e = &mut c2u => First::Client(e),
+            e = &mut u2c => First::Upstream(e),
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => First::Shutdown,
         }
     };
-    if let End::Shutdown = end {
-        conn.close(Some(1001), Some("proxy shutting down"), Closer::Proxy);
-        let frame = || {
-            Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                code: 1001.into(),
-                reason: "proxy shutting down".into(),
-            })
-        };
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), c_tx.send(Message::Close(frame()))).await;
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), u_tx.send(Message::Close(frame()))).await;
+    match first {
+        First::Client(end) => {
+            finish(&mut c_tx, &end).await;
+            if !matches!(end, End::Closed) {
+                conn.close(None, Some("client connection failed"), Closer::Abort);
+                let _ = tokio::time::timeout(
+                    CLOSE_GRACE,
+                    u_tx.send(close_msg(1001, "client went away")),
+                )
+                .await;
+            }
+            let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut u_rx)).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, u_tx.close()).await;
+        }
+        First::Upstream(end) => {
+            finish(&mut u_tx, &end).await;
+            if !matches!(end, End::Closed) {
+                conn.close(None, Some("upstream connection failed"), Closer::Abort);
+                let _ = tokio::time::timeout(
+                    CLOSE_GRACE,
+                    c_tx.send(close_msg(1014, "upstream connection lost")),
+                )
+                .await;
+            }
+            let _ = tokio::time::timeout(CLOSE_GRACE, drain(&mut c_rx)).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, c_tx.close()).await;
+        }
+        First::Shutdown => {
+            conn.close(Some(1001), Some("proxy shutting down"), Closer::Proxy);
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                c_tx.send(close_msg(1001, "proxy shutting down")),
+            )
+            .await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                u_tx.send(close_msg(1001, "proxy shutting down")),
+            )
+            .await;
+        }
     }
 }
 
+/// Completes the ended side: flushes its queued close reply, or fails it with a code.
+async fn finish<W: Sink<Message, Error = WsError> + Unpin>(tx: &mut W, end: &End) {
+    let op = async {
+        match end {
+            End::Closed => {
+                let _ = tx.flush().await;
+            }
+            End::Failed(Some(code)) => {
+                let _ = tx.send(close_msg(*code, "")).await;
+            }
+            End::Failed(None) | End::Gone => {}
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, op).await;
+}
+
+/// Reads a side until its close handshake completes or it goes away.
+async fn drain<R: Stream<Item = Result<Message, WsError>> + Unpin>(rx: &mut R) {
+    while let Some(Ok(_)) = rx.next().await {}
+}
+
 /// One direction. Pongs are not forwarded: each side's pings are answered by its own socket.
-async fn relay<R, W>(rx: &mut R, tx: &mut W, conn: &ConnTap, dir: Direction)
+async fn relay<R, W>(rx: &mut R, tx: &mut W, conn: &ConnTap, dir: Direction) -> End
 where
     R: Stream<Item = Result<Message, WsError>> + Unpin,
     W: Sink<Message, Error = WsError> + Unpin,
@@ -275,8 +355,7 @@ where
             Ok(m) => m,
             Err(e) => {
                 conn.close(None, Some(&format!("{e}")), Closer::Abort);
-                let _ = tx.close().await;
-                return;
+                return End::Failed(failure_code(&e));
             }
         };
         if let Some((op, bytes)) = msg.parts() {
@@ -292,12 +371,12 @@ where
                     .filter(|r| !r.is_empty());
                 conn.close(code, reason.as_deref(), by);
                 let _ = tx.send(Message::Close(frame)).await;
-                return;
+                return End::Closed;
             }
             other => {
                 if tx.send(other).await.is_err() {
-                    conn.close(None, Some("the other side stopped reading"), Closer::Abort);
-                    return;
+                    // The other side is gone; its own relay reports how.
+                    std::future::pending::<()>().await;
                 }
             }
         }
@@ -307,5 +386,5 @@ where
         Some("connection ended without a close frame"),
         Closer::Abort,
     );
-    let _ = tx.close().await;
+    End::Gone
 }
