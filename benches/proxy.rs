@@ -201,6 +201,7 @@ async fn main() {
     let mut conns = 100;
     let mut secs = 3.0;
     let mut idle = 3000;
+    let mut read_buffer = sockscope::proxy::DEFAULT_READ_BUFFER;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut v = || {
@@ -212,6 +213,7 @@ async fn main() {
             "--conns" => conns = v() as usize,
             "--seconds" => secs = v(),
             "--idle" => idle = v() as usize,
+            "--read-buffer" => read_buffer = v() as usize,
             "--bench" => {}
             o => panic!("unknown argument {o}; use --conns N --seconds S --idle N"),
         }
@@ -221,7 +223,7 @@ async fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let (obs_port, off_port, on_port, ngx_port) =
         (free_port(), free_port(), free_port(), free_port());
-    let _observer = sockscope(&[
+    let observer = sockscope(&[
         "serve".into(),
         "--listen".into(),
         format!("127.0.0.1:{obs_port}"),
@@ -262,21 +264,29 @@ async fn main() {
         targets.push(("nginx 1.22 (tuned)", addr(ngx_port), Some(n.0.id())));
     }
     let tick = 100.0; // USER_HZ
-    println!("sockscope proxy benchmark: {conns} connections, echo round trips, {secs} s per run, median of 3 rounds");
+    let obs_pid = observer.0.id();
+    println!("sockscope proxy benchmark: {conns} connections, echo round trips, {secs} s per run, median of 3 rounds, read buffer {read_buffer} B");
+    println!("(load generator, echo server, proxies and observer share this machine's cores)");
     println!();
-    println!("| size | target | round trips/s | vs nginx | proxy CPU µs per round trip |");
-    println!("|---|---|---|---|---|");
+    println!("| size | target | round trips/s | vs nginx | proxy CPU µs per round trip | observer CPU µs per round trip |");
+    println!("|---|---|---|---|---|---|");
     for size in [20usize, 1024, 16 * 1024] {
         let mut results: Vec<(f64, f64)> = Vec::new();
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
         let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+        let mut obs_cpu: Vec<f64> = Vec::new();
         for _round in 0..3 {
             for (i, (_, target, pid)) in targets.iter().enumerate() {
                 let c0 = pid.map(tree_ticks).unwrap_or(0);
+                let o0 = cpu_ticks(obs_pid);
                 let r = load(*target, conns, size, secs).await;
                 let c1 = pid.map(tree_ticks).unwrap_or(0);
+                let o1 = cpu_ticks(obs_pid);
                 rates[i].push(r);
                 cpus[i].push((c1 - c0) as f64 / tick * 1e6 / (r * (secs + 0.3)));
+                if i == 2 {
+                    obs_cpu.push((o1 - o0) as f64 / tick * 1e6 / (r * (secs + 0.3)));
+                }
             }
         }
         for i in 0..targets.len() {
@@ -297,12 +307,18 @@ async fn main() {
             } else {
                 "–".into()
             };
-            println!("| {size} B | {name} | {r:.0} | {vs} | {cpu} |");
+            let obs = if i == 2 {
+                format!("{:.1}", median(obs_cpu.clone()))
+            } else {
+                "–".into()
+            };
+            println!("| {size} B | {name} | {r:.0} | {vs} | {cpu} | {obs} |");
         }
         let (off_r, on_r) = (results[1].0, results[2].0);
         println!(
-            "| {size} B | **tap on / tap off** | {:.3}× | | |",
-            on_r / off_r
+            "| {size} B | **tap on / tap off** | {:.3}× | | {:.2}× proxy CPU | |",
+            on_r / off_r,
+            results[2].1 / results[1].1
         );
     }
 
@@ -310,9 +326,16 @@ async fn main() {
     println!();
     println!("| idle connections held open | target | RSS before | RSS after | per connection |");
     println!("|---|---|---|---|---|");
-    let mut idle_targets = vec![("sockscope, tap on", on_port, on.0.id())];
-    if let Some(n) = &ngx {
-        idle_targets.push(("nginx 1.22 (tuned)", ngx_port, n.0.id()));
+    // Fresh processes, so memory the load runs left in the allocators does not hide the cost.
+    drop((off, on, ngx));
+    let (fresh_port, fresh_ngx_port) = (free_port(), free_port());
+    let fresh = proxy(fresh_port, Some(obs_port));
+    let fresh_ngx = nginx(fresh_ngx_port, echo, &dir);
+    wait_port(fresh_port).await;
+    let mut idle_targets = vec![("sockscope, tap on", fresh_port, fresh.0.id())];
+    if let Some(n) = &fresh_ngx {
+        wait_port(fresh_ngx_port).await;
+        idle_targets.push(("nginx 1.22 (tuned)", fresh_ngx_port, n.0.id()));
     }
     for (name, port, pid) in idle_targets {
         let before = tree_rss_kib(pid);

@@ -7,7 +7,7 @@ use crate::handle::{now_us, Inner};
 use crate::host::HostSampler;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use sockscope_wire::{encode_batch, Batch, ConnOpen, Encoding, Event, Hello};
+use sockscope_wire::{encode_batch, encode_events, Batch, ConnOpen, Encoding, Event, Hello};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Weak;
@@ -215,7 +215,7 @@ impl Sender {
             events.push(Event::Dropped(i.drops.snapshot()));
         }
         for chunk in events.chunks(self.cfg.batch.max(2)) {
-            if !self.send(chunk.to_vec()).await {
+            if !self.send(chunk).await {
                 // Lost again: closes stay pending, opens stay unannounced.
                 self.pending_closes.extend(
                     chunk
@@ -231,11 +231,11 @@ impl Sender {
         }
     }
 
-    async fn send(&mut self, events: Vec<Event>) -> bool {
+    async fn send(&mut self, events: &[Event]) -> bool {
         let Some(link) = self.link.as_mut() else {
             return false;
         };
-        let bytes = encode_batch(Encoding::MsgPack, &Batch::new(events));
+        let bytes = encode_events(Encoding::MsgPack, events);
         match tokio::time::timeout(
             SEND_TIMEOUT,
             link.sink.send(WsMessage::Binary(bytes.into())),
@@ -253,7 +253,7 @@ impl Sender {
     }
 
     async fn deliver(&mut self, events: Vec<Event>) {
-        let sent = self.link.is_some() && self.send(events.clone()).await;
+        let sent = self.link.is_some() && self.send(&events).await;
         for ev in events {
             self.track(ev, sent);
         }

@@ -126,9 +126,23 @@ fn field_error<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Option<(
 
 /// Encodes a batch. Encoding our own types cannot fail.
 pub fn encode_batch(enc: Encoding, batch: &Batch) -> Vec<u8> {
+    encode_events(enc, &batch.events)
+}
+
+/// Encodes events as a v1 batch without taking ownership of them.
+pub fn encode_events(enc: Encoding, events: &[crate::Event]) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct BatchRef<'a> {
+        v: u32,
+        events: &'a [crate::Event],
+    }
+    let b = BatchRef {
+        v: crate::PROTOCOL_VERSION,
+        events,
+    };
     match enc {
-        Encoding::Json => serde_json::to_vec(batch).expect("batch serializes to JSON"),
-        Encoding::MsgPack => rmp_serde::to_vec_named(batch).expect("batch serializes to msgpack"),
+        Encoding::Json => serde_json::to_vec(&b).expect("batch serializes to JSON"),
+        Encoding::MsgPack => rmp_serde::to_vec_named(&b).expect("batch serializes to msgpack"),
     }
 }
 

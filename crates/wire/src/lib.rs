@@ -8,7 +8,7 @@ mod event;
 mod payload;
 mod validate;
 
-pub use codec::{decode_batch, encode_batch, Encoding, Reply};
+pub use codec::{decode_batch, encode_batch, encode_events, Encoding, Reply};
 pub use event::{
     Batch, Closer, ConnClose, ConnOpen, Direction, Dropped, Event, EventKind, Header, Hello, Host,
     Message, Opcode, SourceKind,
