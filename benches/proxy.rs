@@ -16,6 +16,16 @@ use tokio_tungstenite::tungstenite::Message;
 struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
+        // TERM, not KILL: nginx's master must take its workers down with it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -328,11 +338,16 @@ async fn main() {
     println!("|---|---|---|---|---|");
     // Fresh processes, so memory the load runs left in the allocators does not hide the cost.
     drop((off, on, ngx));
-    let (fresh_port, fresh_ngx_port) = (free_port(), free_port());
+    let (fresh_port, fresh_off_port, fresh_ngx_port) = (free_port(), free_port(), free_port());
     let fresh = proxy(fresh_port, Some(obs_port));
+    let fresh_off = proxy(fresh_off_port, None);
     let fresh_ngx = nginx(fresh_ngx_port, echo, &dir);
     wait_port(fresh_port).await;
-    let mut idle_targets = vec![("sockscope, tap on", fresh_port, fresh.0.id())];
+    wait_port(fresh_off_port).await;
+    let mut idle_targets = vec![
+        ("sockscope, tap off", fresh_off_port, fresh_off.0.id()),
+        ("sockscope, tap on", fresh_port, fresh.0.id()),
+    ];
     if let Some(n) = &fresh_ngx {
         wait_port(fresh_ngx_port).await;
         idle_targets.push(("nginx 1.22 (tuned)", fresh_ngx_port, n.0.id()));

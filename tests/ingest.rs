@@ -533,3 +533,67 @@ async fn host_metrics_and_series_are_reported() {
     assert_eq!(hosts["hosts"]["h"][0]["cpu_pct"], 12.5);
     assert_eq!(hosts["hosts"]["h"][0]["rss"], 50);
 }
+
+#[tokio::test]
+async fn api_gateway_events_become_connections() {
+    let obs = start_default().await;
+    let ctx = |ty: &str, extra: Value| {
+        let mut rc = json!({"connectionId": "L0SM9cOFvHcCIhw=", "eventType": ty, "apiId": "abc123", "stage": "prod",
+            "connectedAt": 1_732_180_000_000u64, "requestTimeEpoch": 1_732_180_001_000u64,
+            "identity": {"sourceIp": "203.0.113.10", "userAgent": "Mozilla/5.0 gw"}});
+        for (k, v) in extra.as_object().unwrap() {
+            rc[k] = v.clone();
+        }
+        rc
+    };
+    let post = |body: Value| {
+        let obs = &obs;
+        async move {
+            let r = obs
+                .http
+                .post(obs.url("/ingest/apigw"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // Only $default wired: the connection is created from connectedAt.
+    let (s, v) = post(json!({"requestContext": ctx("MESSAGE", json!({"routeKey": "$default"})), "body": "{\"action\":\"send\"}", "isBase64Encoded": false})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = post(json!([
+        {"requestContext": ctx("MESSAGE", json!({})), "body": "AAEC", "isBase64Encoded": true},
+        {"requestContext": ctx("DISCONNECT", json!({"disconnectStatusCode": 1001, "disconnectReason": "Going away"}))}
+    ]))
+    .await;
+    assert_eq!(s, 200);
+    let page = obs.get_ok("/api/connections?state=all").await;
+    assert_eq!(page["total"], 1, "one connection, not three: {page}");
+    let c = &page["items"][0];
+    assert_eq!(
+        (c["ip"].as_str(), c["source"].as_str(), c["path"].as_str()),
+        (
+            Some("203.0.113.10"),
+            Some("API Gateway abc123"),
+            Some("/prod")
+        )
+    );
+    assert_eq!(
+        (c["msgs_in"].as_u64(), c["close_code"].as_u64()),
+        (Some(2), Some(1001))
+    );
+    let d = obs.get_ok(&format!("/api/connections/{}", c["id"])).await;
+    assert_eq!(d["messages"][0]["text"], "{\"action\":\"send\"}");
+    assert_eq!(d["messages"][1]["data_b64"], "AAEC");
+    let (s, v) =
+        post(json!({"requestContext": {"connectionId": "x", "eventType": "TELEPORT"}})).await;
+    assert_eq!(s, 400);
+    assert!(v["message"].as_str().unwrap().contains("eventType"), "{v}");
+    let (s, v) = post(json!({"nope": 1})).await;
+    assert_eq!(s, 400);
+    assert!(
+        v["message"].as_str().unwrap().contains("requestContext"),
+        "{v}"
+    );
+}
