@@ -35,12 +35,13 @@ async fn spawn_observer(port: u16) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the observer");
+    let proc = Proc(child);
     for _ in 0..200 {
         if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
             .await
             .is_ok()
         {
-            return Proc(child);
+            return proc;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

@@ -26,7 +26,8 @@ async fn echo(mut ws: WebSocket) {
                 return;
             }
             Message::Text(_) | Message::Binary(_) => {
-                if ws.send(m).await.is_err() {
+                let sent = ws.send(m).await;
+                if sent.is_err() {
                     return;
                 }
             }

@@ -18,6 +18,7 @@ async fn fake_observer() -> (SocketAddr, mpsc::UnboundedReceiver<Event>) {
         while let Ok((s, _)) = l.accept().await {
             let tx = tx.clone();
             tokio::spawn(async move {
+                #[allow(clippy::result_large_err)] // the callback type is tungstenite's
                 let cb = |req: &Request, mut resp: Response| {
                     let p = req.headers().get("sec-websocket-protocol").unwrap().clone();
                     resp.headers_mut().insert("sec-websocket-protocol", p);
