@@ -556,7 +556,11 @@ async fn api_gateway_events_become_connections() {
                 .send()
                 .await
                 .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
+            (status, v)
         }
     };
     // Only $default wired: the connection is created from connectedAt.

@@ -12,7 +12,10 @@ use axum::Json;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
-use sockscope_wire::{Batch, Closer, ConnClose, ConnOpen, Direction, Event, Hello, Message, Opcode, Payload, SourceKind};
+use sockscope_wire::{
+    Batch, Closer, ConnClose, ConnOpen, Direction, Event, Hello, Message, Opcode, Payload,
+    SourceKind,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -70,19 +73,33 @@ pub struct Params {
 pub fn conn_id(connection_id: &str) -> u64 {
     connection_id
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// Turns gateway events into one wire batch (hello first). Errors name the event.
-pub fn to_events(evs: &[ApiGwEvent], source: Option<&str>, max_payload: usize) -> Result<Vec<Event>, String> {
-    let api = evs.iter().find_map(|e| e.request_context.api_id.clone()).unwrap_or_else(|| "unknown".into());
-    let source = source.map(str::to_string).unwrap_or_else(|| format!("apigw-{api}"));
+pub fn to_events(
+    evs: &[ApiGwEvent],
+    source: Option<&str>,
+    max_payload: usize,
+) -> Result<Vec<Event>, String> {
+    let api = evs
+        .iter()
+        .find_map(|e| e.request_context.api_id.clone())
+        .unwrap_or_else(|| "unknown".into());
+    let source = source
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("apigw-{api}"));
     let mut out = vec![Event::Hello(Hello {
         source,
         name: format!("API Gateway {api}"),
         kind: SourceKind::Gateway,
         version: String::new(),
-        hostname: evs.iter().find_map(|e| e.request_context.domain_name.clone()).unwrap_or_default(),
+        hostname: evs
+            .iter()
+            .find_map(|e| e.request_context.domain_name.clone())
+            .unwrap_or_default(),
         instance: None,
     })];
     for (i, e) in evs.iter().enumerate() {
@@ -95,10 +112,18 @@ pub fn to_events(evs: &[ApiGwEvent], source: Option<&str>, max_payload: usize) -
             Event::ConnOpen(ConnOpen {
                 conn,
                 ts,
-                ip: rc.identity.source_ip.clone().unwrap_or_else(|| "0.0.0.0".into()),
+                ip: rc
+                    .identity
+                    .source_ip
+                    .clone()
+                    .unwrap_or_else(|| "0.0.0.0".into()),
                 user_agent: rc.identity.user_agent.clone(),
                 path: format!("/{}", rc.stage.as_deref().unwrap_or("")),
-                headers: rc.route_key.iter().map(|r| sockscope_wire::Header("x-apigw-route".into(), r.clone())).collect(),
+                headers: rc
+                    .route_key
+                    .iter()
+                    .map(|r| sockscope_wire::Header("x-apigw-route".into(), r.clone()))
+                    .collect(),
                 subprotocol: None,
             })
         };
@@ -162,19 +187,37 @@ pub fn to_events(evs: &[ApiGwEvent], source: Option<&str>, max_payload: usize) -
 }
 
 fn bad(code: &str, message: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"type": "error", "code": code, "message": message}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"type": "error", "code": code, "message": message})),
+    )
+        .into_response()
 }
 
 /// `POST /ingest/apigw[?source=id]`: one gateway event, or an array of them.
-pub async fn ingest_apigw(State(app): State<AppState>, Query(p): Query<Params>, body: Bytes) -> Response {
+pub async fn ingest_apigw(
+    State(app): State<AppState>,
+    Query(p): Query<Params>,
+    body: Bytes,
+) -> Response {
     let evs: Vec<ApiGwEvent> = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v @ serde_json::Value::Array(_)) => match serde_json::from_value(v) {
             Ok(e) => e,
-            Err(e) => return bad("malformed", format!("not API Gateway WebSocket events: {e}")),
+            Err(e) => {
+                return bad(
+                    "malformed",
+                    format!("not API Gateway WebSocket events: {e}"),
+                )
+            }
         },
         Ok(v) => match serde_json::from_value(v) {
             Ok(e) => vec![e],
-            Err(e) => return bad("malformed", format!("not an API Gateway WebSocket event: {e}")),
+            Err(e) => {
+                return bad(
+                    "malformed",
+                    format!("not an API Gateway WebSocket event: {e}"),
+                )
+            }
         },
         Err(e) => return bad("malformed", format!("body is not JSON: {e}")),
     };
@@ -213,20 +256,29 @@ mod tests {
         let out = to_events(&evs, None, 3).unwrap();
         let kinds: Vec<_> = out.iter().map(|e| e.kind()).collect();
         use sockscope_wire::EventKind::*;
-        assert_eq!(kinds, vec![Hello, ConnOpen, ConnOpen, Message, ConnOpen, ConnClose]);
+        assert_eq!(
+            kinds,
+            vec![Hello, ConnOpen, ConnOpen, Message, ConnOpen, ConnClose]
+        );
         match &out[0] {
             Event::Hello(h) => assert_eq!(h.source, "apigw-a1"),
             _ => unreachable!(),
         }
         match &out[3] {
             Event::Message(m) => {
-                assert_eq!((m.size, m.truncated, m.text.as_deref()), (6, true, Some("h")));
+                assert_eq!(
+                    (m.size, m.truncated, m.text.as_deref()),
+                    (6, true, Some("hé"))
+                );
                 assert_eq!(m.ts, Some(2_000_000));
             }
             _ => unreachable!(),
         }
         assert!(sockscope_wire::validate(&Batch::new(out), &Default::default()).is_ok());
-        let bad: Vec<ApiGwEvent> = serde_json::from_value(serde_json::json!([{"requestContext": {"connectionId": "x", "eventType": "TELEPORT"}}])).unwrap();
+        let bad: Vec<ApiGwEvent> = serde_json::from_value(
+            serde_json::json!([{"requestContext": {"connectionId": "x", "eventType": "TELEPORT"}}]),
+        )
+        .unwrap();
         assert!(to_events(&bad, None, 10).unwrap_err().contains("eventType"));
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod aggregator;
 pub mod api;
+pub mod apigw;
 pub mod config;
 pub mod hub;
 pub mod ingest;
@@ -47,6 +48,7 @@ pub fn router(config: ObserverConfig) -> Router {
     let routes = generate_route_list(App);
     Router::new()
         .route("/ingest", get(ingest::ingest_ws).post(ingest::ingest_post))
+        .route("/ingest/apigw", axum::routing::post(apigw::ingest_apigw))
         .route("/live", get(live::live_ws))
         .route("/api/overview", get(api::overview))
         .route("/api/sources", get(api::sources))
