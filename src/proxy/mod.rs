@@ -21,7 +21,7 @@ use tokio::sync::watch;
 /// Default largest WebSocket message proxied (64 MiB).
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 /// Default per-socket read buffer; tungstenite's 128 KiB default costs 134 KiB RSS per socket.
-pub const DEFAULT_READ_BUFFER: usize = 2048;
+pub const DEFAULT_READ_BUFFER: usize = 4096;
 /// Time open connections get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
