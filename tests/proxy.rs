@@ -340,3 +340,44 @@ async fn graceful_shutdown_closes_websockets_with_1001() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn messages_of_16_mib_pass_and_larger_than_the_limit_get_1009() {
+    let up = upstream::start().await;
+    let obs = start_default().await;
+    let mut c = cfg(up, &[]);
+    c.max_message = 20 << 20;
+    let proxy = start_proxy(c, tap_for(&obs, "big")).await;
+    let cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(64 << 20))
+        .max_frame_size(Some(64 << 20));
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{proxy}/ws"), Some(cfg), false)
+            .await
+            .unwrap();
+    let big: Vec<u8> = (0..(16 << 20) + 7).map(|i| (i % 253) as u8).collect();
+    ws.send(Message::Binary(big.clone().into())).await.unwrap();
+    assert_eq!(next_msg(&mut ws).await, Message::Binary(big.into()));
+    // Over the proxy's limit: the proxy answers 1009 and drops the connection. The client may
+    // still be writing then, so it sees the close frame or a reset, never a hang.
+    let _ = ws.send(Message::Binary(vec![0u8; 21 << 20].into())).await;
+    match tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("no hang")
+    {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1009),
+        Some(Err(_)) | None => {}
+        other => panic!("expected close 1009 or a reset, got {other:?}"),
+    }
+    let page = obs
+        .wait_for("/api/connections?state=closed", |v| v["total"] == 1)
+        .await;
+    let c = &page["items"][0];
+    assert_eq!(c["bytes_in"], (16 << 20) + 7);
+    assert_eq!(c["closed_by"], "abort");
+    let reason = c["close_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("too long"),
+        "the dashboard says why: {reason}"
+    );
+}
