@@ -6,13 +6,19 @@
 
 pub mod app;
 pub mod components;
+#[cfg(feature = "ssr")]
+pub mod demo;
 pub mod format;
 #[cfg(feature = "hydrate")]
 mod live_client;
+#[cfg(feature = "ssr")]
+pub mod load;
 pub mod model;
 pub mod protocol;
 #[cfg(feature = "ssr")]
 pub mod proxy;
+#[cfg(feature = "ssr")]
+pub mod sample_app;
 #[cfg(feature = "ssr")]
 pub mod server;
 

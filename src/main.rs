@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sockscope::demo::DemoArgs;
+use sockscope::load::LoadArgs;
 use sockscope::proxy::ProxyArgs;
+use sockscope::sample_app::SampleAppArgs;
 use sockscope::server::config::ServeArgs;
 
 // The aggregator churns many small allocations across runtime threads; mimalloc keeps RSS
@@ -27,6 +30,12 @@ enum Command {
     Serve(ServeArgs),
     /// Run a tapped reverse proxy in front of a WebSocket / HTTP server.
     Proxy(ProxyArgs),
+    /// Run the sample WebSocket app (broadcast, echo, chat rooms).
+    SampleApp(SampleAppArgs),
+    /// Load a WebSocket server with the classic profiles and report what arrived.
+    Load(LoadArgs),
+    /// Observer, sample app, two tapped proxies and live load, all on loopback.
+    Demo(DemoArgs),
 }
 
 #[tokio::main]
@@ -40,6 +49,32 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Proxy(args) => proxy(args).await,
+        Command::SampleApp(args) => {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            tracing::info!(
+                "sample app on ws://{} (/broadcast, /echo, /chat?room=…)",
+                listener.local_addr()?
+            );
+            sockscope::sample_app::serve(
+                listener,
+                std::time::Duration::from_millis(args.interval),
+                shutdown_signal(),
+            )
+            .await
+            .context("sample app failed")
+        }
+        Command::Load(args) => {
+            let report = sockscope::load::run(&args, !args.json).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                sockscope::load::print(&report);
+            }
+            Ok(())
+        }
+        Command::Demo(args) => sockscope::demo::run(args, shutdown_signal()).await,
     }
 }
 
