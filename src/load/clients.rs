@@ -82,6 +82,8 @@ pub async fn broadcast(url: String, end: Instant, interval_ms: f64, shared: &Sha
     };
     o.connected = true;
     let mut first_ts = None;
+    let mut first_seq = None;
+    let mut seqs = Vec::new();
     let mut last_arrival: Option<f64> = None;
     let mut last_seq = 0;
     loop {
@@ -106,28 +108,33 @@ pub async fn broadcast(url: String, end: Instant, interval_ms: f64, shared: &Sha
         }
         last_seq = s.seq;
         first_ts.get_or_insert(s.ts);
+        first_seq.get_or_insert(s.seq);
+        seqs.push(s.seq);
         if let Some(prev) = last_arrival {
             o.intervals.add(now - prev);
         }
         last_arrival = Some(now);
         record_ms(&mut o.latency, now - s.ts);
-        o.received += 1;
         shared.received.fetch_add(1, Ordering::Relaxed);
     }
-    // The end of the run in the server's clock (same host, or clocks in sync).
+    // The end of the run in the server's clock (same host, or clocks in sync). Ticks sent in
+    // the last moments may still be in flight: those after `end - grace` are neither expected
+    // nor counted.
     let end_ms = now_ms();
-    o.expected = match first_ts {
-        Some(ts) => expected_ticks(
-            ts,
-            end_ms,
-            interval_ms,
-            (interval_ms / 2.0).min(GRACE.as_millis() as f64),
-        ),
+    let grace = (interval_ms / 2.0).min(GRACE.as_millis() as f64);
+    match (first_ts, first_seq) {
+        (Some(ts), Some(seq0)) => {
+            o.expected = expected_ticks(ts, end_ms, interval_ms, grace);
+            let cutoff = seq0 + o.expected - 1;
+            o.received = seqs.iter().filter(|s| **s <= cutoff).count() as u64;
+        }
         // Connected but never received anything: everything it should have seen is missed.
-        None => ((end_ms - shared.started_ms) / interval_ms)
-            .floor()
-            .max(0.0) as u64,
-    };
+        _ => {
+            o.expected = ((end_ms - grace - shared.started_ms) / interval_ms)
+                .floor()
+                .max(0.0) as u64
+        }
+    }
     let _ = ws.close(None).await;
     o
 }

@@ -94,7 +94,8 @@ pub async fn check_target(url: &str, allow_remote: bool) -> anyhow::Result<()> {
 
 fn profile_url(url: &str, profile: Profile, room: u64) -> String {
     let rest = url.split_once("://").map(|x| x.1).unwrap_or(url);
-    let has_path = rest.contains('/');
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+    let has_path = !path.is_empty() && path != "/";
     let base = url.trim_end_matches('/');
     match profile {
         _ if has_path && profile != Profile::Chat => url.to_string(),
@@ -234,6 +235,7 @@ pub async fn run(args: &LoadArgs, progress: bool) -> anyhow::Result<Report> {
     if args.profile == Profile::Chat {
         report.expected = shared.chat_expected.load(Ordering::Relaxed);
     }
+    report.received_total = shared.received.load(Ordering::Relaxed);
     if args.profile == Profile::Broadcast && intervals.count > 0 {
         report.interval_ms_min = Some(intervals.min);
         report.interval_ms_max = Some(intervals.max);

@@ -365,19 +365,24 @@ impl State {
             .conns
             .get_mut(&id)
             .expect("index points at a tracked connection");
-        conn.count(m.dir, m.size, now_s);
-        match m.dir {
-            sockscope_wire::Direction::ClientToServer => {
-                self.totals.msgs_in += 1;
-                self.totals.bytes_in += m.size;
-                self.series.current.msgs_in += 1;
-                self.series.current.bytes_in += m.size;
-            }
-            sockscope_wire::Direction::ServerToClient => {
-                self.totals.msgs_out += 1;
-                self.totals.bytes_out += m.size;
-                self.series.current.msgs_out += 1;
-                self.series.current.bytes_out += m.size;
+        // Counters and rates are about data; ping, pong and close frames show in the trace and
+        // the connection's messages only.
+        if !m.opcode.is_control() {
+            conn.count(m.dir, m.size, now_s);
+            let (totals, series) = (&mut self.totals, &mut self.series.current);
+            match m.dir {
+                sockscope_wire::Direction::ClientToServer => {
+                    totals.msgs_in += 1;
+                    totals.bytes_in += m.size;
+                    series.msgs_in += 1;
+                    series.bytes_in += m.size;
+                }
+                sockscope_wire::Direction::ServerToClient => {
+                    totals.msgs_out += 1;
+                    totals.bytes_out += m.size;
+                    series.msgs_out += 1;
+                    series.bytes_out += m.size;
+                }
             }
         }
         let payload = match (m.text, m.data) {
