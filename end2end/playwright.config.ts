@@ -5,6 +5,8 @@ import * as path from 'path';
 const root = path.resolve(__dirname, '..');
 const bin = process.env.SOCKSCOPE_BIN ?? path.join(root, 'target', 'debug', 'sockscope');
 const port = Number(process.env.SOCKSCOPE_E2E_PORT ?? 3917);
+const demoPort = port + 1;
+const site = path.join(root, 'target', 'site');
 
 export default defineConfig({
   testDir: './tests',
@@ -30,13 +32,24 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `"${bin}" serve --listen 127.0.0.1:${port} --site-root "${path.join(root, 'target', 'site')}" --tick 100ms`,
-    // Playwright waits for this URL itself (cargo leptos end-to-end would not).
-    url: `http://127.0.0.1:${port}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: 'pipe',
-    stderr: 'pipe',
-  },
+  webServer: [
+    {
+      command: `"${bin}" serve --listen 127.0.0.1:${port} --site-root "${site}" --tick 100ms`,
+      // Playwright waits for this URL itself (cargo leptos end-to-end would not).
+      url: `http://127.0.0.1:${port}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      // The one-command demo: observer, sample app, two tapped proxies, live load.
+      command: `"${bin}" demo --listen 127.0.0.1:${demoPort} --site-root "${site}" --tick 100ms`,
+      url: `http://127.0.0.1:${demoPort}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  ],
 });
