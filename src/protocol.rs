@@ -211,9 +211,18 @@ pub struct HostPoint {
     pub rss: u64,
 }
 
-/// Counters of what the observer itself refused, evicted or could not deliver.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The observer's own health, and counters of what it refused, evicted or could not deliver.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ObserverStats {
+    /// Host CPU use where the observer runs, percent.
+    #[serde(default)]
+    pub cpu_pct: f32,
+    /// The observer process's resident memory, bytes.
+    #[serde(default)]
+    pub rss: u64,
+    /// Browsers connected to `/live`.
+    #[serde(default)]
+    pub browsers: u64,
     /// Batches or events rejected at ingest, all reasons.
     pub ingest_errors: u64,
     pub events_ingested: u64,
@@ -358,4 +367,103 @@ pub struct ConnPage {
     pub total: u64,
     pub offset: u32,
     pub items: Vec<ConnRow>,
+}
+
+/// What kind of ending a close code means; bounded, so usable as a metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseClass {
+    /// 1000
+    Normal,
+    /// 1001
+    GoingAway,
+    /// No close frame (1005/1006 or none reported).
+    Abnormal,
+    /// 1002, 1003, 1007, 1010, 1015
+    Protocol,
+    /// 1008
+    Policy,
+    /// 1009
+    TooBig,
+    /// 1011–1014: server error, restart, try later, bad gateway
+    ServerError,
+    /// 4000–4999
+    Application,
+    /// 3000–3999 and anything else
+    Other,
+}
+
+impl CloseClass {
+    pub const ALL: [CloseClass; 9] = [
+        CloseClass::Normal,
+        CloseClass::GoingAway,
+        CloseClass::Abnormal,
+        CloseClass::Protocol,
+        CloseClass::Policy,
+        CloseClass::TooBig,
+        CloseClass::ServerError,
+        CloseClass::Application,
+        CloseClass::Other,
+    ];
+
+    pub fn of(code: Option<u16>) -> CloseClass {
+        match code {
+            None | Some(1005) | Some(1006) => CloseClass::Abnormal,
+            Some(1000) => CloseClass::Normal,
+            Some(1001) => CloseClass::GoingAway,
+            Some(1002 | 1003 | 1007 | 1010 | 1015) => CloseClass::Protocol,
+            Some(1008) => CloseClass::Policy,
+            Some(1009) => CloseClass::TooBig,
+            Some(1011..=1014) => CloseClass::ServerError,
+            Some(4000..=4999) => CloseClass::Application,
+            Some(_) => CloseClass::Other,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseClass::Normal => "normal",
+            CloseClass::GoingAway => "going_away",
+            CloseClass::Abnormal => "abnormal",
+            CloseClass::Protocol => "protocol",
+            CloseClass::Policy => "policy",
+            CloseClass::TooBig => "too_big",
+            CloseClass::ServerError => "server_error",
+            CloseClass::Application => "application",
+            CloseClass::Other => "other",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CloseClass;
+
+    #[test]
+    fn close_codes_are_classified() {
+        let cases = [
+            (None, "abnormal"),
+            (Some(1006), "abnormal"),
+            (Some(1000), "normal"),
+            (Some(1001), "going_away"),
+            (Some(1007), "protocol"),
+            (Some(1008), "policy"),
+            (Some(1009), "too_big"),
+            (Some(1011), "server_error"),
+            (Some(1014), "server_error"),
+            (Some(4000), "application"),
+            (Some(4999), "application"),
+            (Some(3001), "other"),
+        ];
+        for (code, label) in cases {
+            assert_eq!(CloseClass::of(code).label(), label, "{code:?}");
+        }
+        for (i, c) in CloseClass::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+    }
 }

@@ -602,3 +602,57 @@ async fn api_gateway_events_become_connections() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_bounded_labels() {
+    let obs = start_default().await;
+    let (s, _) = obs
+        .post(
+            batch(vec![
+                hello("edge-9"),
+                json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/a"}),
+                json!({"type":"conn_open","conn":2,"ip":"1.1.1.1","path":"/b"}),
+                json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":3,"text":"abc"}),
+                json!({"type":"message","conn":1,"dir":"s2c","opcode":"binary","size":10}),
+                json!({"type":"message","conn":1,"dir":"s2c","opcode":"ping","size":1}),
+                json!({"type":"conn_close","conn":1,"code":4003,"by":"server"}),
+                json!({"type":"conn_close","conn":2,"by":"abort"}),
+                json!({"type":"dropped","message":7}),
+            ])
+            .to_string(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, 200);
+    let r = obs.http.get(obs.url("/metrics")).send().await.unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = r.text().await.unwrap();
+    for line in [
+        r#"sockscope_connections_opened_total{source="edge-9"} 2"#,
+        r#"sockscope_connections_open{source="edge-9"} 0"#,
+        r#"sockscope_connections_closed_total{source="edge-9",class="application"} 1"#,
+        r#"sockscope_connections_closed_total{source="edge-9",class="abnormal"} 1"#,
+        r#"sockscope_messages_total{source="edge-9",direction="in"} 1"#,
+        r#"sockscope_messages_total{source="edge-9",direction="out"} 1"#,
+        r#"sockscope_message_bytes_total{source="edge-9",direction="out"} 10"#,
+        r#"sockscope_tap_dropped_events_total{source="edge-9",kind="message"} 7"#,
+        "sockscope_ingest_events_total 9",
+        "# TYPE sockscope_messages_total counter",
+        "# TYPE sockscope_connections_open gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    // Every sample line is `name{labels} value` with a number, and no connection appears as a label.
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = l.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{l}");
+        assert!(name.starts_with("sockscope_"), "{l}");
+        assert!(!name.contains("conn=") && !name.contains("ip="), "{l}");
+    }
+}

@@ -33,6 +33,7 @@ pub fn Overview() -> impl IntoView {
                 <Card label="connects · disconnects /s" testid="churn" value=t(|o| format!("{} · {}", o.rates.connects, o.rates.disconnects))/>
                 <Card label="tap drops" testid="drops" value=t(|o| format::count(o.sources.iter().map(|s| s.drops.total()).sum()))/>
                 <Card label="ingest errors" testid="ingest-errors" value=t(|o| format::count(o.observer.ingest_errors))/>
+                <Card label="observer CPU · RSS · browsers" testid="observer" value=t(|o| format!("{:.0} % · {} · {}", o.observer.cpu_pct, format::bytes(o.observer.rss), o.observer.browsers))/>
             </div>
             <table class="sources" data-testid="sources">
                 <thead>

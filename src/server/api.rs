@@ -169,6 +169,19 @@ pub async fn trace(
     Ok(Json(json!({ "items": items })).into_response())
 }
 
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let body = app.agg.ask(Q::Metrics).await.map_err(stopped)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
 /// `GET /healthz`: 200 when the aggregator answers within a second.
 pub async fn healthz(State(app): State<AppState>) -> Response {
     match tokio::time::timeout(Duration::from_secs(1), app.agg.ask(Q::Sources)).await {

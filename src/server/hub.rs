@@ -63,8 +63,7 @@ impl Hub {
             return;
         }
         let now_s = now_us / 1_000_000;
-        let mut overview = overview(state);
-        overview.observer.browser_resnapshots = self.resnapshots;
+        let overview = overview(state, self);
         let mut gone = Vec::new();
         for (&id, sub) in self.subs.iter_mut() {
             if only.is_some_and(|o| o != id) {
@@ -94,12 +93,15 @@ impl Hub {
     }
 }
 
-pub fn overview(state: &State) -> Overview {
+pub fn overview(state: &State, hub: &Hub) -> Overview {
+    let mut observer = state.stats.clone();
+    observer.browser_resnapshots = hub.resnapshots;
+    observer.browsers = hub.subscribers() as u64;
     Overview {
         totals: state.totals.clone(),
         rates: state.series.last(),
         sources: state.sources.iter().map(|s| s.view()).collect(),
-        observer: state.stats.clone(),
+        observer,
     }
 }
 

@@ -57,6 +57,7 @@ pub fn router(config: ObserverConfig) -> Router {
         .route("/api/connections/{id}", get(api::connection))
         .route("/api/trace", get(api::trace))
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_frame_bytes,
         ))

@@ -3,10 +3,17 @@
 use sockscope_wire::Host;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
-pub(crate) struct HostSampler {
+/// Samples host CPU and memory and this process's RSS (also used by the observer for itself).
+pub struct HostSampler {
     /// None when this platform gives no system information; no host events are sent then.
     sys: Option<System>,
     pid: Option<Pid>,
+}
+
+impl Default for HostSampler {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl HostSampler {

@@ -28,5 +28,6 @@ mod wrap;
 
 pub use config::{TapConfig, TapError};
 pub use handle::{ConnInfo, ConnTap, DropCounts, Tap};
+pub use host::HostSampler;
 pub use sockscope_wire as wire;
 pub use wrap::{Mirror, Side, Tapped};

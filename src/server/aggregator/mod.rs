@@ -2,12 +2,15 @@
 //! it through one bounded channel; nothing else touches the state.
 
 pub mod conn;
+pub mod metrics;
 pub mod query;
 pub mod series;
+pub mod source;
 pub mod state;
 pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod trace;
 
 use crate::protocol::{
     ConnDetail, ConnPage, Overview, SourceView, TableQuery, TraceEntry, TraceQuery, ViewSpec,
@@ -47,6 +50,8 @@ pub enum Query {
     Connection(u64, oneshot::Sender<Option<ConnDetail>>),
     Trace(TraceQuery, oneshot::Sender<Vec<TraceEntry>>),
     Series(oneshot::Sender<SeriesView>),
+    /// Prometheus text exposition.
+    Metrics(oneshot::Sender<String>),
 }
 
 pub enum Input {
@@ -61,6 +66,8 @@ pub enum Input {
     },
     /// A frame that failed decoding or validation, for the counters.
     Rejected,
+    /// The observer's own host metrics, once a second.
+    SelfSample(sockscope_wire::Host),
     Session {
         source: Arc<str>,
         up: bool,
@@ -96,6 +103,22 @@ impl Aggregator {
     pub fn spawn(cfg: AggConfig) -> Aggregator {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         tokio::spawn(run(State::new(cfg), rx));
+        let me = tx.downgrade();
+        // The observer's own CPU and RSS, sampled off the aggregator task.
+        tokio::spawn(async move {
+            let mut sampler = sockscope_tap::HostSampler::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(h) = sampler.sample(now_us()) else {
+                    return;
+                };
+                match me.upgrade() {
+                    Some(tx) if tx.send(Input::SelfSample(h)).await.is_ok() => {}
+                    _ => return,
+                }
+            }
+        });
         Aggregator { tx }
     }
 
@@ -158,12 +181,17 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
             }
         }
         Input::Rejected => state.stats.ingest_errors += 1,
+        Input::SelfSample(h) => {
+            state.stats.cpu_pct = h.cpu_pct;
+            state.stats.rss = h.rss;
+        }
         Input::Session { source, up } => state.session(&source, up),
         Input::Query(q) => match q {
             Query::Overview(tx) => {
-                let mut o = overview(state);
-                o.observer.browser_resnapshots = hub.resnapshots;
-                let _ = tx.send(o);
+                let _ = tx.send(overview(state, hub));
+            }
+            Query::Metrics(tx) => {
+                let _ = tx.send(state.prometheus(hub.subscribers()));
             }
             Query::Sources(tx) => {
                 let _ = tx.send(state.sources.iter().map(|s| s.view()).collect());

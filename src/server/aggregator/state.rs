@@ -2,17 +2,14 @@
 
 use super::conn::{CloseInfo, Conn, Rate, StoredMessage, StoredPayload};
 use super::series::{HostPoint, Ring, Series};
+use super::source::{Source, SourceCounts};
 use super::store::MessageStore;
-use crate::protocol::{Drops, HostView, ObserverStats, SourceView, Totals, TraceEntry, TraceKind};
+use super::trace::{preview_hex, preview_text, TraceRec};
+use crate::protocol::{CloseClass, Drops, HostView, ObserverStats, Totals, TraceEntry, TraceKind};
 use crate::server::config::AggConfig;
-use sockscope_wire::{Closer, ConnClose, ConnOpen, Dropped, Event, Hello, Message, SourceKind};
+use sockscope_wire::{Closer, ConnClose, ConnOpen, Event, Hello, Message};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-
-/// Longest payload preview kept in the trace, in characters.
-pub const PREVIEW_CHARS: usize = 120;
-/// Longest binary preview, in bytes (shown as hex).
-pub const PREVIEW_BYTES: usize = 32;
 
 /// A problem with one event of an otherwise valid batch; the rest of the batch is applied.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,58 +17,6 @@ pub struct EventError {
     pub code: &'static str,
     pub index: usize,
     pub message: String,
-}
-
-#[derive(Debug)]
-pub struct Source {
-    pub id: Arc<str>,
-    pub name: String,
-    pub kind: SourceKind,
-    pub version: String,
-    pub hostname: String,
-    pub instance: Option<u64>,
-    pub sessions: u32,
-    pub last_seen_us: u64,
-    pub open: u64,
-    pub host: Option<HostView>,
-    pub host_series: Ring<HostPoint>,
-    pub drops: Drops,
-    /// Last cumulative counters the tap reported, to detect a restarted tap.
-    drops_reported: Drops,
-}
-
-impl Source {
-    pub fn view(&self) -> SourceView {
-        SourceView {
-            id: self.id.to_string(),
-            name: self.name.clone(),
-            kind: self.kind,
-            version: self.version.clone(),
-            hostname: self.hostname.clone(),
-            online: self.sessions > 0,
-            last_seen_ms: self.last_seen_us / 1000,
-            open: self.open,
-            host: self.host.clone(),
-            drops: self.drops.clone(),
-        }
-    }
-}
-
-/// A trace record as stored; turned into a [`TraceEntry`] only when someone looks.
-#[derive(Clone, Debug)]
-pub struct TraceRec {
-    pub seq: u64,
-    pub ts_us: u64,
-    pub conn: u64,
-    pub source: usize,
-    pub kind: TraceKind,
-    pub dir: Option<sockscope_wire::Direction>,
-    pub opcode: Option<sockscope_wire::Opcode>,
-    pub size: u64,
-    pub truncated: bool,
-    pub code: Option<u16>,
-    pub by: Option<Closer>,
-    pub text: Box<str>,
 }
 
 pub struct State {
@@ -178,7 +123,7 @@ impl State {
                     Ok(())
                 }
                 Event::Dropped(d) => {
-                    self.dropped(si, d);
+                    self.sources[si].dropped(d);
                     Ok(())
                 }
             };
@@ -221,6 +166,7 @@ impl State {
                     host_series: Ring::new(self.cfg.series_len),
                     drops: Drops::default(),
                     drops_reported: Drops::default(),
+                    counts: SourceCounts::default(),
                 });
                 self.source_ids.insert(id, self.sources.len() - 1);
                 self.sources.len() - 1
@@ -343,6 +289,7 @@ impl State {
         );
         self.index.insert((si, o.conn), id);
         self.totals.opened += 1;
+        self.sources[si].counts.opened += 1;
         self.totals.open += 1;
         self.totals.tracked = self.conns.len() as u64;
         self.sources[si].open += 1;
@@ -370,14 +317,19 @@ impl State {
         if !m.opcode.is_control() {
             conn.count(m.dir, m.size, now_s);
             let (totals, series) = (&mut self.totals, &mut self.series.current);
+            let counts = &mut self.sources[si].counts;
             match m.dir {
                 sockscope_wire::Direction::ClientToServer => {
+                    counts.msgs_in += 1;
+                    counts.bytes_in += m.size;
                     totals.msgs_in += 1;
                     totals.bytes_in += m.size;
                     series.msgs_in += 1;
                     series.bytes_in += m.size;
                 }
                 sockscope_wire::Direction::ServerToClient => {
+                    counts.msgs_out += 1;
+                    counts.bytes_out += m.size;
                     totals.msgs_out += 1;
                     totals.bytes_out += m.size;
                     series.msgs_out += 1;
@@ -464,6 +416,7 @@ impl State {
         self.totals.open -= 1;
         self.totals.closed += 1;
         self.sources[si].open -= 1;
+        self.sources[si].counts.closes[CloseClass::of(code).index()] += 1;
         self.series.current.disconnects += 1;
         self.push_trace(TraceRec {
             seq: 0,
@@ -479,33 +432,6 @@ impl State {
             by: Some(by),
             text: text.into(),
         });
-    }
-
-    fn dropped(&mut self, si: usize, d: Dropped) {
-        let s = &mut self.sources[si];
-        let fields = [
-            (
-                &mut s.drops.conn_open,
-                &mut s.drops_reported.conn_open,
-                d.conn_open,
-            ),
-            (
-                &mut s.drops.message,
-                &mut s.drops_reported.message,
-                d.message,
-            ),
-            (
-                &mut s.drops.conn_close,
-                &mut s.drops_reported.conn_close,
-                d.conn_close,
-            ),
-            (&mut s.drops.host, &mut s.drops_reported.host, d.host),
-        ];
-        for (total, last, now) in fields {
-            // A counter that went down means the tap restarted and counts from zero again.
-            *total += if now >= *last { now - *last } else { now };
-            *last = now;
-        }
     }
 
     fn push_trace(&mut self, mut rec: TraceRec) {
@@ -603,27 +529,4 @@ fn unknown(conn: u64, what: &str) -> (&'static str, String) {
             "{what} for connection {conn}, which is not open on this source (send conn_open first)"
         ),
     )
-}
-
-/// The first [`PREVIEW_CHARS`] characters of a text payload.
-pub fn preview_text(s: &str) -> String {
-    match s.char_indices().nth(PREVIEW_CHARS) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
-}
-
-/// Hex of the first [`PREVIEW_BYTES`] bytes of a binary payload.
-pub fn preview_hex(b: &[u8]) -> String {
-    let mut out = String::with_capacity(PREVIEW_BYTES * 3 + 1);
-    for (i, byte) in b.iter().take(PREVIEW_BYTES).enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(&format!("{byte:02x}"));
-    }
-    if b.len() > PREVIEW_BYTES {
-        out.push('…');
-    }
-    out
 }

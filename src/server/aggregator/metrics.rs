@@ -1,0 +1,255 @@
+//! `/metrics`: Prometheus text exposition of the aggregate state. Labels are bounded: source
+//! id, direction, close class and drop kind — never a connection.
+
+use super::state::State;
+use crate::protocol::CloseClass;
+use std::fmt::Write as _;
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                // Source ids are [A-Za-z0-9._:-]; escaping keeps any other value safe too.
+                let v = v
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                let _ = write!(self.0, "{k}=\"{v}\"");
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
+impl State {
+    pub fn prometheus(&self, browsers: usize) -> String {
+        let mut o = Out(String::with_capacity(4096));
+        let per_source = |o: &mut Out,
+                          name: &str,
+                          kind: &str,
+                          help: &str,
+                          f: &dyn Fn(&super::source::Source) -> u64| {
+            o.family(name, kind, help);
+            for s in &self.sources {
+                o.sample(name, &[("source", &s.id)], f(s));
+            }
+        };
+        per_source(
+            &mut o,
+            "sockscope_connections_open",
+            "gauge",
+            "Connections open now.",
+            &|s| s.open,
+        );
+        per_source(
+            &mut o,
+            "sockscope_connections_opened_total",
+            "counter",
+            "Connections opened.",
+            &|s| s.counts.opened,
+        );
+        o.family(
+            "sockscope_connections_closed_total",
+            "counter",
+            "Connections closed, by close-code class.",
+        );
+        for s in &self.sources {
+            for c in CloseClass::ALL {
+                o.sample(
+                    "sockscope_connections_closed_total",
+                    &[("source", &s.id), ("class", c.label())],
+                    s.counts.closes[c.index()],
+                );
+            }
+        }
+        o.family(
+            "sockscope_messages_total",
+            "counter",
+            "Data messages (text and binary), by direction.",
+        );
+        for s in &self.sources {
+            o.sample(
+                "sockscope_messages_total",
+                &[("source", &s.id), ("direction", "in")],
+                s.counts.msgs_in,
+            );
+            o.sample(
+                "sockscope_messages_total",
+                &[("source", &s.id), ("direction", "out")],
+                s.counts.msgs_out,
+            );
+        }
+        o.family(
+            "sockscope_message_bytes_total",
+            "counter",
+            "Payload bytes of data messages, by direction.",
+        );
+        for s in &self.sources {
+            o.sample(
+                "sockscope_message_bytes_total",
+                &[("source", &s.id), ("direction", "in")],
+                s.counts.bytes_in,
+            );
+            o.sample(
+                "sockscope_message_bytes_total",
+                &[("source", &s.id), ("direction", "out")],
+                s.counts.bytes_out,
+            );
+        }
+        o.family(
+            "sockscope_tap_dropped_events_total",
+            "counter",
+            "Events a tap could not deliver, by kind.",
+        );
+        for s in &self.sources {
+            let d = &s.drops;
+            for (kind, v) in [
+                ("conn_open", d.conn_open),
+                ("message", d.message),
+                ("conn_close", d.conn_close),
+                ("host", d.host),
+            ] {
+                o.sample(
+                    "sockscope_tap_dropped_events_total",
+                    &[("source", &s.id), ("kind", kind)],
+                    v,
+                );
+            }
+        }
+        per_source(
+            &mut o,
+            "sockscope_source_up",
+            "gauge",
+            "1 while a tap session is connected.",
+            &|s| u64::from(s.sessions > 0),
+        );
+        o.family(
+            "sockscope_source_host_cpu_percent",
+            "gauge",
+            "Host CPU use where the tap runs.",
+        );
+        for s in &self.sources {
+            if let Some(h) = &s.host {
+                o.sample(
+                    "sockscope_source_host_cpu_percent",
+                    &[("source", &s.id)],
+                    h.cpu_pct,
+                );
+            }
+        }
+        o.family(
+            "sockscope_source_host_memory_used_bytes",
+            "gauge",
+            "Host memory in use where the tap runs.",
+        );
+        for s in &self.sources {
+            if let Some(h) = &s.host {
+                o.sample(
+                    "sockscope_source_host_memory_used_bytes",
+                    &[("source", &s.id)],
+                    h.mem_used,
+                );
+            }
+        }
+        o.family(
+            "sockscope_source_process_resident_bytes",
+            "gauge",
+            "Resident memory of the tapped process.",
+        );
+        for s in &self.sources {
+            if let Some(h) = &s.host {
+                o.sample(
+                    "sockscope_source_process_resident_bytes",
+                    &[("source", &s.id)],
+                    h.rss,
+                );
+            }
+        }
+        let st = &self.stats;
+        let globals: [(&str, &str, &str, String); 11] = [
+            (
+                "sockscope_tracked_connections",
+                "gauge",
+                "Connections held in memory (open and retained closed).",
+                self.totals.tracked.to_string(),
+            ),
+            (
+                "sockscope_ingest_events_total",
+                "counter",
+                "Events accepted from taps.",
+                st.events_ingested.to_string(),
+            ),
+            (
+                "sockscope_ingest_errors_total",
+                "counter",
+                "Batches or events rejected at ingest.",
+                st.ingest_errors.to_string(),
+            ),
+            (
+                "sockscope_evicted_connections_total",
+                "counter",
+                "Closed connections evicted by retention or the limit.",
+                st.evicted.to_string(),
+            ),
+            (
+                "sockscope_untracked_connections_total",
+                "counter",
+                "Connections not tracked because the limit was reached.",
+                st.untracked.to_string(),
+            ),
+            (
+                "sockscope_payloads_evicted_total",
+                "counter",
+                "Stored payloads dropped to keep the payload budget.",
+                st.payloads_evicted.to_string(),
+            ),
+            (
+                "sockscope_stored_payload_bytes",
+                "gauge",
+                "Payload bytes held for the inspector.",
+                self.store.bytes().to_string(),
+            ),
+            (
+                "sockscope_browser_resnapshots_total",
+                "counter",
+                "Times a browser fell behind and was re-snapshotted.",
+                st.browser_resnapshots.to_string(),
+            ),
+            (
+                "sockscope_browsers",
+                "gauge",
+                "Browsers connected to /live.",
+                browsers.to_string(),
+            ),
+            (
+                "sockscope_observer_cpu_percent",
+                "gauge",
+                "Host CPU use where the observer runs.",
+                st.cpu_pct.to_string(),
+            ),
+            (
+                "sockscope_observer_resident_bytes",
+                "gauge",
+                "Resident memory of the observer.",
+                st.rss.to_string(),
+            ),
+        ];
+        for (name, kind, help, v) in globals {
+            o.family(name, kind, help);
+            o.sample(name, &[], v);
+        }
+        o.0
+    }
+}

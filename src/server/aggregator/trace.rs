@@ -1,0 +1,49 @@
+//! Records of the live trace and the short previews they carry.
+
+use crate::protocol::TraceKind;
+use sockscope_wire::Closer;
+
+/// Longest payload preview kept in the trace, in characters.
+pub const PREVIEW_CHARS: usize = 120;
+/// Longest binary preview, in bytes (shown as hex).
+pub const PREVIEW_BYTES: usize = 32;
+
+/// A trace record as stored; turned into a [`TraceEntry`] only when someone looks.
+#[derive(Clone, Debug)]
+pub struct TraceRec {
+    pub seq: u64,
+    pub ts_us: u64,
+    pub conn: u64,
+    pub source: usize,
+    pub kind: TraceKind,
+    pub dir: Option<sockscope_wire::Direction>,
+    pub opcode: Option<sockscope_wire::Opcode>,
+    pub size: u64,
+    pub truncated: bool,
+    pub code: Option<u16>,
+    pub by: Option<Closer>,
+    pub text: Box<str>,
+}
+
+/// The first [`PREVIEW_CHARS`] characters of a text payload.
+pub fn preview_text(s: &str) -> String {
+    match s.char_indices().nth(PREVIEW_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Hex of the first [`PREVIEW_BYTES`] bytes of a binary payload.
+pub fn preview_hex(b: &[u8]) -> String {
+    let mut out = String::with_capacity(PREVIEW_BYTES * 3 + 1);
+    for (i, byte) in b.iter().take(PREVIEW_BYTES).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&format!("{byte:02x}"));
+    }
+    if b.len() > PREVIEW_BYTES {
+        out.push('…');
+    }
+    out
+}
