@@ -69,3 +69,20 @@ test('server-side filter narrows the table window', async ({ page, request }) =>
   await expect(rows.first()).toContainText('198.51.100.17');
   await expect(page.getByTestId('conn-range')).toHaveText('1–1 of 1');
 });
+
+test('the trace downloads as a HAR file with WebSocket messages', async ({ page, request }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
+  const source = `har-${Date.now()}`;
+  await ingest(request, [
+    { type: 'hello', source, kind: 'app' },
+    { type: 'conn_open', conn: 1, ip: '192.0.2.44', path: '/har' },
+    { type: 'message', conn: 1, dir: 'c2s', opcode: 'text', size: 5, text: 'hello' },
+  ]);
+  await expect(page.getByTestId('trace').locator('li', { hasText: 'hello' })).toBeVisible();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-har').click()]);
+  const fs = await import('fs');
+  const har = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+  const entry = har.log.entries.find((e: any) => e.request.url.endsWith('/har'));
+  expect(entry._webSocketMessages[0]).toMatchObject({ type: 'send', opcode: 1, data: 'hello' });
+});

@@ -43,6 +43,21 @@ pub fn TracePanel() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
     let entries = Memo::new(move |_| model.with(|m| m.trace.iter().cloned().collect::<Vec<_>>()));
     let skipped = Memo::new(move |_| model.with(|m| m.trace_skipped));
+    let controls = expect_context::<ViewControls>();
+    // Export links carry the current kind filter; the observer streams the file.
+    let export = move |format: &'static str| {
+        let kinds = controls.trace_kinds.with(|k| {
+            k.iter()
+                .map(|k| format!("{k:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        if kinds.is_empty() {
+            format!("/api/export?format={format}")
+        } else {
+            format!("/api/export?format={format}&kind={kinds}")
+        }
+    };
     view! {
         <section class="panel trace">
             <div class="panel-head">
@@ -55,6 +70,14 @@ pub fn TracePanel() -> impl IntoView {
                         {move || format!("{} not shown", format::count(skipped.get()))}
                     </span>
                 </Show>
+            </div>
+            <div class="exports">
+                "export: "
+                <a href=move || export("har") download="sockscope-trace.har" data-testid="export-har">"HAR"</a>
+                " · "
+                <a href=move || export("ndjson") download="sockscope-trace.ndjson">"NDJSON"</a>
+                " · "
+                <a href=move || export("csv") download="sockscope-trace.csv">"CSV"</a>
             </div>
             <ol class="events" data-testid="trace">
                 <For each=move || entries.get() key=|e: &TraceEntry| e.seq let:e>

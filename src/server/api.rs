@@ -17,6 +17,12 @@ pub const MAX_TRACE_LIMIT: u32 = 10_000;
 
 pub struct ApiError(StatusCode, String);
 
+impl ApiError {
+    pub fn bad(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
@@ -121,16 +127,13 @@ pub async fn connection(
 #[derive(Deserialize)]
 pub struct TraceParams {
     /// Comma-separated kinds: open, message, close.
-    kind: Option<String>,
-    conn: Option<u64>,
-    limit: Option<u32>,
+    pub kind: Option<String>,
+    pub conn: Option<u64>,
+    pub limit: Option<u32>,
 }
 
-pub async fn trace(
-    State(app): State<AppState>,
-    q: QueryResult<TraceParams>,
-) -> Result<Response, ApiError> {
-    let p = params(q)?;
+/// Validates `/api/trace` and `/api/export` filters.
+pub fn trace_query(p: TraceParams, max_limit: u32) -> Result<TraceQuery, ApiError> {
     let mut kinds = Vec::new();
     for k in p
         .kind
@@ -150,17 +153,22 @@ pub async fn trace(
             }
         });
     }
-    let limit = p.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_TRACE_LIMIT {
-        return Err(bad(format!(
-            "limit must be between 1 and {MAX_TRACE_LIMIT}"
-        )));
+    let limit = p.limit.unwrap_or(100.min(max_limit));
+    if limit == 0 || limit > max_limit {
+        return Err(bad(format!("limit must be between 1 and {max_limit}")));
     }
-    let query = TraceQuery {
+    Ok(TraceQuery {
         kinds,
         conn: p.conn,
         limit,
-    };
+    })
+}
+
+pub async fn trace(
+    State(app): State<AppState>,
+    q: QueryResult<TraceParams>,
+) -> Result<Response, ApiError> {
+    let query = trace_query(params(q)?, MAX_TRACE_LIMIT)?;
     let items = app
         .agg
         .ask(|tx| Q::Trace(query, tx))

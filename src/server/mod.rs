@@ -4,6 +4,7 @@ pub mod aggregator;
 pub mod api;
 pub mod apigw;
 pub mod config;
+pub mod export;
 pub mod hub;
 pub mod ingest;
 pub mod live;
@@ -58,6 +59,7 @@ pub fn router(config: ObserverConfig) -> Router {
         .route("/api/trace", get(api::trace))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
+        .route("/api/export", get(export::export))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_frame_bytes,
         ))

@@ -25,6 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
+/// Entries per export page: the aggregator is never busy long for one export.
+pub const EXPORT_PAGE: usize = 1000;
+
 /// Inputs queued towards the aggregator.
 pub const INPUT_QUEUE: usize = 1024;
 
@@ -52,6 +55,8 @@ pub enum Query {
     Series(oneshot::Sender<SeriesView>),
     /// Prometheus text exposition.
     Metrics(oneshot::Sender<String>),
+    /// A page of trace entries older than a sequence number (exports stream these).
+    TracePage(TraceQuery, u64, oneshot::Sender<Vec<TraceEntry>>),
 }
 
 pub enum Input {
@@ -189,6 +194,9 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
         Input::Query(q) => match q {
             Query::Overview(tx) => {
                 let _ = tx.send(overview(state, hub));
+            }
+            Query::TracePage(q, before, tx) => {
+                let _ = tx.send(state.trace_page(&q, before, EXPORT_PAGE));
             }
             Query::Metrics(tx) => {
                 let _ = tx.send(state.prometheus(hub.subscribers()));

@@ -142,4 +142,16 @@ impl State {
         }
         (out, skipped)
     }
+
+    /// One page of an export: matching entries with a sequence number below `before`, newest
+    /// first, at most `max`.
+    pub fn trace_page(&self, q: &TraceQuery, before: u64, max: usize) -> Vec<TraceEntry> {
+        self.trace
+            .iter()
+            .rev()
+            .filter(|r| r.seq < before && q.accepts(r.kind, r.conn))
+            .take(max)
+            .map(|r| self.trace_entry(r))
+            .collect()
+    }
 }

@@ -1,0 +1,253 @@
+//! `GET /api/export?format=har|ndjson|csv`: the trace (with the `/api/trace` filters) or one
+//! connection's messages, streamed page by page — never built in memory.
+//! HAR puts each connection's stored messages in `_webSocketMessages` (Chrome DevTools opens it).
+
+use crate::protocol::{ConnDetail, MessageView, TraceEntry, TraceKind, TraceQuery};
+use crate::server::aggregator::{Aggregator, Query as Q, EXPORT_PAGE};
+use crate::server::api::{trace_query, ApiError, TraceParams};
+use crate::server::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use sockscope_wire::{Direction, Opcode};
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Har,
+    Ndjson,
+    Csv,
+}
+
+/// The `/api/trace` filters plus the format. (Not `#[serde(flatten)]`: flattened query
+/// values arrive as strings and numbers would fail to parse.)
+#[derive(Deserialize)]
+pub struct ExportParams {
+    format: Format,
+    kind: Option<String>,
+    conn: Option<u64>,
+    limit: Option<u32>,
+}
+
+pub async fn export(
+    State(app): State<AppState>,
+    q: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) =
+        q.map_err(|e| ApiError::bad(format!("{}; format is har, ndjson or csv", e.body_text())))?;
+    let max = app.config.agg.trace_capacity.max(1) as u32;
+    // An export takes the whole ring unless told otherwise.
+    let params = TraceParams {
+        kind: p.kind,
+        conn: p.conn,
+        limit: p.limit.or(Some(max)),
+    };
+    let query = trace_query(params, max)?;
+    let (ctype, ext) = match p.format {
+        Format::Har => ("application/json", "har"),
+        Format::Ndjson => ("application/x-ndjson", "ndjson"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let body = match p.format {
+        Format::Ndjson => Body::from_stream(entries(app.agg.clone(), query).map(|e| {
+            let mut line = serde_json::to_vec(&e).expect("entries serialize");
+            line.push(b'\n');
+            Ok::<_, std::convert::Infallible>(Bytes::from(line))
+        })),
+        Format::Csv => {
+            let header = Bytes::from_static(b"seq,time_us,kind,connection,source,direction,opcode,size,truncated,close_code,closed_by,text\n");
+            let rows = entries(app.agg.clone(), query)
+                .map(|e| Ok::<_, std::convert::Infallible>(Bytes::from(csv_row(&e))));
+            Body::from_stream(stream::once(async move { Ok(header) }).chain(rows))
+        }
+        Format::Har => {
+            Body::from_stream(har(app.agg.clone(), query).map(Ok::<_, std::convert::Infallible>))
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"sockscope-trace.{ext}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Matching trace entries, newest first, fetched a page at a time.
+fn entries(agg: Aggregator, q: TraceQuery) -> impl Stream<Item = TraceEntry> + Send + 'static {
+    let limit = q.limit as usize;
+    stream::unfold(
+        (agg, q, u64::MAX, 0usize, false),
+        move |(agg, q, before, sent, done)| async move {
+            if done || sent >= limit {
+                return None;
+            }
+            let page = agg
+                .ask(|tx| Q::TracePage(q.clone(), before, tx))
+                .await
+                .ok()?;
+            let done = page.len() < EXPORT_PAGE;
+            let next = page.last().map(|e| e.seq).unwrap_or(0);
+            let take = page.into_iter().take(limit - sent).collect::<Vec<_>>();
+            let n = take.len();
+            Some((stream::iter(take), (agg, q, next, sent + n, done || n == 0)))
+        },
+    )
+    .flatten()
+}
+
+fn csv_row(e: &TraceEntry) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    let kind = match e.kind {
+        TraceKind::Open => "open",
+        TraceKind::Message => "message",
+        TraceKind::Close => "close",
+    };
+    let dir = match e.dir {
+        Some(Direction::ClientToServer) => "c2s",
+        Some(Direction::ServerToClient) => "s2c",
+        None => "",
+    };
+    let opcode = e
+        .opcode
+        .map(|o| format!("{o:?}").to_lowercase())
+        .unwrap_or_default();
+    let code = e.code.map(|c| c.to_string()).unwrap_or_default();
+    let by =
+        e.by.map(|b| format!("{b:?}").to_lowercase())
+            .unwrap_or_default();
+    let _ = w.write_record([
+        e.seq.to_string().as_str(),
+        &e.ts_us.to_string(),
+        kind,
+        &e.conn.to_string(),
+        &e.source,
+        dir,
+        &opcode,
+        &e.size.to_string(),
+        if e.truncated { "true" } else { "false" },
+        &code,
+        &by,
+        &e.text,
+    ]);
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+fn iso(ts_us: u64) -> String {
+    chrono::DateTime::from_timestamp_micros(ts_us as i64)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// A HAR 1.2 log: one entry per connection in the filtered trace, with its stored messages.
+fn har(agg: Aggregator, q: TraceQuery) -> impl Stream<Item = Bytes> + Send + 'static {
+    let head = Bytes::from(
+        json!({"version": "1.2", "creator": {"name": "sockscope", "version": env!("CARGO_PKG_VERSION")}})
+            .to_string()
+            .trim_end_matches('}')
+            .to_string()
+            + ",\"pages\":[],\"entries\":[",
+    );
+    let head = Bytes::from([b"{\"log\":".as_slice(), &head].concat());
+    let conns = {
+        let agg = agg.clone();
+        entries(agg.clone(), q)
+            .scan(std::collections::HashSet::new(), |seen, e| {
+                let new = seen.insert(e.conn);
+                async move { Some(new.then_some(e.conn)) }
+            })
+            .filter_map(|c| async move { c })
+            .then(move |id| {
+                let agg = agg.clone();
+                async move { agg.ask(|tx| Q::Connection(id, tx)).await.ok().flatten() }
+            })
+            .filter_map(|d| async move { d })
+            .enumerate()
+            .map(|(i, d)| {
+                let mut b = if i == 0 { Vec::new() } else { b",".to_vec() };
+                b.extend(serde_json::to_vec(&har_entry(&d)).expect("entries serialize"));
+                Bytes::from(b)
+            })
+    };
+    stream::once(async move { head })
+        .chain(conns)
+        .chain(stream::once(async { Bytes::from_static(b"]}}") }))
+}
+
+fn har_message(m: &MessageView, opened_us: u64) -> serde_json::Value {
+    let (opcode, data) = match (m.opcode, &m.text, &m.data_b64) {
+        (Opcode::Text, Some(t), _) => (1, t.clone()),
+        (Opcode::Binary, _, Some(b)) => (2, b.clone()),
+        (Opcode::Text, None, _) => (1, String::new()),
+        (op, _, b) => (
+            match op {
+                Opcode::Close => 8,
+                Opcode::Ping => 9,
+                Opcode::Pong => 10,
+                _ => 2,
+            },
+            b.clone().unwrap_or_default(),
+        ),
+    };
+    let _ = opened_us;
+    json!({
+        "type": if m.dir == Direction::ClientToServer { "send" } else { "receive" },
+        "time": m.ts_us as f64 / 1e6,
+        "opcode": opcode,
+        "data": data,
+        "_size": m.size,
+        "_truncated": m.truncated,
+    })
+}
+
+fn har_entry(d: &ConnDetail) -> serde_json::Value {
+    let r = &d.row;
+    let opened_us = r.opened_ms * 1000;
+    let mut headers: Vec<serde_json::Value> = d
+        .headers
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    headers.push(json!({"name": "User-Agent", "value": r.user_agent}));
+    json!({
+        "startedDateTime": iso(opened_us),
+        "time": r.closed_ms.map(|c| c.saturating_sub(r.opened_ms)).unwrap_or(0),
+        "_resourceType": "websocket",
+        "_sockscope": {"id": r.id, "source": r.source, "close_code": r.close_code, "close_reason": r.close_reason},
+        "request": {
+            "method": "GET",
+            "url": format!("ws://{}{}", r.source, r.path),
+            "httpVersion": "HTTP/1.1",
+            "cookies": [],
+            "headers": headers,
+            "queryString": [],
+            "headersSize": -1,
+            "bodySize": 0
+        },
+        "response": {
+            "status": 101,
+            "statusText": "Switching Protocols",
+            "httpVersion": "HTTP/1.1",
+            "cookies": [],
+            "headers": [],
+            "content": {"size": 0, "mimeType": "x-unknown"},
+            "redirectURL": "",
+            "headersSize": -1,
+            "bodySize": 0
+        },
+        "cache": {},
+        "timings": {"send": 0, "wait": 0, "receive": 0},
+        "serverIPAddress": "",
+        "_webSocketMessages": d.messages.iter().map(|m| har_message(m, opened_us)).collect::<Vec<_>>()
+    })
+}
