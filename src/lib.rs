@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod components;
+pub mod decode;
 #[cfg(feature = "ssr")]
 pub mod demo;
 pub mod format;
