@@ -1,6 +1,6 @@
 //! The dashboard shell and page: the live model lives in a signal, components render it.
 
-use crate::components::{ConnTable, Overview, StatusBadge, TracePanel};
+use crate::components::{ConnTable, DetailPanel, Overview, StatusBadge, TracePanel};
 use crate::model::LiveModel;
 use crate::protocol::{TableQuery, TraceKind, TraceQuery, ViewSpec};
 use leptos::prelude::*;
@@ -44,17 +44,21 @@ pub fn App() -> impl IntoView {
 pub struct ViewControls {
     pub table: RwSignal<TableQuery>,
     pub trace_kinds: RwSignal<Vec<TraceKind>>,
+    /// The connection open in the inspector.
+    pub selected: RwSignal<Option<u64>>,
 }
 
 impl ViewControls {
+    /// The current view, read without tracking (called from socket callbacks).
     pub fn spec(&self) -> ViewSpec {
         ViewSpec {
-            table: Some(self.table.get()),
+            table: Some(self.table.get_untracked()),
             trace: Some(TraceQuery {
-                kinds: self.trace_kinds.get(),
+                kinds: self.trace_kinds.get_untracked(),
                 conn: None,
                 limit: crate::model::DEFAULT_TRACE_KEEP as u32,
             }),
+            detail: self.selected.get_untracked(),
         }
     }
 }
@@ -65,6 +69,7 @@ fn Dashboard() -> impl IntoView {
     let controls = ViewControls {
         table: RwSignal::new(TableQuery::default()),
         trace_kinds: RwSignal::new(Vec::new()),
+        selected: RwSignal::new(None),
     };
     provide_context(model);
     provide_context(controls);
@@ -78,6 +83,7 @@ fn Dashboard() -> impl IntoView {
         </header>
         <main class="dashboard">
             <Overview/>
+            <DetailPanel/>
             <div class="columns">
                 <ConnTable/>
                 <TracePanel/>

@@ -46,7 +46,11 @@ pub fn start(model: RwSignal<LiveModel>, controls: ViewControls) {
     {
         let link = link.clone();
         Effect::new(move |_| {
-            let spec_changed = (controls.table.get(), controls.trace_kinds.get());
+            let spec_changed = (
+                controls.table.get(),
+                controls.trace_kinds.get(),
+                controls.selected.get(),
+            );
             let _ = spec_changed;
             if let Some(ws) = link.borrow().ws.as_ref() {
                 if ws.ready_state() == WebSocket::OPEN {

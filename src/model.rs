@@ -1,7 +1,7 @@
 //! The browser-side live model: applies `/live` snapshots and deltas. Plain Rust with no
 //! Leptos in it, so it is unit-tested natively; components only render it.
 
-use crate::protocol::{ConnRow, Frame, Overview, ServerMsg, TraceEntry};
+use crate::protocol::{ConnDetail, ConnRow, Frame, Overview, ServerMsg, TraceEntry};
 use std::collections::{HashMap, VecDeque};
 
 /// Trace entries a browser keeps at most.
@@ -64,6 +64,10 @@ pub struct LiveModel {
     pub trace_skipped: u64,
     pub snapshots: u64,
     pub last_error: Option<String>,
+    /// The connection open in the inspector, as last sent.
+    pub detail: Option<ConnDetail>,
+    /// The inspected connection was evicted.
+    pub detail_gone: bool,
 }
 
 impl Default for LiveModel {
@@ -82,6 +86,8 @@ impl Default for LiveModel {
             trace_skipped: 0,
             snapshots: 0,
             last_error: None,
+            detail: None,
+            detail_gone: false,
         }
     }
 }
@@ -97,6 +103,8 @@ impl LiveModel {
                 self.trace.clear();
                 self.trace_skipped = 0;
                 self.snapshots += 1;
+                self.detail = None;
+                self.detail_gone = false;
                 self.take(f);
                 Applied::Ok
             }
@@ -133,6 +141,13 @@ impl LiveModel {
         }
         self.trace.truncate(self.trace_keep);
         self.trace_skipped += f.trace_skipped;
+        if let Some(d) = f.detail {
+            self.detail = Some(d);
+            self.detail_gone = false;
+        } else if f.detail_gone {
+            self.detail = None;
+            self.detail_gone = true;
+        }
     }
 
     /// The table window in display order.
@@ -327,6 +342,37 @@ mod tests {
         assert!(m.visible_rows().is_empty());
         assert!(m.trace.is_empty());
         assert_eq!(m.snapshots, 2);
+    }
+
+    #[test]
+    fn detail_is_replaced_kept_or_gone() {
+        use crate::protocol::ConnDetail;
+        let detail = |n: u64| ConnDetail {
+            row: row(1, n),
+            tap_conn: 1,
+            subprotocol: None,
+            headers: vec![],
+            messages: vec![],
+        };
+        let mut m = LiveModel::default();
+        let mut f = frame(1, None, vec![]);
+        f.detail = Some(detail(1));
+        m.apply(ServerMsg::Snapshot(f));
+        assert_eq!(m.detail.as_ref().unwrap().row.msgs_in, 1);
+        m.apply(ServerMsg::Delta(frame(2, None, vec![])));
+        assert_eq!(
+            m.detail.as_ref().unwrap().row.msgs_in,
+            1,
+            "absent means unchanged"
+        );
+        let mut f = frame(3, None, vec![]);
+        f.detail = Some(detail(5));
+        m.apply(ServerMsg::Delta(f));
+        assert_eq!(m.detail.as_ref().unwrap().row.msgs_in, 5);
+        let mut f = frame(4, None, vec![]);
+        f.detail_gone = true;
+        m.apply(ServerMsg::Delta(f));
+        assert!(m.detail.is_none() && m.detail_gone);
     }
 
     #[test]

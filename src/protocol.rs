@@ -22,6 +22,9 @@ pub struct ViewSpec {
     pub table: Option<TableQuery>,
     #[serde(default)]
     pub trace: Option<TraceQuery>,
+    /// A connection open in the inspector.
+    #[serde(default)]
+    pub detail: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -152,6 +155,12 @@ pub struct Frame {
     /// Matching entries that arrived since the last frame but were not sent (over the limit).
     #[serde(default)]
     pub trace_skipped: u64,
+    /// The inspected connection, when it changed (always in a snapshot).
+    #[serde(default)]
+    pub detail: Option<ConnDetail>,
+    /// The inspected connection no longer exists (evicted).
+    #[serde(default)]
+    pub detail_gone: bool,
 }
 
 /// The table window: the order of ids, plus the rows that are new or changed.

@@ -183,3 +183,39 @@ async fn sorting_and_paging_run_on_the_server() {
     let (s, v) = obs.get("/api/trace?kind=bogus").await;
     assert_eq!(s, 400, "{v}");
 }
+
+#[tokio::test]
+async fn the_inspected_connection_is_sent_when_it_changes() {
+    let obs = start_default().await;
+    open_conns(&obs, 2).await;
+    let mut live = obs.live().await;
+    send_json(&mut live, json!({"type":"subscribe","detail":2})).await;
+    let snap = next_json(&mut live).await;
+    assert_eq!(snap["detail"]["id"], 2, "{snap}");
+    assert!(snap["table"].is_null());
+    obs.post(
+        batch(vec![
+            hello("p"),
+            json!({"type":"message","conn":2,"dir":"c2s","opcode":"text","size":2,"text":"hi"}),
+        ])
+        .to_string(),
+        "application/json",
+    )
+    .await;
+    let d = loop {
+        let f = next_json(&mut live).await;
+        if !f["detail"].is_null() {
+            break f;
+        }
+    };
+    assert_eq!(d["detail"]["messages"][0]["text"], "hi");
+    // A connection that does not exist is reported gone.
+    send_json(&mut live, json!({"type":"subscribe","detail":999})).await;
+    let snap = loop {
+        let f = next_json(&mut live).await;
+        if f["type"] == "snapshot" {
+            break f;
+        }
+    };
+    assert_eq!(snap["detail_gone"], true);
+}

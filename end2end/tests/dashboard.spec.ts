@@ -86,3 +86,33 @@ test('the trace downloads as a HAR file with WebSocket messages', async ({ page,
   const entry = har.log.entries.find((e: any) => e.request.url.endsWith('/har'));
   expect(entry._webSocketMessages[0]).toMatchObject({ type: 'send', opcode: 1, data: 'hello' });
 });
+
+test('the inspector shows a JSON tree, a hex view and decoded SignalR', async ({ page, request }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
+  const source = `insp-${Date.now()}`;
+  const json = JSON.stringify({ user: '<img src=x onerror=alert(1)>', items: [1, 2, 3] });
+  const signalr = JSON.stringify({ type: 1, target: 'SendMessage', arguments: ['bob', 'hi'] }) + '\u001e';
+  const bin = Buffer.from('binary\u0000payload-here');
+  await ingest(request, [
+    { type: 'hello', source, kind: 'proxy' },
+    { type: 'conn_open', conn: 1, ip: '192.0.2.55', path: '/inspect', headers: [['origin', 'http://app.test']] },
+    { type: 'message', conn: 1, dir: 'c2s', opcode: 'text', size: json.length, text: json },
+    { type: 'message', conn: 1, dir: 's2c', opcode: 'binary', size: bin.length, data: bin.toString('base64') },
+    { type: 'message', conn: 1, dir: 'c2s', opcode: 'text', size: Buffer.byteLength(signalr), text: signalr },
+  ]);
+  await page.getByTestId('conn-table').locator('tbody tr', { hasText: '192.0.2.55' }).click();
+  const inspector = page.getByTestId('inspector');
+  await expect(inspector).toContainText('http://app.test');
+  const msgs = inspector.getByTestId('messages').locator('li');
+  await expect(msgs).toHaveCount(3);
+  await msgs.filter({ hasText: 'items' }).click();
+  await expect(inspector.getByTestId('json-tree')).toContainText('items');
+  await expect(inspector.getByTestId('json-tree')).toContainText('<img src=x onerror=alert(1)>');
+  await expect(inspector.locator('img')).toHaveCount(0);
+  await msgs.filter({ hasText: '(binary)' }).click();
+  await expect(inspector.getByTestId('hex')).toContainText('62 69 6e 61 72 79 00');
+  await expect(inspector.getByTestId('hex')).toContainText('binary.payload-h');
+  await msgs.filter({ hasText: 'SendMessage' }).click();
+  await expect(inspector.getByTestId('signalr')).toContainText('invocation target SendMessage');
+});

@@ -1,11 +1,14 @@
 //! Dashboard widgets. Each renders part of the live model; none holds logic of its own.
 //! Everything a tap supplied is rendered as text nodes, never as HTML.
 
+mod detail;
+mod json;
 mod overview;
 mod status;
 mod table;
 mod trace;
 
+pub use detail::DetailPanel;
 pub use overview::Overview;
 pub use status::StatusBadge;
 pub use table::ConnTable;

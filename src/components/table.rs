@@ -136,6 +136,8 @@ pub fn ConnTable() -> impl IntoView {
 
 #[component]
 fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
+    let controls = expect_context::<ViewControls>();
+    let id = r.id;
     let opened = r.opened_ms;
     let closed = r.closed_ms;
     let age = move || {
@@ -158,7 +160,13 @@ fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
         .map(|b| format!("by {:?}", b).to_lowercase())
         .unwrap_or_default();
     view! {
-        <tr data-conn=r.id class:closed=r.state == ConnState::Closed>
+        <tr
+            data-conn=r.id
+            class:closed=r.state == ConnState::Closed
+            class="clickable"
+            title="open in the inspector"
+            on:click=move |_| controls.selected.set(Some(id))
+        >
             <td class="num">{r.id}</td>
             <td>{r.ip.clone()}</td>
             <td class="ua" title=r.user_agent.clone()>{r.user_agent.clone()}</td>

@@ -1,7 +1,7 @@
 //! The hub: every browser's subscription, and the frames built for it on each tick.
 //! Runs on the aggregator task; a browser that falls behind is re-snapshotted, never awaited.
 
-use crate::protocol::{ConnRow, Frame, Overview, ServerMsg, TableDelta, ViewSpec};
+use crate::protocol::{ConnDetail, ConnRow, Frame, Overview, ServerMsg, TableDelta, ViewSpec};
 use crate::server::aggregator::state::State;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -16,6 +16,7 @@ struct Subscriber {
     rows: HashMap<u64, ConnRow>,
     ids: Vec<u64>,
     total: u64,
+    detail: Option<ConnDetail>,
 }
 
 #[derive(Default)]
@@ -37,6 +38,7 @@ impl Hub {
                 rows: HashMap::new(),
                 ids: Vec::new(),
                 total: 0,
+                detail: None,
             },
         );
     }
@@ -118,6 +120,7 @@ fn build(
         sub.ids.clear();
         sub.trace_after = 0;
         sub.total = u64::MAX;
+        sub.detail = None;
     }
     sub.seq += 1;
     let mut frame = Frame {
@@ -127,7 +130,18 @@ fn build(
         table: None,
         trace: Vec::new(),
         trace_skipped: 0,
+        detail: None,
+        detail_gone: false,
     };
+    if let Some(id) = sub.spec.detail {
+        let d = state.detail(id, now_s);
+        match &d {
+            Some(d) if sub.detail.as_ref() != Some(d) => frame.detail = Some(d.clone()),
+            None if snapshot || sub.detail.is_some() => frame.detail_gone = true,
+            _ => {}
+        }
+        sub.detail = d;
+    }
     if let Some(q) = &sub.spec.table {
         let (total, window) = state.table(q, now_s);
         let ids: Vec<u64> = window.iter().map(|c| c.id).collect();

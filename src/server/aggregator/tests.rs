@@ -285,6 +285,7 @@ fn hub_resnapshots_a_browser_that_falls_behind() {
     let spec = crate::protocol::ViewSpec {
         table: Some(TableQuery::default()),
         trace: None,
+        detail: None,
     };
     hub.subscribe(7, tx, spec);
     hub.publish(&s, T0, None); // snapshot fills the queue
