@@ -2,7 +2,7 @@
 
 use crate::components::{ConnTable, DetailPanel, Overview, StatusBadge, TracePanel};
 use crate::model::LiveModel;
-use crate::protocol::{TableQuery, TraceKind, TraceQuery, ViewSpec};
+use crate::protocol::{TableQuery, TraceQuery, ViewSpec};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
@@ -43,7 +43,8 @@ pub fn App() -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct ViewControls {
     pub table: RwSignal<TableQuery>,
-    pub trace_kinds: RwSignal<Vec<TraceKind>>,
+    /// The trace filter (kinds, source, connection, IP, direction, text or regex).
+    pub trace: RwSignal<TraceQuery>,
     /// The connection open in the inspector.
     pub selected: RwSignal<Option<u64>>,
 }
@@ -54,9 +55,8 @@ impl ViewControls {
         ViewSpec {
             table: Some(self.table.get_untracked()),
             trace: Some(TraceQuery {
-                kinds: self.trace_kinds.get_untracked(),
-                conn: None,
                 limit: crate::model::DEFAULT_TRACE_KEEP as u32,
+                ..self.trace.get_untracked()
             }),
             detail: self.selected.get_untracked(),
         }
@@ -68,7 +68,7 @@ fn Dashboard() -> impl IntoView {
     let model = RwSignal::new(LiveModel::default());
     let controls = ViewControls {
         table: RwSignal::new(TableQuery::default()),
-        trace_kinds: RwSignal::new(Vec::new()),
+        trace: RwSignal::new(TraceQuery::default()),
         selected: RwSignal::new(None),
     };
     provide_context(model);

@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod sample_app;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod trace_buffer;
 
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

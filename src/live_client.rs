@@ -48,7 +48,7 @@ pub fn start(model: RwSignal<LiveModel>, controls: ViewControls) {
         Effect::new(move |_| {
             let spec_changed = (
                 controls.table.get(),
-                controls.trace_kinds.get(),
+                controls.trace.get(),
                 controls.selected.get(),
             );
             let _ = spec_changed;

@@ -1,8 +1,9 @@
 //! The browser-side live model: applies `/live` snapshots and deltas. Plain Rust with no
 //! Leptos in it, so it is unit-tested natively; components only render it.
 
-use crate::protocol::{ConnDetail, ConnRow, Frame, Overview, ServerMsg, TraceEntry};
-use std::collections::{HashMap, VecDeque};
+use crate::protocol::{ConnDetail, ConnRow, Frame, Overview, ServerMsg};
+use crate::trace_buffer::TraceBuffer;
+use std::collections::HashMap;
 
 /// Trace entries a browser keeps at most.
 pub const DEFAULT_TRACE_KEEP: usize = 200;
@@ -57,11 +58,12 @@ pub struct LiveModel {
     pub ids: Vec<u64>,
     pub total: u64,
     pub offset: u32,
-    /// Newest first.
-    pub trace: VecDeque<TraceEntry>,
-    pub trace_keep: usize,
+    /// Newest first, with gap rows; pausable.
+    pub trace: TraceBuffer,
     /// Matching trace entries the observer did not send because too many arrived at once.
     pub trace_skipped: u64,
+    /// Tap drop counters seen so far, per source id (to turn increases into gap rows).
+    drops_seen: HashMap<String, u64>,
     pub snapshots: u64,
     pub last_error: Option<String>,
     /// The connection open in the inspector, as last sent.
@@ -81,9 +83,9 @@ impl Default for LiveModel {
             ids: Vec::new(),
             total: 0,
             offset: 0,
-            trace: VecDeque::new(),
-            trace_keep: DEFAULT_TRACE_KEEP,
+            trace: TraceBuffer::default(),
             trace_skipped: 0,
+            drops_seen: HashMap::new(),
             snapshots: 0,
             last_error: None,
             detail: None,
@@ -100,11 +102,12 @@ impl LiveModel {
                 self.ids.clear();
                 self.total = 0;
                 self.offset = 0;
-                self.trace.clear();
+                self.trace.reset();
                 self.trace_skipped = 0;
                 self.snapshots += 1;
                 self.detail = None;
                 self.detail_gone = false;
+                self.last_error = f.trace_error.clone();
                 self.take(f);
                 Applied::Ok
             }
@@ -136,11 +139,18 @@ impl LiveModel {
             let keep: std::collections::HashSet<u64> = self.ids.iter().copied().collect();
             self.rows.retain(|id, _| keep.contains(id));
         }
-        for e in f.trace.into_iter().rev() {
-            self.trace.push_front(e);
-        }
-        self.trace.truncate(self.trace_keep);
+        self.trace.push(f.trace, f.trace_skipped);
         self.trace_skipped += f.trace_skipped;
+        for src in &self.overview.sources {
+            let total = src.drops.total();
+            let seen = self.drops_seen.insert(src.id.clone(), total);
+            if let Some(before) = seen.filter(|b| total > *b) {
+                self.trace.gap(
+                    total - before,
+                    &format!("dropped by tap {} (queue full or observer away)", src.name),
+                );
+            }
+        }
         if let Some(d) = f.detail {
             self.detail = Some(d);
             self.detail_gone = false;
@@ -168,7 +178,7 @@ impl LiveModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ConnState, TableDelta, TraceKind};
+    use crate::protocol::{ConnState, TableDelta, TraceEntry, TraceKind};
 
     fn row(id: u64, msgs: u64) -> ConnRow {
         ConnRow {
@@ -240,10 +250,7 @@ mod tests {
             m.visible_rows().iter().map(|r| r.id).collect::<Vec<_>>(),
             vec![2, 1]
         );
-        assert_eq!(
-            m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(),
-            vec![2, 1]
-        );
+        assert_eq!(m.trace.seqs(), vec![2, 1]);
 
         // Row 1 changed, row 3 arrived on top, row 2 left the window (pushed out).
         let d = TableDelta {
@@ -264,10 +271,7 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 1]);
         assert_eq!(rows[1].msgs_in, 5);
         assert_eq!(m.total, 3);
-        assert_eq!(
-            m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(),
-            vec![4, 3, 2, 1]
-        );
+        assert_eq!(m.trace.seqs(), vec![4, 3, 2, 1]);
 
         // A delta without table changes keeps the table.
         assert_eq!(
@@ -298,7 +302,7 @@ mod tests {
     #[test]
     fn trace_is_bounded_and_skips_are_summed() {
         let mut m = LiveModel {
-            trace_keep: 3,
+            trace: TraceBuffer::with_capacity(3),
             ..Default::default()
         };
         m.apply(ServerMsg::Snapshot(frame(
@@ -309,10 +313,7 @@ mod tests {
         let mut f = frame(2, None, vec![trace(5), trace(4), trace(3)]);
         f.trace_skipped = 7;
         m.apply(ServerMsg::Delta(f));
-        assert_eq!(
-            m.trace.iter().map(|t| t.seq).collect::<Vec<_>>(),
-            vec![5, 4, 3]
-        );
+        assert_eq!(m.trace.seqs(), vec![5, 4, 3]);
         assert_eq!(m.trace_skipped, 7);
     }
 

@@ -107,6 +107,21 @@ pub struct TraceQuery {
     pub kinds: Vec<TraceKind>,
     #[serde(default)]
     pub conn: Option<u64>,
+    /// Source id or name (exact id, or a substring of the name).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Client IP prefix, e.g. `10.1.` or `2001:db8:`.
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub dir: Option<Direction>,
+    /// Text searched in payloads (the full captured payload while it is stored), paths and
+    /// close reasons; case-insensitive.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// `text` is a regular expression.
+    #[serde(default)]
+    pub regex: bool,
     #[serde(default = "default_limit")]
     pub limit: u32,
 }
@@ -116,15 +131,13 @@ impl Default for TraceQuery {
         TraceQuery {
             kinds: Vec::new(),
             conn: None,
+            source: None,
+            ip: None,
+            dir: None,
+            text: None,
+            regex: false,
             limit: 100,
         }
-    }
-}
-
-impl TraceQuery {
-    /// Whether an event of this kind on this connection belongs to the view.
-    pub fn accepts(&self, kind: TraceKind, conn: u64) -> bool {
-        (self.kinds.is_empty() || self.kinds.contains(&kind)) && self.conn.is_none_or(|c| c == conn)
     }
 }
 
@@ -161,6 +174,9 @@ pub struct Frame {
     /// The inspected connection no longer exists (evicted).
     #[serde(default)]
     pub detail_gone: bool,
+    /// Why the trace filter could not be applied (a bad regex); sent with snapshots.
+    #[serde(default)]
+    pub trace_error: Option<String>,
 }
 
 /// The table window: the order of ids, plus the rows that are new or changed.

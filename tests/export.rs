@@ -67,6 +67,22 @@ async fn ndjson_and_csv_follow_the_trace_filters() {
     assert!(body.contains("har, ndjson or csv"), "{body}");
     let (s, _, _) = get_text(&obs, "/api/export?format=csv&kind=nope").await;
     assert_eq!(s, 400);
+    let (s, _, body) = get_text(&obs, "/api/export?format=ndjson&text=(unclosed&regex=true").await;
+    assert_eq!(s, 400);
+    assert!(body.contains("invalid regular expression"), "{body}");
+    // Regex over the payload, direction and IP filters.
+    let (_, _, body) = get_text(
+        &obs,
+        "/api/export?format=ndjson&text=comma%5Cs*and&regex=true",
+    )
+    .await;
+    assert_eq!(body.lines().count(), 1, "{body}");
+    let (_, _, body) = get_text(
+        &obs,
+        "/api/export?format=ndjson&kind=message&dir=out&ip=192.0.2.8",
+    )
+    .await;
+    assert_eq!(body.lines().count(), 1, "{body}");
 }
 
 #[tokio::test]

@@ -116,3 +116,32 @@ test('the inspector shows a JSON tree, a hex view and decoded SignalR', async ({
   await msgs.filter({ hasText: 'SendMessage' }).click();
   await expect(inspector.getByTestId('signalr')).toContainText('invocation target SendMessage');
 });
+
+test('trace filters by regex, and pause loses nothing', async ({ page, request }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
+  const source = `rx-${Date.now()}`;
+  const hello = { type: 'hello', source, kind: 'app' };
+  await ingest(request, [hello, { type: 'conn_open', conn: 1, ip: '192.0.2.66', path: '/rx' }]);
+  const send = (text: string) => ({ type: 'message', conn: 1, dir: 'c2s', opcode: 'text', size: text.length, text });
+  await ingest(request, [hello, send('order 17 placed'), send('heartbeat'), send('order 18 placed')]);
+  const trace = page.getByTestId('trace');
+  await page.getByTestId('trace-regex').check();
+  await page.getByTestId('trace-text').fill('order \\d+ placed');
+  await expect(trace.locator('li[data-kind="message"]')).toHaveCount(2);
+  await expect(trace).not.toContainText('heartbeat');
+  // A broken regex is explained, not ignored silently.
+  await page.getByTestId('trace-text').fill('order (');
+  await expect(page.getByTestId('trace-error')).toContainText('invalid regular expression');
+  await page.getByTestId('trace-text').fill('order \\d+ placed');
+  await expect(page.getByTestId('trace-error')).toHaveCount(0);
+  // Pause, generate, resume: everything that arrived meanwhile is there.
+  await page.getByTestId('pause').click();
+  await ingest(request, [hello, ...Array.from({ length: 30 }, (_, i) => send(`order ${100 + i} placed`))]);
+  await expect(page.getByTestId('resume')).toContainText('30 new');
+  await expect(trace.locator('li[data-kind="message"]')).toHaveCount(2);
+  await page.getByTestId('resume').click();
+  await expect(trace.locator('li[data-kind="message"]')).toHaveCount(32);
+  await expect(trace).toContainText('order 129 placed');
+  await expect(trace).toContainText('order 100 placed');
+});

@@ -1,9 +1,12 @@
-//! The live trace: connects, messages and disconnects, newest first, filtered by kind.
+//! The live trace: connects, messages and disconnects, newest first; filters that run on the
+//! observer (kind, source, connection, IP, direction, text or regex over payloads); pause that
+//! keeps buffering and counts what arrives; gap rows for what was not shown or was dropped.
 
 use crate::app::ViewControls;
 use crate::format;
-use crate::model::LiveModel;
-use crate::protocol::{Direction, TraceEntry, TraceKind};
+use crate::model::{LiveModel, DEFAULT_TRACE_KEEP};
+use crate::protocol::{Direction, TraceEntry, TraceKind, TraceQuery};
+use crate::trace_buffer::TraceItem;
 use leptos::prelude::*;
 
 #[component]
@@ -12,11 +15,12 @@ fn KindToggle(label: &'static str, kind: TraceKind) -> impl IntoView {
     // No kind selected means all kinds.
     let checked = move || {
         controls
-            .trace_kinds
-            .with(|k| k.is_empty() || k.contains(&kind))
+            .trace
+            .with(|q| q.kinds.is_empty() || q.kinds.contains(&kind))
     };
     let toggle = move |_| {
-        controls.trace_kinds.update(|k| {
+        controls.trace.update(|q| {
+            let k = &mut q.kinds;
             if k.is_empty() {
                 *k = vec![TraceKind::Open, TraceKind::Message, TraceKind::Close];
             }
@@ -38,24 +42,69 @@ fn KindToggle(label: &'static str, kind: TraceKind) -> impl IntoView {
     }
 }
 
+/// The export URL for the current filter.
+fn export_url(format: &str, q: &TraceQuery) -> String {
+    let mut url = format!("/api/export?format={format}");
+    let mut add = |k: &str, v: &str| {
+        if !v.is_empty() {
+            url.push_str(&format!("&{k}={}", urlencode(v)));
+        }
+    };
+    add(
+        "kind",
+        &q.kinds
+            .iter()
+            .map(|k| format!("{k:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    add("source", q.source.as_deref().unwrap_or(""));
+    add("ip", q.ip.as_deref().unwrap_or(""));
+    add("text", q.text.as_deref().unwrap_or(""));
+    add("conn", &q.conn.map(|c| c.to_string()).unwrap_or_default());
+    add(
+        "dir",
+        match q.dir {
+            Some(Direction::ClientToServer) => "in",
+            Some(Direction::ServerToClient) => "out",
+            None => "",
+        },
+    );
+    if q.regex {
+        url.push_str("&regex=true");
+    }
+    url
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn opt(v: String) -> Option<String> {
+    let v = v.trim().to_string();
+    (!v.is_empty()).then_some(v)
+}
+
 #[component]
 pub fn TracePanel() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
-    let entries = Memo::new(move |_| model.with(|m| m.trace.iter().cloned().collect::<Vec<_>>()));
-    let skipped = Memo::new(move |_| model.with(|m| m.trace_skipped));
     let controls = expect_context::<ViewControls>();
-    // Export links carry the current kind filter; the observer streams the file.
-    let export = move |format: &'static str| {
-        let kinds = controls.trace_kinds.with(|k| {
-            k.iter()
-                .map(|k| format!("{k:?}").to_lowercase())
-                .collect::<Vec<_>>()
-                .join(",")
-        });
-        if kinds.is_empty() {
-            format!("/api/export?format={format}")
-        } else {
-            format!("/api/export?format={format}&kind={kinds}")
+    let shown = RwSignal::new(DEFAULT_TRACE_KEEP);
+    let items = Memo::new(move |_| model.with(|m| m.trace.visible(shown.get())));
+    let paused = Memo::new(move |_| model.with(|m| m.trace.is_paused()));
+    let fresh = Memo::new(move |_| model.with(|m| m.trace.new_since_pause()));
+    let error = Memo::new(move |_| model.with(|m| m.last_error.clone()));
+    let set = move |f: fn(&mut TraceQuery, String)| {
+        move |ev| {
+            let v = event_target_value(&ev);
+            controls.trace.update(|q| f(q, v));
         }
     };
     view! {
@@ -65,25 +114,55 @@ pub fn TracePanel() -> impl IntoView {
                 <KindToggle label="connect" kind=TraceKind::Open/>
                 <KindToggle label="message" kind=TraceKind::Message/>
                 <KindToggle label="disconnect" kind=TraceKind::Close/>
-                <Show when=move || { skipped.get() > 0 }>
-                    <span class="skipped" title="events that arrived faster than the trace shows; all are counted and kept by the observer">
-                        {move || format!("{} not shown", format::count(skipped.get()))}
-                    </span>
+                <span class="spacer"></span>
+                <Show
+                    when=move || paused.get()
+                    fallback=move || view! {
+                        <button data-testid="pause" on:click=move |_| model.update(|m| m.trace.pause(shown.get_untracked()))>"pause"</button>
+                    }
+                >
+                    <button data-testid="resume" on:click=move |_| model.update(|m| m.trace.resume())>
+                        {move || format!("resume ({} new)", format::count(fresh.get()))}
+                    </button>
                 </Show>
+                <button on:click=move |_| model.update(|m| m.trace.clear())>"clear"</button>
             </div>
+            <div class="filters">
+                <input type="search" placeholder="payload text" data-testid="trace-text"
+                    on:input=set(|q, v| q.text = opt(v))/>
+                <label class="toggle"><input type="checkbox" data-testid="trace-regex"
+                    on:change=move |ev| { let on = event_target_checked(&ev); controls.trace.update(|q| q.regex = on) }/>"regex"</label>
+                <select on:change=set(|q, v| q.dir = match v.as_str() { "in" => Some(Direction::ClientToServer), "out" => Some(Direction::ServerToClient), _ => None })>
+                    <option value="">"both directions"</option>
+                    <option value="in">"→ in"</option>
+                    <option value="out">"← out"</option>
+                </select>
+                <input type="search" placeholder="source" class="narrow" on:input=set(|q, v| q.source = opt(v))/>
+                <input type="search" placeholder="IP prefix" class="narrow" on:input=set(|q, v| q.ip = opt(v))/>
+                <input type="search" placeholder="conn #" class="narrow" on:input=set(|q, v| q.conn = v.trim().trim_start_matches('#').parse().ok())/>
+            </div>
+            <Show when=move || error.get().is_some()>
+                <p class="error" data-testid="trace-error">{move || error.get().unwrap_or_default()}</p>
+            </Show>
             <div class="exports">
                 "export: "
-                <a href=move || export("har") download="sockscope-trace.har" data-testid="export-har">"HAR"</a>
+                <a href=move || controls.trace.with(|q| export_url("har", q)) download="sockscope-trace.har" data-testid="export-har">"HAR"</a>
                 " · "
-                <a href=move || export("ndjson") download="sockscope-trace.ndjson">"NDJSON"</a>
+                <a href=move || controls.trace.with(|q| export_url("ndjson", q)) download="sockscope-trace.ndjson">"NDJSON"</a>
                 " · "
-                <a href=move || export("csv") download="sockscope-trace.csv">"CSV"</a>
+                <a href=move || controls.trace.with(|q| export_url("csv", q)) download="sockscope-trace.csv">"CSV"</a>
             </div>
             <ol class="events" data-testid="trace">
-                <For each=move || entries.get() key=|e: &TraceEntry| e.seq let:e>
-                    <TraceRow e=e/>
+                <For each=move || items.get() key=|i: &TraceItem| i.key() let:item>
+                    {match item {
+                        TraceItem::Event(e) => view! { <TraceRow e=e/> }.into_any(),
+                        TraceItem::Gap { count, why, .. } => view! {
+                            <li class="gap" data-kind="gap">{format!("⋯ {} events not shown: {why}", format::count(count))}</li>
+                        }.into_any(),
+                    }}
                 </For>
             </ol>
+            <button class="more" on:click=move |_| shown.update(|n| *n += DEFAULT_TRACE_KEEP)>"show older"</button>
         </section>
     }
     .into_any()

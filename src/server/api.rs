@@ -1,7 +1,10 @@
 //! The JSON API: `/api/sources`, `/api/connections[/{id}]`, `/api/trace`, `/api/overview`,
 //! `/api/series`, `/healthz`. Stable; tests and other tools use it.
 
-use crate::protocol::{SortKey, StateFilter, TableQuery, TraceKind, TraceQuery, MAX_WINDOW};
+use crate::protocol::{
+    Direction, SortKey, StateFilter, TableQuery, TraceKind, TraceQuery, MAX_WINDOW,
+};
+use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::Query as Q;
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
@@ -129,11 +132,18 @@ pub struct TraceParams {
     /// Comma-separated kinds: open, message, close.
     pub kind: Option<String>,
     pub conn: Option<u64>,
+    pub source: Option<String>,
+    pub ip: Option<String>,
+    /// in / out (or c2s / s2c).
+    pub dir: Option<String>,
+    pub text: Option<String>,
+    #[serde(default)]
+    pub regex: bool,
     pub limit: Option<u32>,
 }
 
-/// Validates `/api/trace` and `/api/export` filters.
-pub fn trace_query(p: TraceParams, max_limit: u32) -> Result<TraceQuery, ApiError> {
+/// Validates `/api/trace` and `/api/export` filters and compiles them.
+pub fn trace_query(p: TraceParams, max_limit: u32) -> Result<TraceFilter, ApiError> {
     let mut kinds = Vec::new();
     for k in p
         .kind
@@ -153,15 +163,27 @@ pub fn trace_query(p: TraceParams, max_limit: u32) -> Result<TraceQuery, ApiErro
             }
         });
     }
+    let dir = match p.dir.as_deref() {
+        None | Some("") => None,
+        Some("in" | "c2s") => Some(Direction::ClientToServer),
+        Some("out" | "s2c") => Some(Direction::ServerToClient),
+        Some(d) => return Err(bad(format!("dir {d:?} is not in or out"))),
+    };
     let limit = p.limit.unwrap_or(100.min(max_limit));
     if limit == 0 || limit > max_limit {
         return Err(bad(format!("limit must be between 1 and {max_limit}")));
     }
-    Ok(TraceQuery {
+    let q = TraceQuery {
         kinds,
         conn: p.conn,
+        source: p.source,
+        ip: p.ip,
+        dir,
+        text: p.text,
+        regex: p.regex,
         limit,
-    })
+    };
+    TraceFilter::new(q).map_err(bad)
 }
 
 pub async fn trace(

@@ -2,7 +2,8 @@
 //! connection's messages, streamed page by page — never built in memory.
 //! HAR puts each connection's stored messages in `_webSocketMessages` (Chrome DevTools opens it).
 
-use crate::protocol::{ConnDetail, MessageView, TraceEntry, TraceKind, TraceQuery};
+use crate::protocol::{ConnDetail, MessageView, TraceEntry, TraceKind};
+use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::{Aggregator, Query as Q, EXPORT_PAGE};
 use crate::server::api::{trace_query, ApiError, TraceParams};
 use crate::server::AppState;
@@ -30,6 +31,12 @@ pub struct ExportParams {
     format: Format,
     kind: Option<String>,
     conn: Option<u64>,
+    source: Option<String>,
+    ip: Option<String>,
+    dir: Option<String>,
+    text: Option<String>,
+    #[serde(default)]
+    regex: bool,
     limit: Option<u32>,
 }
 
@@ -44,6 +51,11 @@ pub async fn export(
     let params = TraceParams {
         kind: p.kind,
         conn: p.conn,
+        source: p.source,
+        ip: p.ip,
+        dir: p.dir,
+        text: p.text,
+        regex: p.regex,
         limit: p.limit.or(Some(max)),
     };
     let query = trace_query(params, max)?;
@@ -82,8 +94,9 @@ pub async fn export(
 }
 
 /// Matching trace entries, newest first, fetched a page at a time.
-fn entries(agg: Aggregator, q: TraceQuery) -> impl Stream<Item = TraceEntry> + Send + 'static {
-    let limit = q.limit as usize;
+fn entries(agg: Aggregator, q: TraceFilter) -> impl Stream<Item = TraceEntry> + Send + 'static {
+    let limit = q.limit();
+    let q = std::sync::Arc::new(q);
     stream::unfold(
         (agg, q, u64::MAX, 0usize, false),
         move |(agg, q, before, sent, done)| async move {
@@ -150,7 +163,7 @@ fn iso(ts_us: u64) -> String {
 }
 
 /// A HAR 1.2 log: one entry per connection in the filtered trace, with its stored messages.
-fn har(agg: Aggregator, q: TraceQuery) -> impl Stream<Item = Bytes> + Send + 'static {
+fn har(agg: Aggregator, q: TraceFilter) -> impl Stream<Item = Bytes> + Send + 'static {
     let head = Bytes::from(
         json!({"version": "1.2", "creator": {"name": "sockscope", "version": env!("CARGO_PKG_VERSION")}})
             .to_string()

@@ -2,6 +2,7 @@
 //! Runs on the aggregator task; a browser that falls behind is re-snapshotted, never awaited.
 
 use crate::protocol::{ConnDetail, ConnRow, Frame, Overview, ServerMsg, TableDelta, ViewSpec};
+use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::state::State;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -10,6 +11,9 @@ use tokio::sync::mpsc;
 struct Subscriber {
     tx: mpsc::Sender<String>,
     spec: ViewSpec,
+    /// The compiled trace filter of `spec.trace`, or why it could not be compiled.
+    trace: Option<TraceFilter>,
+    trace_error: Option<String>,
     need_snapshot: bool,
     seq: u64,
     trace_after: u64,
@@ -27,9 +31,12 @@ pub struct Hub {
 
 impl Hub {
     pub fn subscribe(&mut self, id: u64, tx: mpsc::Sender<String>, spec: ViewSpec) {
+        let (trace, trace_error) = compile(&spec);
         self.subs.insert(
             id,
             Subscriber {
+                trace,
+                trace_error,
                 tx,
                 spec,
                 need_snapshot: true,
@@ -46,6 +53,7 @@ impl Hub {
     /// A browser changed what it looks at: it gets a fresh snapshot.
     pub fn set_view(&mut self, id: u64, spec: ViewSpec) {
         if let Some(s) = self.subs.get_mut(&id) {
+            (s.trace, s.trace_error) = compile(&spec);
             s.spec = spec;
             s.need_snapshot = true;
         }
@@ -132,6 +140,11 @@ fn build(
         trace_skipped: 0,
         detail: None,
         detail_gone: false,
+        trace_error: if snapshot {
+            sub.trace_error.clone()
+        } else {
+            None
+        },
     };
     if let Some(id) = sub.spec.detail {
         let d = state.detail(id, now_s);
@@ -166,11 +179,26 @@ fn build(
         sub.ids = ids;
         sub.total = total;
     }
-    if let Some(q) = &sub.spec.trace {
+    if let Some(q) = &sub.trace {
         let (entries, skipped) = state.trace_since(q, sub.trace_after);
         sub.trace_after = state.trace_seq;
         frame.trace = entries;
         frame.trace_skipped = if snapshot { 0 } else { skipped };
     }
     frame
+}
+
+/// Compiles a browser's trace filter. A bad one is reported (with the next snapshot) and the
+/// trace is shown without the text filter until the browser sends a good one.
+fn compile(spec: &ViewSpec) -> (Option<TraceFilter>, Option<String>) {
+    let Some(q) = spec.trace.clone() else {
+        return (None, None);
+    };
+    match TraceFilter::new(q.clone()) {
+        Ok(f) => (Some(f), None),
+        Err(message) => (
+            TraceFilter::new(crate::protocol::TraceQuery { text: None, ..q }).ok(),
+            Some(message),
+        ),
+    }
 }

@@ -2,6 +2,7 @@
 //! it through one bounded channel; nothing else touches the state.
 
 pub mod conn;
+pub mod filter;
 pub mod metrics;
 pub mod query;
 pub mod series;
@@ -13,7 +14,7 @@ mod tests;
 pub mod trace;
 
 use crate::protocol::{
-    ConnDetail, ConnPage, Overview, SourceView, TableQuery, TraceEntry, TraceQuery, ViewSpec,
+    ConnDetail, ConnPage, Overview, SourceView, TableQuery, TraceEntry, ViewSpec,
 };
 use crate::server::config::AggConfig;
 use crate::server::hub::{overview, Hub};
@@ -51,12 +52,16 @@ pub enum Query {
     Sources(oneshot::Sender<Vec<SourceView>>),
     Connections(TableQuery, oneshot::Sender<ConnPage>),
     Connection(u64, oneshot::Sender<Option<ConnDetail>>),
-    Trace(TraceQuery, oneshot::Sender<Vec<TraceEntry>>),
+    Trace(filter::TraceFilter, oneshot::Sender<Vec<TraceEntry>>),
     Series(oneshot::Sender<SeriesView>),
     /// Prometheus text exposition.
     Metrics(oneshot::Sender<String>),
     /// A page of trace entries older than a sequence number (exports stream these).
-    TracePage(TraceQuery, u64, oneshot::Sender<Vec<TraceEntry>>),
+    TracePage(
+        std::sync::Arc<filter::TraceFilter>,
+        u64,
+        oneshot::Sender<Vec<TraceEntry>>,
+    ),
 }
 
 pub enum Input {

@@ -1,9 +1,10 @@
 //! Read-only questions about the state: the sorted, filtered table window, trace and detail.
 
 use super::conn::Conn;
+use super::filter::TraceFilter;
 use super::state::State;
 use crate::protocol::{
-    ConnDetail, ConnPage, SortKey, StateFilter, TableQuery, TraceEntry, TraceQuery, MAX_WINDOW,
+    ConnDetail, ConnPage, SortKey, StateFilter, TableQuery, TraceEntry, MAX_WINDOW,
 };
 use std::cmp::Ordering;
 
@@ -123,15 +124,15 @@ impl State {
 
     /// Newest-first trace entries matching `q` with a sequence number above `after`, at most
     /// `q.limit`; also returns how many more matched.
-    pub fn trace_since(&self, q: &TraceQuery, after: u64) -> (Vec<TraceEntry>, u64) {
-        let limit = q.limit as usize;
+    pub fn trace_since(&self, q: &TraceFilter, after: u64) -> (Vec<TraceEntry>, u64) {
+        let limit = q.limit();
         let mut out = Vec::new();
         let mut skipped = 0;
         for r in self.trace.iter().rev() {
             if r.seq <= after {
                 break;
             }
-            if !q.accepts(r.kind, r.conn) {
+            if !q.matches(self, r) {
                 continue;
             }
             if out.len() < limit {
@@ -145,11 +146,11 @@ impl State {
 
     /// One page of an export: matching entries with a sequence number below `before`, newest
     /// first, at most `max`.
-    pub fn trace_page(&self, q: &TraceQuery, before: u64, max: usize) -> Vec<TraceEntry> {
+    pub fn trace_page(&self, q: &TraceFilter, before: u64, max: usize) -> Vec<TraceEntry> {
         self.trace
             .iter()
             .rev()
-            .filter(|r| r.seq < before && q.accepts(r.kind, r.conn))
+            .filter(|r| r.seq < before && q.matches(self, r))
             .take(max)
             .map(|r| self.trace_entry(r))
             .collect()

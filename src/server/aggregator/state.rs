@@ -261,6 +261,7 @@ impl State {
             code: None,
             by: None,
             text: format!("{} {}", o.ip, preview_text(&o.path)).into(),
+            msg_seq: 0,
         });
         self.conns.insert(
             id,
@@ -361,6 +362,7 @@ impl State {
             code: None,
             by: None,
             text,
+            msg_seq: self.msg_seq,
         });
         let stored = StoredMessage {
             seq: self.msg_seq,
@@ -431,6 +433,7 @@ impl State {
             code,
             by: Some(by),
             text: text.into(),
+            msg_seq: 0,
         });
     }
 

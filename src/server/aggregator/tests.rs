@@ -1,5 +1,6 @@
 //! Unit tests of the aggregator state, without sockets.
 
+use super::filter::TraceFilter;
 use super::state::State;
 use crate::protocol::{SortKey, StateFilter, TableQuery, TraceKind, TraceQuery};
 use crate::server::config::AggConfig;
@@ -217,25 +218,31 @@ fn trace_ring_is_bounded_and_filtered() {
     events.push(close(1, 1001));
     s.apply(None, events, T0);
     assert_eq!(s.trace.len(), 5);
-    let all = TraceQuery {
+    let all = TraceFilter::new(TraceQuery {
         kinds: vec![],
         conn: None,
         limit: 100,
-    };
+        ..Default::default()
+    })
+    .unwrap();
     let (items, _) = s.trace_since(&all, 0);
     assert_eq!(items[0].kind, TraceKind::Close);
     assert_eq!(items[1].text, "m9");
-    let closes = TraceQuery {
+    let closes = TraceFilter::new(TraceQuery {
         kinds: vec![TraceKind::Close],
         conn: Some(1),
         limit: 100,
-    };
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(s.trace_since(&closes, 0).0.len(), 1);
-    let two = TraceQuery {
+    let two = TraceFilter::new(TraceQuery {
         kinds: vec![],
         conn: None,
         limit: 2,
-    };
+        ..Default::default()
+    })
+    .unwrap();
     let (items, skipped) = s.trace_since(&two, 0);
     assert_eq!((items.len(), skipped), (2, 3));
     let after = s.trace_seq;
@@ -308,4 +315,88 @@ fn hub_resnapshots_a_browser_that_falls_behind() {
     drop(rx);
     hub.publish(&s, T0, None);
     assert_eq!(hub.subscribers(), 0, "a closed browser is forgotten");
+}
+
+#[test]
+fn trace_filters_by_direction_ip_source_and_payload_text_or_regex() {
+    let mut s = State::new(AggConfig::default());
+    let long = format!("{}needle-at-the-end", "x".repeat(300));
+    s.apply(
+        None,
+        vec![
+            hello("edge-a", None),
+            open(1, "/a"),
+            msg(1, Direction::ClientToServer, "order 42 placed"),
+            msg(1, Direction::ServerToClient, &long),
+        ],
+        T0,
+    );
+    let f = |q: TraceQuery| TraceFilter::new(TraceQuery { limit: 100, ..q }).unwrap();
+    let n = |q: TraceQuery| s.trace_since(&f(q), 0).0.len();
+    assert_eq!(
+        n(TraceQuery {
+            dir: Some(Direction::ServerToClient),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        n(TraceQuery {
+            ip: Some("192.0.2.".into()),
+            ..Default::default()
+        }),
+        3
+    );
+    assert_eq!(
+        n(TraceQuery {
+            ip: Some("10.".into()),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        n(TraceQuery {
+            source: Some("edge-a".into()),
+            ..Default::default()
+        }),
+        3
+    );
+    assert_eq!(
+        n(TraceQuery {
+            source: Some("nope".into()),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        n(TraceQuery {
+            text: Some("ORDER".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    // Past the 120-character preview: found in the stored payload.
+    assert_eq!(
+        n(TraceQuery {
+            text: Some("needle-at-the-end".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        n(TraceQuery {
+            text: Some(r"order \d+".into()),
+            regex: true,
+            ..Default::default()
+        }),
+        1
+    );
+    let e = TraceFilter::new(TraceQuery {
+        text: Some("(unclosed".into()),
+        regex: true,
+        ..Default::default()
+    })
+    .err()
+    .unwrap();
+    assert!(e.contains("invalid regular expression"), "{e}");
 }

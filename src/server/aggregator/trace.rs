@@ -23,6 +23,8 @@ pub struct TraceRec {
     pub code: Option<u16>,
     pub by: Option<Closer>,
     pub text: Box<str>,
+    /// The stored message this record is about (0 for opens and closes).
+    pub msg_seq: u64,
 }
 
 /// The first [`PREVIEW_CHARS`] characters of a text payload.
