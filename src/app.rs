@@ -1,6 +1,6 @@
 //! The dashboard shell and page: the live model lives in a signal, components render it.
 
-use crate::components::{ConnTable, DetailPanel, Overview, StatusBadge, TracePanel};
+use crate::components::{Charts, ConnTable, DetailPanel, Overview, StatusBadge, TracePanel};
 use crate::model::LiveModel;
 use crate::protocol::{TableQuery, TraceQuery, ViewSpec};
 use leptos::prelude::*;
@@ -59,6 +59,7 @@ impl ViewControls {
                 ..self.trace.get_untracked()
             }),
             detail: self.selected.get_untracked(),
+            charts: true,
         }
     }
 }
@@ -83,6 +84,7 @@ fn Dashboard() -> impl IntoView {
         </header>
         <main class="dashboard">
             <Overview/>
+            <Charts/>
             <DetailPanel/>
             <div class="columns">
                 <ConnTable/>

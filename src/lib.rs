@@ -5,6 +5,7 @@
 //! → [`model`] (browser) → [`components`].
 
 pub mod app;
+pub mod chart;
 pub mod components;
 pub mod decode;
 #[cfg(feature = "ssr")]

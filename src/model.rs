@@ -1,9 +1,10 @@
 //! The browser-side live model: applies `/live` snapshots and deltas. Plain Rust with no
 //! Leptos in it, so it is unit-tested natively; components only render it.
 
-use crate::protocol::{ConnDetail, ConnRow, Frame, Overview, ServerMsg};
+use crate::protocol::{ConnDetail, ConnRow, Frame, HostPoint, Overview, Point, ServerMsg};
 use crate::trace_buffer::TraceBuffer;
 use std::collections::HashMap;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Trace entries a browser keeps at most.
 pub const DEFAULT_TRACE_KEEP: usize = 200;
@@ -70,6 +71,10 @@ pub struct LiveModel {
     pub detail: Option<ConnDetail>,
     /// The inspected connection was evicted.
     pub detail_gone: bool,
+    /// One-second points for the charts, oldest first (at most 15 minutes).
+    pub series: VecDeque<Point>,
+    /// Host samples per source id, oldest first.
+    pub hosts: BTreeMap<String, VecDeque<HostPoint>>,
 }
 
 impl Default for LiveModel {
@@ -90,6 +95,8 @@ impl Default for LiveModel {
             last_error: None,
             detail: None,
             detail_gone: false,
+            series: VecDeque::new(),
+            hosts: BTreeMap::new(),
         }
     }
 }
@@ -108,6 +115,8 @@ impl LiveModel {
                 self.detail = None;
                 self.detail_gone = false;
                 self.last_error = f.trace_error.clone();
+                self.series.clear();
+                self.hosts.clear();
                 self.take(f);
                 Applied::Ok
             }
@@ -138,6 +147,26 @@ impl LiveModel {
             self.offset = t.offset;
             let keep: std::collections::HashSet<u64> = self.ids.iter().copied().collect();
             self.rows.retain(|id, _| keep.contains(id));
+        }
+        let cap = crate::chart::WINDOW_S as usize;
+        for p in f.series {
+            if self.series.back().is_none_or(|last| p.t > last.t) {
+                self.series.push_back(p);
+            }
+        }
+        while self.series.len() > cap {
+            self.series.pop_front();
+        }
+        for (id, points) in f.hosts {
+            let ring = self.hosts.entry(id).or_default();
+            for p in points {
+                if ring.back().is_none_or(|last| p.t > last.t) {
+                    ring.push_back(p);
+                }
+            }
+            while ring.len() > cap {
+                ring.pop_front();
+            }
         }
         self.trace.push(f.trace, f.trace_skipped);
         self.trace_skipped += f.trace_skipped;
@@ -374,6 +403,25 @@ mod tests {
         f.detail_gone = true;
         m.apply(ServerMsg::Delta(f));
         assert!(m.detail.is_none() && m.detail_gone);
+    }
+
+    #[test]
+    fn series_append_in_order_and_stay_bounded() {
+        let pt = |t| Point {
+            t,
+            ..Default::default()
+        };
+        let mut m = LiveModel::default();
+        let mut f = frame(1, None, vec![]);
+        f.series = (1..=1000).map(pt).collect();
+        m.apply(ServerMsg::Snapshot(f));
+        assert_eq!(m.series.len(), 900);
+        assert_eq!(m.series.front().unwrap().t, 101);
+        let mut f = frame(2, None, vec![]);
+        f.series = vec![pt(1000), pt(1001)]; // 1000 again is ignored
+        m.apply(ServerMsg::Delta(f));
+        assert_eq!(m.series.back().unwrap().t, 1001);
+        assert_eq!(m.series.len(), 900);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct ViewSpec {
     /// A connection open in the inspector.
     #[serde(default)]
     pub detail: Option<u64>,
+    /// Send the 1-second series for the charts.
+    #[serde(default)]
+    pub charts: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -177,6 +180,12 @@ pub struct Frame {
     /// Why the trace filter could not be applied (a bad regex); sent with snapshots.
     #[serde(default)]
     pub trace_error: Option<String>,
+    /// Series points the browser does not have yet (all 15 minutes in a snapshot).
+    #[serde(default)]
+    pub series: Vec<Point>,
+    /// New host points per source id.
+    #[serde(default)]
+    pub hosts: Vec<(String, Vec<HostPoint>)>,
 }
 
 /// The table window: the order of ids, plus the rows that are new or changed.

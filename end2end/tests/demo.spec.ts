@@ -20,6 +20,12 @@ test('the demo shows live rows and rising counters', async ({ page }) => {
   const before = count(await msgs.textContent());
   await expect.poll(async () => count(await msgs.textContent()), { timeout: 10_000 }).toBeGreaterThan(before);
   await expect(page.getByTestId('trace').locator('li')).not.toHaveCount(0);
+  // Charts share one time axis and draw lines once a few seconds have closed.
+  const charts = page.getByTestId('chart');
+  await expect(charts).toHaveCount(6);
+  await expect
+    .poll(async () => (await charts.first().locator('path').first().getAttribute('d')) ?? '', { timeout: 15_000 })
+    .toContain('L');
   // Churn produces closes with varied codes.
   await page.getByTestId('conn-state').selectOption('closed');
   await expect(page.getByTestId('conn-table').locator('tbody tr').first()).toContainText('closed', { timeout: 15_000 });

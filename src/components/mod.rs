@@ -1,6 +1,7 @@
 //! Dashboard widgets. Each renders part of the live model; none holds logic of its own.
 //! Everything a tap supplied is rendered as text nodes, never as HTML.
 
+mod charts;
 mod detail;
 mod json;
 mod overview;
@@ -8,6 +9,7 @@ mod status;
 mod table;
 mod trace;
 
+pub use charts::Charts;
 pub use detail::DetailPanel;
 pub use overview::Overview;
 pub use status::StatusBadge;

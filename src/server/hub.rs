@@ -21,6 +21,9 @@ struct Subscriber {
     ids: Vec<u64>,
     total: u64,
     detail: Option<ConnDetail>,
+    /// Last series second sent, and last host-sample second sent.
+    series_after: u64,
+    hosts_after: u64,
 }
 
 #[derive(Default)]
@@ -46,6 +49,8 @@ impl Hub {
                 ids: Vec::new(),
                 total: 0,
                 detail: None,
+                series_after: 0,
+                hosts_after: 0,
             },
         );
     }
@@ -129,6 +134,8 @@ fn build(
         sub.trace_after = 0;
         sub.total = u64::MAX;
         sub.detail = None;
+        sub.series_after = 0;
+        sub.hosts_after = 0;
     }
     sub.seq += 1;
     let mut frame = Frame {
@@ -145,7 +152,43 @@ fn build(
         } else {
             None
         },
+        series: Vec::new(),
+        hosts: Vec::new(),
     };
+    if sub.spec.charts {
+        let (after, hosts_after) = (sub.series_after, sub.hosts_after);
+        frame.series = state
+            .series
+            .points
+            .iter()
+            .filter(|p| p.t > after)
+            .cloned()
+            .collect();
+        frame.hosts = state
+            .sources
+            .iter()
+            .map(|s| {
+                (
+                    s.id.to_string(),
+                    s.host_series
+                        .iter()
+                        .filter(|p| p.t > hosts_after)
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        if let Some(last) = state.series.points.last() {
+            sub.series_after = last.t;
+        }
+        let newest_host = frame
+            .hosts
+            .iter()
+            .filter_map(|(_, v)| v.last().map(|p| p.t))
+            .max();
+        sub.hosts_after = sub.hosts_after.max(newest_host.unwrap_or(0));
+    }
     if let Some(id) = sub.spec.detail {
         let d = state.detail(id, now_s);
         match &d {

@@ -345,6 +345,10 @@ impl State {
         };
         let text: Box<str> = match &payload {
             StoredPayload::Text(t) => preview_text(t).into(),
+            // A close frame's payload is its reason: show it as text.
+            StoredPayload::Binary(b) if m.opcode == sockscope_wire::Opcode::Close => {
+                preview_text(&String::from_utf8_lossy(b)).into()
+            }
             StoredPayload::Binary(b) => preview_hex(b).into(),
             _ => "".into(),
         };

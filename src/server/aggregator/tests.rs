@@ -293,6 +293,7 @@ fn hub_resnapshots_a_browser_that_falls_behind() {
         table: Some(TableQuery::default()),
         trace: None,
         detail: None,
+        charts: false,
     };
     hub.subscribe(7, tx, spec);
     hub.publish(&s, T0, None); // snapshot fills the queue
