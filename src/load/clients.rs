@@ -53,10 +53,18 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str) -> Option<Ws> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let cfg = WebSocketConfig::default().read_buffer_size(4096);
+    let mut req = url.into_client_request().ok()?;
+    req.headers_mut().insert(
+        "user-agent",
+        concat!("sockscope-load/", env!("CARGO_PKG_VERSION"))
+            .parse()
+            .expect("valid header"),
+    );
     match tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async_with_config(url, Some(cfg), true),
+        tokio_tungstenite::connect_async_with_config(req, Some(cfg), true),
     )
     .await
     {
