@@ -47,13 +47,22 @@ pub struct ViewControls {
     pub trace: RwSignal<TraceQuery>,
     /// The connection open in the inspector.
     pub selected: RwSignal<Option<u64>>,
+    /// The table rows on screen (offset, limit): moved by scrolling without a resubscribe.
+    pub window: RwSignal<(u32, u32)>,
 }
 
 impl ViewControls {
     /// The current view, read without tracking (called from socket callbacks).
     pub fn spec(&self) -> ViewSpec {
         ViewSpec {
-            table: Some(self.table.get_untracked()),
+            table: Some({
+                let (offset, limit) = self.window.get_untracked();
+                TableQuery {
+                    offset,
+                    limit,
+                    ..self.table.get_untracked()
+                }
+            }),
             trace: Some(TraceQuery {
                 limit: crate::model::DEFAULT_TRACE_KEEP as u32,
                 ..self.trace.get_untracked()
@@ -71,6 +80,7 @@ fn Dashboard() -> impl IntoView {
         table: RwSignal::new(TableQuery::default()),
         trace: RwSignal::new(TraceQuery::default()),
         selected: RwSignal::new(None),
+        window: RwSignal::new((0, 50)),
     };
     provide_context(model);
     provide_context(controls);

@@ -24,6 +24,7 @@ pub mod sample_app;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod trace_buffer;
+pub mod virtual_scroll;
 
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -59,6 +59,20 @@ pub fn start(model: RwSignal<LiveModel>, controls: ViewControls) {
             }
         });
     }
+    // Scrolling moves the table window only: no snapshot of everything else.
+    {
+        let link = link.clone();
+        Effect::new(move |_| {
+            let (offset, limit) = controls.window.get();
+            if let Some(ws) = link.borrow().ws.as_ref() {
+                if ws.ready_state() == WebSocket::OPEN {
+                    if let Ok(text) = serde_json::to_string(&ClientMsg::Window { offset, limit }) {
+                        let _ = ws.send_with_str(&text);
+                    }
+                }
+            }
+        });
+    }
     connect(link, model, controls);
 }
 

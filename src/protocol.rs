@@ -13,6 +13,8 @@ pub const MAX_WINDOW: u32 = 500;
 pub enum ClientMsg {
     /// Replaces what this browser looks at; the observer answers with a fresh snapshot.
     Subscribe(ViewSpec),
+    /// Moves the table window (scrolling) without a full snapshot.
+    Window { offset: u32, limit: u32 },
 }
 
 /// What a browser shows. Anything absent is not sent to it.

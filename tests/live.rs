@@ -219,3 +219,36 @@ async fn the_inspected_connection_is_sent_when_it_changes() {
     };
     assert_eq!(snap["detail_gone"], true);
 }
+
+#[tokio::test]
+async fn scrolling_moves_the_window_without_a_snapshot() {
+    let obs = start_default().await;
+    open_conns(&obs, 20).await;
+    let mut live = obs.live().await;
+    send_json(
+        &mut live,
+        json!({"type":"subscribe","table":{"limit":5},"trace":{"limit":5}}),
+    )
+    .await;
+    let snap = next_json(&mut live).await;
+    assert_eq!(snap["table"]["ids"], json!([20, 19, 18, 17, 16]));
+    send_json(&mut live, json!({"type":"window","offset":10,"limit":3})).await;
+    let f = loop {
+        let f = next_json(&mut live).await;
+        if !f["table"].is_null() {
+            break f;
+        }
+    };
+    assert_eq!(f["type"], "delta", "a window move is not a snapshot");
+    assert_eq!(f["table"]["offset"], 10);
+    assert_eq!(f["table"]["ids"], json!([10, 9, 8]));
+    assert_eq!(
+        f["table"]["rows"].as_array().unwrap().len(),
+        3,
+        "every row of the new window"
+    );
+    assert!(
+        f["trace"].as_array().unwrap().is_empty(),
+        "the trace is not resent"
+    );
+}

@@ -64,7 +64,7 @@ test('server-side filter narrows the table window', async ({ page, request }) =>
   }
   await ingest(request, events);
   await page.getByTestId('conn-filter').fill('/room/17');
-  const rows = page.getByTestId('conn-table').locator('tbody tr');
+  const rows = page.getByTestId('conn-table').locator('tbody tr[data-conn]');
   await expect(rows).toHaveCount(1);
   await expect(rows.first()).toContainText('198.51.100.17');
   await expect(page.getByTestId('conn-range')).toHaveText('1–1 of 1');
@@ -144,4 +144,24 @@ test('trace filters by regex, and pause loses nothing', async ({ page, request }
   await expect(trace.locator('li[data-kind="message"]')).toHaveCount(32);
   await expect(trace).toContainText('order 129 placed');
   await expect(trace).toContainText('order 100 placed');
+});
+
+test('the connection table is virtualized: scrolling fetches rows, the DOM stays small', async ({ page, request }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
+  const source = `virt-${Date.now()}`;
+  const events: object[] = [{ type: 'hello', source, kind: 'gateway' }];
+  for (let i = 1; i <= 3000; i++) events.push({ type: 'conn_open', conn: i, ip: '198.18.0.1', path: `/v/${i}`, user_agent: source });
+  await ingest(request, events);
+  await page.getByTestId('conn-filter').fill(source);
+  const table = page.getByTestId('conn-table');
+  await expect(page.getByTestId('conn-range')).toContainText('of 3,000');
+  await expect(table.locator('tbody tr', { hasText: '/v/3000' })).toBeVisible();
+  const rows = await table.locator('tbody tr[data-conn]').count();
+  expect(rows).toBeLessThan(120);
+  // Scroll to the very bottom: the oldest connection arrives.
+  await page.locator('.scroll.virtual').evaluate((el) => { el.scrollTop = el.scrollHeight; });
+  await expect(table.locator('td.path', { hasText: /^\/v\/1$/ })).toBeVisible();
+  await expect(page.getByTestId('conn-range')).toContainText('3,000 of 3,000');
+  expect(await table.locator('tbody tr[data-conn]').count()).toBeLessThan(120);
 });

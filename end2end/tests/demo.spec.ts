@@ -11,7 +11,7 @@ function count(text: string | null): number {
 test('the demo shows live rows and rising counters', async ({ page }) => {
   await page.goto(demo);
   await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
-  const rows = page.getByTestId('conn-table').locator('tbody tr');
+  const rows = page.getByTestId('conn-table').locator('tbody tr[data-conn]');
   await expect.poll(async () => rows.count(), { timeout: 15_000 }).toBeGreaterThan(10);
   await expect(page.getByTestId('sources')).toContainText('edge-1');
   await expect(page.getByTestId('sources')).toContainText('edge-2');
@@ -28,5 +28,5 @@ test('the demo shows live rows and rising counters', async ({ page }) => {
     .toContain('L');
   // Churn produces closes with varied codes.
   await page.getByTestId('conn-state').selectOption('closed');
-  await expect(page.getByTestId('conn-table').locator('tbody tr').first()).toContainText('closed', { timeout: 15_000 });
+  await expect(page.getByTestId('conn-table').locator('tbody tr[data-conn]').first()).toContainText('closed', { timeout: 15_000 });
 });

@@ -1,12 +1,12 @@
-//! The connection table: a server-side sorted, filtered window with paging.
+//! The connection table: sorted and filtered on the observer, virtualized in the browser —
+//! scrolling asks for the rows on screen, the scrollbar spans every matching row.
 
 use crate::app::ViewControls;
 use crate::format;
 use crate::model::LiveModel;
 use crate::protocol::{ConnRow, ConnState, SortKey, StateFilter};
+use crate::virtual_scroll::{spacers, window};
 use leptos::prelude::*;
-
-const PAGE: u32 = 50;
 
 #[component]
 fn SortHeader(label: &'static str, key: SortKey) -> impl IntoView {
@@ -39,22 +39,46 @@ pub fn ConnTable() -> impl IntoView {
     let rows = Memo::new(move |_| model.with(|m| m.visible_rows()));
     let now_ms = Memo::new(move |_| model.with(|m| m.now_ms));
     let total = Memo::new(move |_| model.with(|m| m.total));
-    let offset = move || controls.table.with(|t| t.offset);
+    let shown = Memo::new(move |_| model.with(|m| (m.offset, m.ids.len())));
     let range = move || {
-        let (o, t) = (offset() as u64, total.get());
+        let ((o, n), t) = (shown.get(), total.get());
         if t == 0 {
             "no connections".to_string()
         } else {
             format!(
                 "{}–{} of {}",
-                o + 1,
-                (o + PAGE as u64).min(t),
+                format::count(o as u64 + 1),
+                format::count((o as u64 + n as u64).min(t)),
                 format::count(t)
             )
         }
     };
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    let viewport = RwSignal::new(600.0f64);
+    // A new filter or sort starts at the top.
+    let to_top = move || {
+        controls.window.update(|w| w.0 = 0);
+        if let Some(el) = scroller.get_untracked() {
+            el.set_scroll_top(0);
+        }
+    };
+    let on_scroll = move |_| {
+        if let Some(el) = scroller.get_untracked() {
+            let h = el.client_height() as f64;
+            viewport.set(h);
+            let w = window(el.scroll_top() as f64, h, total.get_untracked());
+            if w != controls.window.get_untracked() {
+                controls.window.set(w);
+            }
+        }
+    };
+    let pads = move || {
+        let ((o, n), t) = (shown.get(), total.get());
+        spacers(o, n, t, viewport.get())
+    };
     let on_filter = move |ev| {
         let v = event_target_value(&ev);
+        to_top();
         controls.table.update(|t| {
             t.q = v;
             t.offset = 0;
@@ -66,22 +90,10 @@ pub fn ConnTable() -> impl IntoView {
             "all" => StateFilter::All,
             _ => StateFilter::Open,
         };
+        to_top();
         controls.table.update(|t| {
             t.state = state;
             t.offset = 0;
-        })
-    };
-    let prev = move |_| {
-        controls
-            .table
-            .update(|t| t.offset = t.offset.saturating_sub(PAGE))
-    };
-    let next = move |_| {
-        let t = total.get();
-        controls.table.update(|q| {
-            if ((q.offset + PAGE) as u64) < t {
-                q.offset += PAGE
-            }
         })
     };
     view! {
@@ -101,10 +113,8 @@ pub fn ConnTable() -> impl IntoView {
                     <option value="all">"all"</option>
                 </select>
                 <span class="range" data-testid="conn-range">{range}</span>
-                <button on:click=prev disabled=move || offset() == 0>"‹ prev"</button>
-                <button on:click=next disabled=move || { (offset() + PAGE) as u64 >= total.get() }>"next ›"</button>
             </div>
-            <div class="scroll">
+            <div class="scroll virtual" node_ref=scroller on:scroll=on_scroll>
                 <table class="grid" data-testid="conn-table">
                     <thead>
                         <tr>
@@ -123,9 +133,11 @@ pub fn ConnTable() -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
+                        <tr class="pad" style=move || format!("height:{}px", pads().0)></tr>
                         <For each=move || rows.get() key=|r: &ConnRow| r.clone() let:r>
                             <Row r=r now_ms=now_ms/>
                         </For>
+                        <tr class="pad" style=move || format!("height:{}px", pads().1)></tr>
                     </tbody>
                 </table>
             </div>

@@ -64,6 +64,23 @@ impl Hub {
         }
     }
 
+    /// Moves a browser's table window; its next frame carries every row of the new window.
+    /// False when the browser has no table view.
+    pub fn set_window(&mut self, id: u64, offset: u32, limit: u32) -> bool {
+        let Some(s) = self.subs.get_mut(&id) else {
+            return false;
+        };
+        let Some(t) = s.spec.table.as_mut() else {
+            return false;
+        };
+        t.offset = offset;
+        t.limit = limit;
+        s.rows.clear();
+        s.ids.clear();
+        s.total = u64::MAX;
+        true
+    }
+
     pub fn unsubscribe(&mut self, id: u64) {
         self.subs.remove(&id);
     }

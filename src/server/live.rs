@@ -93,6 +93,7 @@ where
                         Input::Subscribe { id, tx: tx.clone(), spec: sanitize(spec) }
                     }
                     Ok(ClientMsg::Subscribe(spec)) => Input::View { id, spec: sanitize(spec) },
+                    Ok(ClientMsg::Window { offset, limit }) => Input::Window { id, offset, limit: limit.min(MAX_WINDOW) },
                     Err(e) => {
                         let err = ServerMsg::Error { message: format!("could not read that message: {e}") };
                         let text = serde_json::to_string(&err).expect("serializes");

@@ -92,6 +92,12 @@ pub enum Input {
         id: u64,
         spec: ViewSpec,
     },
+    /// A browser scrolled its table.
+    Window {
+        id: u64,
+        offset: u32,
+        limit: u32,
+    },
     Unsubscribe {
         id: u64,
     },
@@ -236,6 +242,11 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
         Input::View { id, spec } => {
             hub.set_view(id, spec);
             hub.publish(state, now, Some(id));
+        }
+        Input::Window { id, offset, limit } => {
+            if hub.set_window(id, offset, limit) {
+                hub.publish(state, now, Some(id));
+            }
         }
         Input::Unsubscribe { id } => hub.unsubscribe(id),
     }
