@@ -243,7 +243,16 @@ async fn main() {
             + ov["totals"]["msgs_out"].as_u64().unwrap_or(0)
     );
     println!(
-        "| bytes/s to the browser | {:.1} KB/s | ≤ 200 KB/s |",
+        "| bytes/s to the browser, default view (unfiltered trace) | {:.1} KB/s | ≤ 200 KB/s |",
+        m["unfiltered_bytes_per_s"].as_f64().unwrap_or(0.0) / 1000.0
+    );
+    println!(
+        "| long tasks (> 50 ms), default view, max | {} , {:.0} ms | 0 |",
+        m["unfiltered_long_tasks"],
+        m["unfiltered_long_task_max_ms"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "| bytes/s to the browser, trace filtered to the markers | {:.1} KB/s | ≤ 200 KB/s |",
         m["bytes_per_s"].as_f64().unwrap_or(0.0) / 1000.0
     );
     println!(
@@ -251,7 +260,7 @@ async fn main() {
         m["markers"], m["latency_p50_ms"], m["latency_p99_ms"]
     );
     println!(
-        "| long tasks (> 50 ms) in the page, max | {} , {:.0} ms | 0 |",
+        "| long tasks (> 50 ms), filtered view, max | {} , {:.0} ms | 0 |",
         m["long_tasks"],
         m["long_task_max_ms"].as_f64().unwrap_or(0.0)
     );

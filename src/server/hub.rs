@@ -7,6 +7,10 @@ use crate::server::aggregator::state::State;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
+/// Most trace entries in one delta (per tick): keeps a browser's traffic bounded whatever the
+/// event rate; what does not fit is counted and shown as a gap row.
+pub const MAX_TRACE_PER_DELTA: usize = 50;
+
 /// One browser's view and what it was last sent.
 struct Subscriber {
     tx: mpsc::Sender<String>,
@@ -240,7 +244,12 @@ fn build(
         sub.total = total;
     }
     if let Some(q) = &sub.trace {
-        let (entries, skipped) = state.trace_since(q, sub.trace_after);
+        let (mut entries, mut skipped) = state.trace_since(q, sub.trace_after);
+        if !snapshot && entries.len() > MAX_TRACE_PER_DELTA {
+            // More than a person can read: the newest ones are shown, the rest become a gap row.
+            skipped += (entries.len() - MAX_TRACE_PER_DELTA) as u64;
+            entries.truncate(MAX_TRACE_PER_DELTA);
+        }
         sub.trace_after = state.trace_seq;
         frame.trace = entries;
         frame.trace_skipped = if snapshot { 0 } else { skipped };
