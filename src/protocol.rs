@@ -259,6 +259,9 @@ pub struct ObserverStats {
     /// Browsers connected to `/live`.
     #[serde(default)]
     pub browsers: u64,
+    /// Events accepted from taps in the last complete second.
+    #[serde(default)]
+    pub ingest_rate: u64,
     /// Batches or events rejected at ingest, all reasons.
     pub ingest_errors: u64,
     pub events_ingested: u64,
@@ -308,6 +311,11 @@ pub struct SourceView {
     pub open: u64,
     pub host: Option<HostView>,
     pub drops: Drops,
+    /// Data messages and bytes in the last complete second, both directions.
+    #[serde(default)]
+    pub rate_msgs: u64,
+    #[serde(default)]
+    pub rate_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

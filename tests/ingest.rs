@@ -526,6 +526,13 @@ async fn host_metrics_and_series_are_reported() {
     );
     let ov = obs.get_ok("/api/overview").await;
     assert_eq!(ov["totals"]["msgs_in"], 2);
+    // Per-source and ingest rates come from the last complete second (both from one batch).
+    obs.wait_for("/api/overview", |v| {
+        v["sources"][0]["rate_msgs"] == 2
+            && v["sources"][0]["rate_bytes"] == 6
+            && v["observer"]["ingest_rate"] == 6
+    })
+    .await;
     let hosts = obs
         .wait_for("/api/series", |v| {
             v["hosts"]["h"].as_array().is_some_and(|a| !a.is_empty())

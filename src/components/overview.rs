@@ -33,13 +33,15 @@ pub fn Overview() -> impl IntoView {
                 <Card label="connects · disconnects /s" testid="churn" value=t(|o| format!("{} · {}", o.rates.connects, o.rates.disconnects))/>
                 <Card label="tap drops" testid="drops" value=t(|o| format::count(o.sources.iter().map(|s| s.drops.total()).sum()))/>
                 <Card label="ingest errors" testid="ingest-errors" value=t(|o| format::count(o.observer.ingest_errors))/>
-                <Card label="observer CPU · RSS · browsers" testid="observer" value=t(|o| format!("{:.0} % · {} · {}", o.observer.cpu_pct, format::bytes(o.observer.rss), o.observer.browsers))/>
+                <Card label="observer CPU · RSS" testid="observer" value=t(|o| format!("{:.0} % · {}", o.observer.cpu_pct, format::bytes(o.observer.rss)))/>
+                <Card label="ingest events/s · browsers" testid="ingest-rate" value=t(|o| format!("{} · {}", format::count(o.observer.ingest_rate), o.observer.browsers))/>
+                <Card label="browser re-snapshots · payloads evicted" testid="observer-drops" value=t(|o| format!("{} · {}", format::count(o.observer.browser_resnapshots), format::count(o.observer.payloads_evicted)))/>
             </div>
             <table class="sources" data-testid="sources">
                 <thead>
                     <tr>
                         <th>"source"</th><th>"kind"</th><th>"host"</th><th>"version"</th><th>"state"</th>
-                        <th>"open"</th><th>"CPU"</th><th>"memory"</th><th>"RSS"</th><th>"dropped"</th>
+                        <th>"open"</th><th>"msgs/s"</th><th>"CPU"</th><th>"memory"</th><th>"RSS"</th><th>"dropped"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -97,6 +99,7 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
             <td>{s.version.clone()}</td>
             <td class:offline=move || { !online && silent_ms() > 10_000 }>{state}</td>
             <td class="num">{format::count(s.open)}</td>
+            <td class="num" title=format!("{}/s", format::bytes(s.rate_bytes))>{format::count(s.rate_msgs)}</td>
             <td class="num">{cpu}</td>
             <td class="num">{mem}</td>
             <td class="num">{rss}</td>

@@ -130,13 +130,15 @@ impl Hub {
 }
 
 pub fn overview(state: &State, hub: &Hub) -> Overview {
+    let now_s = super::aggregator::now_us() / 1_000_000;
     let mut observer = state.stats.clone();
+    observer.ingest_rate = state.ingest_rate.last_second(now_s).0;
     observer.browser_resnapshots = hub.resnapshots;
     observer.browsers = hub.subscribers() as u64;
     Overview {
         totals: state.totals.clone(),
         rates: state.series.last(),
-        sources: state.sources.iter().map(|s| s.view()).collect(),
+        sources: state.sources.iter().map(|s| s.view_at(now_s)).collect(),
         observer,
     }
 }

@@ -34,9 +34,21 @@ pub struct Source {
     /// Last cumulative counters the tap reported, to detect a restarted tap.
     pub(super) drops_reported: Drops,
     pub counts: SourceCounts,
+    /// Data messages and bytes per second.
+    pub rate: super::conn::Rate,
 }
 
 impl Source {
+    /// The dashboard view; rates are as of `now_s`.
+    pub fn view_at(&self, now_s: u64) -> SourceView {
+        let (rate_msgs, rate_bytes) = self.rate.last_second(now_s);
+        SourceView {
+            rate_msgs,
+            rate_bytes,
+            ..self.view()
+        }
+    }
+
     pub fn view(&self) -> SourceView {
         SourceView {
             id: self.id.to_string(),
@@ -49,6 +61,8 @@ impl Source {
             open: self.open,
             host: self.host.clone(),
             drops: self.drops.clone(),
+            rate_msgs: 0,
+            rate_bytes: 0,
         }
     }
 

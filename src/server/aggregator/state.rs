@@ -36,6 +36,8 @@ pub struct State {
     pub store: MessageStore,
     next_id: u64,
     msg_seq: u64,
+    /// Events accepted per second.
+    pub ingest_rate: Rate,
 }
 
 impl State {
@@ -60,6 +62,7 @@ impl State {
             closed_order: VecDeque::new(),
             next_id: 1,
             msg_seq: 0,
+            ingest_rate: Rate::default(),
         }
     }
 
@@ -95,6 +98,7 @@ impl State {
         let mut src = source.and_then(|s| self.source_index(s));
         let now_s = now_us / 1_000_000;
         self.stats.events_ingested += events.len() as u64;
+        self.ingest_rate.add(now_s, events.len() as u64, 0);
         for (index, ev) in events.into_iter().enumerate() {
             if let Event::Hello(h) = ev {
                 src = Some(self.hello(h, now_us));
@@ -167,6 +171,7 @@ impl State {
                     drops: Drops::default(),
                     drops_reported: Drops::default(),
                     counts: SourceCounts::default(),
+                    rate: Rate::default(),
                 });
                 self.source_ids.insert(id, self.sources.len() - 1);
                 self.sources.len() - 1
@@ -318,6 +323,7 @@ impl State {
         if !m.opcode.is_control() {
             conn.count(m.dir, m.size, now_s);
             let (totals, series) = (&mut self.totals, &mut self.series.current);
+            self.sources[si].rate.add(now_s, 1, m.size);
             let counts = &mut self.sources[si].counts;
             match m.dir {
                 sockscope_wire::Direction::ClientToServer => {
