@@ -71,6 +71,8 @@ pub struct LiveModel {
     pub detail: Option<ConnDetail>,
     /// The inspected connection was evicted.
     pub detail_gone: bool,
+    /// The inspected connection's (second, msgs/s, bytes/s) since it was opened in the inspector.
+    pub detail_rates: VecDeque<(u64, u64, u64)>,
     /// One-second points for the charts, oldest first (at most 15 minutes).
     pub series: VecDeque<Point>,
     /// Host samples per source id, oldest first.
@@ -95,6 +97,7 @@ impl Default for LiveModel {
             last_error: None,
             detail: None,
             detail_gone: false,
+            detail_rates: VecDeque::new(),
             series: VecDeque::new(),
             hosts: BTreeMap::new(),
         }
@@ -181,6 +184,21 @@ impl LiveModel {
             }
         }
         if let Some(d) = f.detail {
+            let second = self.now_ms / 1000;
+            if self
+                .detail
+                .as_ref()
+                .is_some_and(|old| old.row.id != d.row.id)
+            {
+                self.detail_rates.clear();
+            }
+            if self.detail_rates.back().is_none_or(|(t, _, _)| *t < second) {
+                self.detail_rates
+                    .push_back((second, d.row.rate_msgs, d.row.rate_bytes));
+                if self.detail_rates.len() > crate::chart::WINDOW_S as usize {
+                    self.detail_rates.pop_front();
+                }
+            }
             self.detail = Some(d);
             self.detail_gone = false;
         } else if f.detail_gone {

@@ -104,6 +104,8 @@ test('the inspector shows a JSON tree, a hex view and decoded SignalR', async ({
   await page.getByTestId('conn-table').locator('tbody tr', { hasText: '192.0.2.55' }).click();
   const inspector = page.getByTestId('inspector');
   await expect(inspector).toContainText('http://app.test');
+  await expect(inspector.getByTestId('sparkline')).toBeVisible();
+  await expect(inspector.getByTestId('export-conn')).toHaveAttribute('href', /format=har&conn=\d+/);
   const msgs = inspector.getByTestId('messages').locator('li');
   await expect(msgs).toHaveCount(3);
   await msgs.filter({ hasText: 'items' }).click();

@@ -84,6 +84,20 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
         ),
         ("tap connection id", d.tap_conn.to_string()),
     ];
+    let model = expect_context::<RwSignal<LiveModel>>();
+    let spark = Memo::new(move |_| {
+        model.with(|m| {
+            let pts: Vec<(u64, f64)> = m
+                .detail_rates
+                .iter()
+                .map(|(t, n, _)| (*t, *n as f64))
+                .collect();
+            let end = pts.last().map(|p| p.0).unwrap_or(0);
+            let max = crate::chart::nice_max(pts.iter().map(|p| p.1).fold(0.0, f64::max));
+            (crate::chart::path(&pts, end, 300.0, 40.0, max), max)
+        })
+    });
+    let export = format!("/api/export?format=har&conn={}", r.id);
     let headers = d.headers.clone();
     let messages = d.messages.clone();
     let inspected = {
@@ -100,6 +114,12 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                 {meta.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
             </dl>
             <div>
+                <h3>"Throughput since opened (msgs/s)"</h3>
+                <svg class="spark" viewBox="0 0 300 40" preserveAspectRatio="none" data-testid="sparkline">
+                    <path d=move || spark.get().0 stroke="#4fb3ff" fill="none" stroke-width="1.2" vector-effect="non-scaling-stroke"/>
+                </svg>
+                <span class="axis">{move || format!("max {}", crate::chart::short(spark.get().1))}</span>
+                <p><a href=export download="sockscope-connection.har" data-testid="export-conn">"export this connection (HAR)"</a></p>
                 <h3>"Headers mirrored by the tap"</h3>
                 <table class="grid small">
                     <tbody>
