@@ -53,30 +53,6 @@ pub fn clock_us(ts_us: u64) -> String {
     )
 }
 
-/// The meaning of an RFC 6455 close code.
-pub fn close_code(code: u16) -> &'static str {
-    match code {
-        1000 => "normal",
-        1001 => "going away",
-        1002 => "protocol error",
-        1003 => "unsupported data",
-        1005 => "no status",
-        1006 => "abnormal",
-        1007 => "invalid payload",
-        1008 => "policy violation",
-        1009 => "message too big",
-        1010 => "missing extension",
-        1011 => "internal error",
-        1012 => "service restart",
-        1013 => "try again later",
-        1014 => "bad gateway",
-        1015 => "TLS handshake",
-        3000..=3999 => "registered",
-        4000..=4999 => "application",
-        _ => "reserved",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,8 +69,5 @@ mod tests {
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(100), "100");
         assert_eq!(clock_us(3_723_004_000), "01:02:03.004");
-        assert_eq!(close_code(1006), "abnormal");
-        assert_eq!(close_code(4000), "application");
-        assert_eq!(close_code(1004), "reserved");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod chart;
+pub mod close_code;
 pub mod components;
 pub mod decode;
 #[cfg(feature = "ssr")]

@@ -42,7 +42,7 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
         (_, None) => "open".to_string(),
         (Some(c), Some(by)) => format!(
             "{c} {} (by {})",
-            format::close_code(c),
+            crate::close_code::meaning(c),
             format!("{by:?}").to_lowercase()
         ),
         (None, Some(by)) => format!("no close frame (by {})", format!("{by:?}").to_lowercase()),

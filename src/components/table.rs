@@ -162,7 +162,7 @@ fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
     let state = match r.state {
         ConnState::Open => "open".to_string(),
         ConnState::Closed => match r.close_code {
-            Some(c) => format!("closed {c} ({})", format::close_code(c)),
+            Some(c) => format!("closed {c} ({})", crate::close_code::meaning(c)),
             None => "closed (no code)".to_string(),
         },
     };

@@ -177,7 +177,7 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
             format!(
                 "{}{}",
                 e.code
-                    .map(|c| format!("{c} {} ", format::close_code(c)))
+                    .map(|c| format!("{c} {} ", crate::close_code::meaning(c)))
                     .unwrap_or_default(),
                 e.by.map(|b| format!("by {b:?}").to_lowercase())
                     .unwrap_or_default()
