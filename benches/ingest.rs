@@ -8,8 +8,11 @@ use futures_util::{SinkExt, StreamExt};
 use sockscope_wire::{
     encode_batch, Batch, ConnOpen, Direction, Encoding, Event, Hello, Message, Opcode, SourceKind,
 };
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod support;
 use std::time::{Duration, Instant};
+use support::{free_port, rss_kib, Proc};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 
@@ -41,36 +44,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
-        })
-        .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Observer {
-    child: Child,
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn hello(source: &str) -> Event {
@@ -259,8 +232,8 @@ async fn main() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start sockscope serve");
-    let obs = Observer { child };
-    let pid = obs.child.id();
+    let obs = Proc(child);
+    let pid = obs.0.id();
     for _ in 0..100 {
         if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
             .await
