@@ -29,6 +29,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    fn sent(&mut self, shared: &Shared) {
+        self.sent += 1;
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One message arrived, `latency_ms` after it was stamped.
+    fn received(&mut self, shared: &Shared, latency_ms: f64) {
+        record_ms(&mut self.latency, latency_ms);
+        self.received += 1;
+        shared.received.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn new() -> Self {
         Outcome {
             connected: false,
@@ -122,8 +134,8 @@ pub async fn broadcast(url: String, end: Instant, interval_ms: f64, shared: &Sha
             o.intervals.add(now - prev);
         }
         last_arrival = Some(now);
-        record_ms(&mut o.latency, now - s.ts);
-        shared.received.fetch_add(1, Ordering::Relaxed);
+        // Counted here for progress; `received` is recomputed for the window below.
+        o.received(shared, now - s.ts);
     }
     // The end of the run in the server's clock (same host, or clocks in sync). Ticks sent in
     // the last moments may still be in flight: those after `end - grace` are neither expected
@@ -168,8 +180,7 @@ pub async fn echo(
         let sending = Instant::now() < end;
         tokio::select! {
             _ = tick.tick(), if sending => {
-                o.sent += 1;
-                shared.sent.fetch_add(1, Ordering::Relaxed);
+                o.sent(shared);
                 if ws.send(Message::Text(padded(o.sent, idx, size).into())).await.is_err() {
                     o.dropped = true;
                     break;
@@ -178,9 +189,7 @@ pub async fn echo(
             m = ws.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     if let Ok(s) = serde_json::from_str::<Stamped>(t.as_str()) {
-                        record_ms(&mut o.latency, now_ms() - s.ts);
-                        o.received += 1;
-                        shared.received.fetch_add(1, Ordering::Relaxed);
+                        o.received(shared, now_ms() - s.ts);
                         if !sending && o.received >= o.sent {
                             break;
                         }
@@ -238,8 +247,7 @@ pub async fn chat(
         let post_at = next_post.filter(|t| joined && *t < end);
         tokio::select! {
             _ = async { tokio::time::sleep_until(post_at.unwrap()).await }, if post_at.is_some() => {
-                o.sent += 1;
-                shared.sent.fetch_add(1, Ordering::Relaxed);
+                o.sent(shared);
                 shared.chat_expected.fetch_add(shared.room_members[room].load(Ordering::SeqCst), Ordering::Relaxed);
                 if ws.send(Message::Text(padded(o.sent, idx, size).into())).await.is_err() {
                     o.dropped = true;
@@ -253,9 +261,7 @@ pub async fn chat(
                         joined = true;
                         shared.room_members[room].fetch_add(1, Ordering::SeqCst);
                     } else if let Ok(p) = serde_json::from_str::<Post>(t.as_str()) {
-                        record_ms(&mut o.latency, now_ms() - p.ts);
-                        o.received += 1;
-                        shared.received.fetch_add(1, Ordering::Relaxed);
+                        o.received(shared, now_ms() - p.ts);
                     }
                 }
                 Some(Ok(_)) => {}

@@ -138,7 +138,7 @@ pub fn overview(state: &State, hub: &Hub) -> Overview {
     Overview {
         totals: state.totals.clone(),
         rates: state.series.last(),
-        sources: state.sources.iter().map(|s| s.view_at(now_s)).collect(),
+        sources: state.sources.iter().map(|s| s.view(now_s)).collect(),
         observer,
     }
 }

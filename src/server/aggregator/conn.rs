@@ -137,16 +137,7 @@ impl Conn {
     }
 
     pub fn count(&mut self, dir: Direction, size: u64, now_s: u64) {
-        match dir {
-            Direction::ClientToServer => {
-                self.msgs_in += 1;
-                self.bytes_in += size;
-            }
-            Direction::ServerToClient => {
-                self.msgs_out += 1;
-                self.bytes_out += size;
-            }
-        }
+        count_data(self, dir, size);
         self.rate.add(now_s, 1, size);
     }
 
@@ -190,6 +181,39 @@ impl Conn {
         }
     }
 }
+
+/// Anything that counts data messages and bytes in each direction.
+pub trait DirCounts {
+    /// (messages, bytes) for one direction.
+    fn slot(&mut self, dir: Direction) -> (&mut u64, &mut u64);
+}
+
+/// Counts one data message of `size` bytes.
+pub fn count_data(c: &mut impl DirCounts, dir: Direction, size: u64) {
+    let (msgs, bytes) = c.slot(dir);
+    *msgs += 1;
+    *bytes += size;
+}
+
+macro_rules! dir_counts {
+    ($($t:ty),*) => {$(
+        impl DirCounts for $t {
+            fn slot(&mut self, dir: Direction) -> (&mut u64, &mut u64) {
+                match dir {
+                    Direction::ClientToServer => (&mut self.msgs_in, &mut self.bytes_in),
+                    Direction::ServerToClient => (&mut self.msgs_out, &mut self.bytes_out),
+                }
+            }
+        }
+    )*};
+}
+
+dir_counts!(
+    Conn,
+    crate::protocol::Totals,
+    crate::protocol::Point,
+    super::source::SourceCounts
+);
 
 /// ASCII-case-insensitive substring test without allocating for ASCII haystacks.
 pub fn contains_ci(hay: &str, needle_lc: &str) -> bool {

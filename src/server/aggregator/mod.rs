@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod filter;
+mod maintenance;
 pub mod metrics;
 pub mod query;
 pub mod series;
@@ -213,7 +214,7 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
                 let _ = tx.send(state.prometheus(hub.subscribers()));
             }
             Query::Sources(tx) => {
-                let _ = tx.send(state.sources.iter().map(|s| s.view()).collect());
+                let _ = tx.send(state.sources.iter().map(|s| s.view(now_s)).collect());
             }
             Query::Connections(q, tx) => {
                 let _ = tx.send(state.page(&q, now_s));

@@ -39,17 +39,9 @@ pub struct Source {
 }
 
 impl Source {
-    /// The dashboard view; rates are as of `now_s`.
-    pub fn view_at(&self, now_s: u64) -> SourceView {
+    /// The dashboard / API view; rates are the last complete second before `now_s`.
+    pub fn view(&self, now_s: u64) -> SourceView {
         let (rate_msgs, rate_bytes) = self.rate.last_second(now_s);
-        SourceView {
-            rate_msgs,
-            rate_bytes,
-            ..self.view()
-        }
-    }
-
-    pub fn view(&self) -> SourceView {
         SourceView {
             id: self.id.to_string(),
             name: self.name.clone(),
@@ -61,8 +53,8 @@ impl Source {
             open: self.open,
             host: self.host.clone(),
             drops: self.drops.clone(),
-            rate_msgs: 0,
-            rate_bytes: 0,
+            rate_msgs,
+            rate_bytes,
         }
     }
 

@@ -1,7 +1,7 @@
 //! All observer state and the rules that apply tap events to it. Owned by the aggregator task.
 
-use super::conn::{CloseInfo, Conn, Rate, StoredMessage, StoredPayload};
-use super::series::{HostPoint, Ring, Series};
+use super::conn::{count_data, CloseInfo, Conn, Rate, StoredMessage, StoredPayload};
+use super::series::{Ring, Series};
 use super::source::{Source, SourceCounts};
 use super::store::MessageStore;
 use super::trace::{preview_hex, preview_text, TraceRec};
@@ -24,16 +24,17 @@ pub struct State {
     pub cfg: AggConfig,
     pub conns: BTreeMap<u64, Conn>,
     /// (source, tap connection id) → observer id, for open connections.
-    index: HashMap<(usize, u64), u64>,
+    pub(super) index: HashMap<(usize, u64), u64>,
     pub sources: Vec<Source>,
     source_ids: HashMap<Arc<str>, usize>,
-    user_agents: HashSet<Arc<str>>,
+    pub(super) user_agents: HashSet<Arc<str>>,
     pub totals: Totals,
     pub stats: ObserverStats,
     pub trace: VecDeque<TraceRec>,
     pub trace_seq: u64,
     pub series: Series,
-    closed_order: VecDeque<(u64, u64)>,
+    /// (closed at, id) in close order: retention and the limit evict from the front.
+    pub(super) closed_order: VecDeque<(u64, u64)>,
     pub store: MessageStore,
     next_id: u64,
     msg_seq: u64,
@@ -323,27 +324,10 @@ impl State {
         // the connection's messages only.
         if !m.opcode.is_control() {
             conn.count(m.dir, m.size, now_s);
-            let (totals, series) = (&mut self.totals, &mut self.series.current);
             self.sources[si].rate.add(now_s, 1, m.size);
-            let counts = &mut self.sources[si].counts;
-            match m.dir {
-                sockscope_wire::Direction::ClientToServer => {
-                    counts.msgs_in += 1;
-                    counts.bytes_in += m.size;
-                    totals.msgs_in += 1;
-                    totals.bytes_in += m.size;
-                    series.msgs_in += 1;
-                    series.bytes_in += m.size;
-                }
-                sockscope_wire::Direction::ServerToClient => {
-                    counts.msgs_out += 1;
-                    counts.bytes_out += m.size;
-                    totals.msgs_out += 1;
-                    totals.bytes_out += m.size;
-                    series.msgs_out += 1;
-                    series.bytes_out += m.size;
-                }
-            }
+            count_data(&mut self.sources[si].counts, m.dir, m.size);
+            count_data(&mut self.totals, m.dir, m.size);
+            count_data(&mut self.series.current, m.dir, m.size);
         }
         let payload = match (m.text, m.data) {
             (Some(t), _) => StoredPayload::Text(t.into()),
@@ -458,64 +442,6 @@ impl State {
             self.trace.pop_front();
         }
         self.trace.push_back(rec);
-    }
-
-    fn intern_ua(&mut self, ua: &str) -> Arc<str> {
-        if let Some(a) = self.user_agents.get(ua) {
-            return a.clone();
-        }
-        let a: Arc<str> = ua.into();
-        self.user_agents.insert(a.clone());
-        a
-    }
-
-    /// Evicts the oldest closed connection; false when none is closed.
-    fn evict_oldest_closed(&mut self) -> bool {
-        while let Some((_, id)) = self.closed_order.pop_front() {
-            if self.evict(id) {
-                return true;
-            }
-        }
-        false
-    }
-
-    fn evict(&mut self, id: u64) -> bool {
-        match self.conns.remove(&id) {
-            Some(c) => {
-                self.store.forget(&c);
-                self.stats.evicted += 1;
-                self.totals.tracked = self.conns.len() as u64;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Once a second: close the time-series second, sample host metrics, apply retention.
-    pub fn second(&mut self, now_us: u64) {
-        let now_s = now_us / 1_000_000;
-        self.series.roll(now_s, self.totals.open);
-        for s in &mut self.sources {
-            if let Some(h) = &s.host {
-                s.host_series.push(HostPoint {
-                    t: now_s,
-                    cpu_pct: h.cpu_pct,
-                    mem_used: h.mem_used,
-                    rss: h.rss,
-                });
-            }
-        }
-        let horizon = now_us.saturating_sub(self.cfg.retention.as_micros() as u64);
-        while let Some(&(at, id)) = self.closed_order.front() {
-            if at > horizon {
-                break;
-            }
-            self.closed_order.pop_front();
-            self.evict(id);
-        }
-        if self.user_agents.len() > 4096 {
-            self.user_agents.retain(|a| Arc::strong_count(a) > 1);
-        }
     }
 
     pub fn trace_entry(&self, r: &TraceRec) -> TraceEntry {

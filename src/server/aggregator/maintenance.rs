@@ -1,0 +1,66 @@
+//! Keeping the state within its bounds: the per-second roll of series and host samples,
+//! retention and limit eviction of closed connections, and the user-agent interner.
+
+use super::series::HostPoint;
+use super::state::State;
+use std::sync::Arc;
+
+impl State {
+    pub(super) fn intern_ua(&mut self, ua: &str) -> Arc<str> {
+        if let Some(a) = self.user_agents.get(ua) {
+            return a.clone();
+        }
+        let a: Arc<str> = ua.into();
+        self.user_agents.insert(a.clone());
+        a
+    }
+
+    /// Evicts the oldest closed connection; false when none is closed.
+    pub(super) fn evict_oldest_closed(&mut self) -> bool {
+        while let Some((_, id)) = self.closed_order.pop_front() {
+            if self.evict(id) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn evict(&mut self, id: u64) -> bool {
+        match self.conns.remove(&id) {
+            Some(c) => {
+                self.store.forget(&c);
+                self.stats.evicted += 1;
+                self.totals.tracked = self.conns.len() as u64;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Once a second: close the time-series second, sample host metrics, apply retention.
+    pub fn second(&mut self, now_us: u64) {
+        let now_s = now_us / 1_000_000;
+        self.series.roll(now_s, self.totals.open);
+        for s in &mut self.sources {
+            if let Some(h) = &s.host {
+                s.host_series.push(HostPoint {
+                    t: now_s,
+                    cpu_pct: h.cpu_pct,
+                    mem_used: h.mem_used,
+                    rss: h.rss,
+                });
+            }
+        }
+        let horizon = now_us.saturating_sub(self.cfg.retention.as_micros() as u64);
+        while let Some(&(at, id)) = self.closed_order.front() {
+            if at > horizon {
+                break;
+            }
+            self.closed_order.pop_front();
+            self.evict(id);
+        }
+        if self.user_agents.len() > 4096 {
+            self.user_agents.retain(|a| Arc::strong_count(a) > 1);
+        }
+    }
+}
