@@ -1,9 +1,12 @@
 //! The tap handle and per-connection guards: the hot path. Nothing here awaits or blocks on
-//! the observer; a full queue increments a drop counter instead.
+//! the observer; a full queue increments a drop counter instead. What leaves the process is
+//! decided here too: the header allow-list, the payload mode, masking and truncation.
 
-use crate::config::{TapConfig, TapError};
+use crate::config::{PayloadMode, TapConfig, TapError};
+use sockscope_payload::redact::Redactor;
 use sockscope_wire::{
-    Closer, ConnClose, ConnOpen, Direction, Dropped, Event, Header, Message, Opcode, Payload,
+    Closer, ConnClose, ConnOpen, Direction, Dropped, Event, Header, Limits, Message, Opcode,
+    Payload,
 };
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,7 +56,9 @@ pub(crate) struct Inner {
     pub tx: mpsc::Sender<Event>,
     pub drops: DropCounts,
     next_conn: AtomicU64,
-    payload_cap: usize,
+    /// Payload mode per path, header allow-list (lower-cased).
+    cfg: TapConfig,
+    redactor: Redactor,
     /// Closes that found the queue full: delivered late rather than lost.
     pub late_closes: Mutex<Vec<Event>>,
 }
@@ -83,7 +88,8 @@ pub struct ConnInfo {
     pub user_agent: Option<String>,
     /// Path and query.
     pub path: String,
-    /// Headers allowed to be mirrored (never cookies or credentials unless you chose so).
+    /// Request headers. Only those on [`TapConfig::mirror_headers`] are mirrored; the names
+    /// of the others are reported as withheld.
     pub headers: Vec<(String, String)>,
     pub subprotocol: Option<String>,
 }
@@ -115,13 +121,19 @@ impl Tap {
     /// Starts the sender task on the current tokio runtime.
     pub fn start(cfg: TapConfig) -> Result<Tap, TapError> {
         cfg.validate()?;
+        let redactor = Redactor::new(&cfg.redact)?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| TapError::NoRuntime)?;
         let (tx, rx) = mpsc::channel(cfg.queue);
+        let mut own = cfg.clone();
+        for h in &mut own.mirror_headers {
+            *h = h.trim().to_ascii_lowercase();
+        }
         let inner = Arc::new(Inner {
             tx,
             drops: DropCounts::default(),
             next_conn: AtomicU64::new(1),
-            payload_cap: cfg.payload_cap,
+            cfg: own,
+            redactor,
             late_closes: Mutex::new(Vec::new()),
         });
         rt.spawn(crate::sender::run(cfg, rx, Arc::downgrade(&inner)));
@@ -152,33 +164,29 @@ impl Tap {
             return ConnTap {
                 inner: None,
                 id: 0,
+                mode: PayloadMode::Off,
                 closed: AtomicBool::new(true),
             };
         };
         let id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let lim = sockscope_wire::Limits::MAX_HEADER_VALUE;
+        let mode = inner.cfg.payload_mode(&info.path);
+        let (capture, capture_bytes) = mode.wire();
+        let (headers, redacted_headers) = allowed_headers(info.headers, &inner.cfg.mirror_headers);
+        let path = match inner.redactor.redact_path(&info.path) {
+            (std::borrow::Cow::Owned(p), _) => p,
+            (std::borrow::Cow::Borrowed(_), _) => info.path,
+        };
         let ev = Event::ConnOpen(ConnOpen {
             conn: id,
             ts: Some(now_us()),
             ip: info.ip.to_string(),
-            user_agent: info
-                .user_agent
-                .map(|u| clip(u, sockscope_wire::Limits::MAX_USER_AGENT)),
-            path: clip(info.path, sockscope_wire::Limits::MAX_PATH),
-            headers: info
-                .headers
-                .into_iter()
-                .take(sockscope_wire::Limits::MAX_HEADERS)
-                .map(|(k, v)| {
-                    Header(
-                        clip(k, sockscope_wire::Limits::MAX_HEADER_NAME),
-                        clip(v, lim),
-                    )
-                })
-                .collect(),
-            subprotocol: info
-                .subprotocol
-                .map(|p| clip(p, sockscope_wire::Limits::MAX_NAME)),
+            user_agent: info.user_agent.map(|u| clip(u, Limits::MAX_USER_AGENT)),
+            path: clip(path, Limits::MAX_PATH),
+            headers,
+            subprotocol: info.subprotocol.map(|p| clip(p, Limits::MAX_NAME)),
+            capture: Some(capture),
+            capture_bytes,
+            redacted_headers,
         });
         // If the open cannot be queued, the whole connection goes unrecorded (and counted),
         // so the observer never sees messages for a connection it does not know.
@@ -186,9 +194,37 @@ impl Tap {
         ConnTap {
             inner: tracked.then(|| inner.clone()),
             id,
+            mode,
             closed: AtomicBool::new(!tracked),
         }
     }
+}
+
+/// Splits request headers into those on the allow-list (mirrored, clipped to the wire limits)
+/// and the names of the rest (withheld), lower-cased and without repeats.
+fn allowed_headers(headers: Vec<(String, String)>, allow: &[String]) -> (Vec<Header>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut withheld: Vec<String> = Vec::new();
+    for (k, v) in headers {
+        let name = k.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            continue;
+        }
+        if allow.contains(&name) {
+            if kept.len() < Limits::MAX_HEADERS {
+                kept.push(Header(
+                    clip(name, Limits::MAX_HEADER_NAME),
+                    clip(v, Limits::MAX_HEADER_VALUE),
+                ));
+            }
+        } else {
+            let name = clip(name, Limits::MAX_HEADER_NAME);
+            if withheld.len() < Limits::MAX_HEADERS && !withheld.contains(&name) {
+                withheld.push(name);
+            }
+        }
+    }
+    (kept, withheld)
 }
 
 /// One tapped connection. Records messages and the close; records an abort on drop.
@@ -196,6 +232,7 @@ impl Tap {
 pub struct ConnTap {
     inner: Option<Arc<Inner>>,
     id: u64,
+    mode: PayloadMode,
     closed: AtomicBool,
 }
 
@@ -205,42 +242,51 @@ impl ConnTap {
         self.id
     }
 
-    /// Records one whole message; copies at most the payload cap.
+    /// The payload mode this connection got.
+    pub fn payload_mode(&self) -> PayloadMode {
+        self.mode
+    }
+
+    /// Records one whole message: masks its payload, then copies at most the mode's cap.
+    /// Runs on the caller's task, so it stays cheap: a payload without a masked key name is
+    /// scanned once and not parsed.
     pub fn message(&self, dir: Direction, opcode: Opcode, payload: &[u8]) {
         let Some(inner) = &self.inner else { return };
-        if self.closed.load(Ordering::Relaxed) {
+        if self.closed.load(Ordering::Relaxed) || self.mode == PayloadMode::Off {
             return;
         }
-        let cap = inner.payload_cap.min(payload.len());
-        let (text, data) = if inner.payload_cap == 0 {
-            (None, None)
-        } else if opcode == Opcode::Text {
-            let prefix = &payload[..cap];
-            let s = match std::str::from_utf8(prefix) {
-                Ok(s) => s,
-                // Cut inside a character: keep the valid prefix.
-                Err(e) => std::str::from_utf8(&prefix[..e.valid_up_to()]).unwrap_or(""),
-            };
-            (Some(s.to_owned()), None)
-        } else {
-            (None, Some(Payload(payload[..cap].to_vec())))
-        };
-        let captured = text
-            .as_ref()
-            .map(|t| t.len())
-            .or(data.as_ref().map(|d| d.0.len()));
-        let size = payload.len() as u64;
-        let ev = Event::Message(Message {
+        let cap = self.mode.cap();
+        let mut m = Message {
             conn: self.id,
             ts: Some(now_us()),
             dir,
             opcode,
-            size,
-            truncated: captured.is_some_and(|c| (c as u64) < size),
-            text,
-            data,
-        });
-        inner.offer(ev);
+            size: payload.len() as u64,
+            text: None,
+            data: None,
+            truncated: false,
+            redacted: 0,
+        };
+        if cap > 0 && opcode == Opcode::Text {
+            let (text, cut_bad) = match std::str::from_utf8(payload) {
+                Ok(s) => (s, false),
+                // Not UTF-8 after all: keep the valid prefix.
+                Err(e) => (
+                    std::str::from_utf8(&payload[..e.valid_up_to()]).unwrap_or(""),
+                    true,
+                ),
+            };
+            let c = inner.redactor.capture_text(text, cap);
+            m.truncated = c.truncated || cut_bad;
+            m.redacted = c.redacted;
+            m.text = Some(c.payload.into_owned());
+        } else if cap > 0 {
+            let c = inner.redactor.capture_bytes(payload, cap);
+            m.truncated = c.truncated;
+            m.redacted = c.redacted;
+            m.data = Some(Payload(c.payload.into_owned()));
+        }
+        inner.offer(Event::Message(m));
     }
 
     /// Records the end of the connection. Later calls do nothing.
@@ -253,7 +299,12 @@ impl ConnTap {
             conn: self.id,
             ts: Some(now_us()),
             code: code.filter(|c| (1000..=4999).contains(c)),
-            reason: reason.map(|r| clip(r.to_string(), sockscope_wire::Limits::MAX_REASON)),
+            reason: reason.map(|r| {
+                clip(
+                    inner.redactor.redact_str(r).0.into_owned(),
+                    Limits::MAX_REASON,
+                )
+            }),
             by,
         });
         if let Err(mpsc::error::TrySendError::Full(ev)) = inner.tx.try_send(ev) {

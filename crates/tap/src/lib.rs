@@ -17,6 +17,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! What leaves the process is limited in [`TapConfig`]: request headers pass an allow-list
+//! ([`DEFAULT_MIRROR_HEADERS`]; `cookie`, `authorization` and `set-cookie` are withheld unless
+//! listed, and only the withheld names are reported), payloads are captured per
+//! [`PayloadMode`] (globally or per route: off, metadata, truncated, full), and JSON keys such
+//! as `password` or `access_token` plus any regexes are masked ([`RedactConfig`]) before
+//! truncation, in message payloads, close reasons and query strings.
+//!
 //! To tap a tokio-tungstenite stream (or, with feature `axum`, an axum `WebSocket`), wrap it in
 //! [`Tapped`]: every message read or written is mirrored.
 
@@ -26,8 +33,12 @@ mod host;
 mod sender;
 mod wrap;
 
-pub use config::{TapConfig, TapError};
+pub use config::{
+    PayloadMode, RoutePayload, TapConfig, TapError, DEFAULT_MIRROR_HEADERS, DEFAULT_PAYLOAD_CAP,
+};
 pub use handle::{ConnInfo, ConnTap, DropCounts, Tap};
 pub use host::HostSampler;
+pub use sockscope_payload as payload;
+pub use sockscope_payload::redact::{RedactConfig, DEFAULT_MASK_KEYS};
 pub use sockscope_wire as wire;
 pub use wrap::{Mirror, Side, Tapped};

@@ -110,6 +110,40 @@ pub struct ConnOpen {
     pub headers: Vec<Header>,
     #[serde(default)]
     pub subprotocol: Option<String>,
+    /// How the tap captures this connection's payloads; absent from taps that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+    /// Bytes captured per message when `capture` is `truncated` (or the bound of `full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_bytes: Option<u64>,
+    /// Names (never values) of request headers the tap withheld: not on its allow-list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted_headers: Vec<String>,
+}
+
+/// A tap's payload capture mode for one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capture {
+    /// No message events at all (the open and the close are still sent).
+    Off,
+    /// Message events with size, opcode and direction, never a payload.
+    Metadata,
+    /// The first `capture_bytes` of each payload, after masking.
+    Truncated,
+    /// Whole payloads after masking, up to the wire limit.
+    Full,
+}
+
+impl Capture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Capture::Off => "off",
+            Capture::Metadata => "metadata",
+            Capture::Truncated => "truncated",
+            Capture::Full => "full",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,9 +189,16 @@ pub struct Message {
     /// Captured payload of any other message, possibly truncated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Payload>,
-    /// True when the captured payload is shorter than `size`.
+    /// True when the captured payload is shorter than the (masked) payload.
     #[serde(default)]
     pub truncated: bool,
+    /// Values the tap masked in the captured payload (replaced by `"[REDACTED]"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redacted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Message {

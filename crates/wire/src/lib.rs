@@ -9,9 +9,11 @@ mod payload;
 mod validate;
 
 pub use codec::{decode_batch, encode_batch, encode_events, Encoding, Reply};
+pub mod apigw;
+
 pub use event::{
-    Batch, Closer, ConnClose, ConnOpen, Direction, Dropped, Event, EventKind, Header, Hello, Host,
-    Message, Opcode, SourceKind,
+    Batch, Capture, Closer, ConnClose, ConnOpen, Direction, Dropped, Event, EventKind, Header,
+    Hello, Host, Message, Opcode, SourceKind,
 };
 pub use payload::Payload;
 pub use validate::{validate, Limits, WireError};

@@ -165,6 +165,33 @@ fn validate_event(i: usize, ev: &Event, limits: &Limits) -> Result<(), WireError
             if let Some(p) = &o.subprotocol {
                 max_len(i, "subprotocol", p, Limits::MAX_NAME)?;
             }
+            if o.capture_bytes.is_some()
+                && o.capture != Some(crate::Capture::Truncated)
+                && o.capture != Some(crate::Capture::Full)
+            {
+                return Err(bad(
+                    i,
+                    "capture_bytes",
+                    "only a `truncated` or `full` capture has a byte count",
+                ));
+            }
+            if o.redacted_headers.len() > Limits::MAX_HEADERS {
+                return Err(bad(
+                    i,
+                    "redacted_headers",
+                    format!(
+                        "{} names; the limit is {}",
+                        o.redacted_headers.len(),
+                        Limits::MAX_HEADERS
+                    ),
+                ));
+            }
+            for h in &o.redacted_headers {
+                if h.is_empty() {
+                    return Err(bad(i, "redacted_headers", "a header name is empty"));
+                }
+                max_len(i, "redacted_headers", h, Limits::MAX_HEADER_NAME)?;
+            }
         }
         Event::Message(m) => {
             if m.text.is_some() && m.data.is_some() {
@@ -202,15 +229,30 @@ fn validate_event(i: usize, ev: &Event, limits: &Limits) -> Result<(), WireError
                     ),
                 ));
             }
-            if len as u64 > m.size {
+            let captured = m.text.is_some() || m.data.is_some();
+            if m.redacted > 0 && !captured {
+                return Err(bad(
+                    i,
+                    "redacted",
+                    format!("{} values redacted but no payload captured", m.redacted),
+                ));
+            }
+            // Masking changes the length, so only unmasked payloads are held to `size`.
+            if m.redacted == 0 && len as u64 > m.size {
                 return Err(bad(
                     i,
                     "size",
                     format!("{} is smaller than the {len} captured bytes", m.size),
                 ));
             }
-            let captured = m.text.is_some() || m.data.is_some();
-            if captured && m.truncated != ((len as u64) < m.size) {
+            if m.redacted as u64 > m.size {
+                return Err(bad(
+                    i,
+                    "redacted",
+                    format!("{} values cannot hide in {} bytes", m.redacted, m.size),
+                ));
+            }
+            if captured && m.redacted == 0 && m.truncated != ((len as u64) < m.size) {
                 return Err(bad(
                     i,
                     "truncated",

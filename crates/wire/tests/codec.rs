@@ -20,6 +20,9 @@ fn sample() -> Batch {
             path: "/a?b=c".into(),
             headers: vec![Header("origin".into(), "x".into())],
             subprotocol: Some("p".into()),
+            capture: Some(Capture::Truncated),
+            capture_bytes: Some(4096),
+            redacted_headers: vec!["cookie".into(), "authorization".into()],
         }),
         Event::Message(Message {
             conn: 1,
@@ -30,6 +33,7 @@ fn sample() -> Batch {
             text: None,
             data: Some(Payload(vec![0, 1, 2, 255])),
             truncated: true,
+            redacted: 0,
         }),
         Event::Message(Message {
             conn: 1,
@@ -40,6 +44,18 @@ fn sample() -> Batch {
             text: Some("hé".to_string()),
             data: None,
             truncated: false,
+            redacted: 0,
+        }),
+        Event::Message(Message {
+            conn: 1,
+            ts: None,
+            dir: Direction::ClientToServer,
+            opcode: Opcode::Text,
+            size: 20,
+            text: Some(r#"{"token":"[REDACTED]"}"#.to_string()),
+            data: None,
+            truncated: false,
+            redacted: 1,
         }),
         Event::ConnClose(ConnClose {
             conn: 1,
@@ -210,4 +226,78 @@ fn validation_rules() {
     )
     .unwrap_err();
     assert_eq!(e, WireError::TooManyEvents { count: 2, limit: 1 });
+}
+
+#[test]
+fn redaction_fields_are_optional_and_checked() {
+    use serde_json::json;
+    let field = |r: Result<Batch, WireError>| match r {
+        Err(WireError::Invalid { field, .. }) => field,
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    // Batches from taps that predate redaction stay valid and read as "not said".
+    let b = check(json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/"})).unwrap();
+    match &b.events[0] {
+        Event::ConnOpen(o) => {
+            assert_eq!((o.capture, o.capture_bytes), (None, None));
+            assert!(o.redacted_headers.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Unset fields are not written, so older observers read what new taps send without them.
+    let json = String::from_utf8(encode_batch(Encoding::Json, &b)).unwrap();
+    assert!(
+        !json.contains("capture") && !json.contains("redacted"),
+        "{json}"
+    );
+    assert!(check(
+        json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/",
+        "capture":"metadata","redacted_headers":["cookie"]})
+    )
+    .is_ok());
+    assert_eq!(
+        field(check(
+            json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/",
+            "capture":"metadata","capture_bytes":10})
+        )),
+        "capture_bytes"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/",
+            "redacted_headers":[""]})
+        )),
+        "redacted_headers"
+    );
+    let many: Vec<String> = (0..65).map(|i| format!("h{i}")).collect();
+    assert_eq!(
+        field(check(
+            json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/",
+            "redacted_headers":many})
+        )),
+        "redacted_headers"
+    );
+    let e = check(json!({"type":"conn_open","conn":1,"ip":"1.1.1.1","path":"/","capture":"some"}))
+        .unwrap_err();
+    assert_eq!(e.code(), "malformed");
+    // A masked payload may be longer than the original; `truncated` is then the tap's word.
+    assert!(check(
+        json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":3,
+        "text":"\"[RED","redacted":1,"truncated":true})
+    )
+    .is_ok());
+    assert_eq!(
+        field(check(
+            json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":3,
+            "redacted":1})
+        )),
+        "redacted"
+    );
+    assert_eq!(
+        field(check(
+            json!({"type":"message","conn":1,"dir":"c2s","opcode":"text","size":1,
+            "text":"[RE","redacted":2})
+        )),
+        "redacted"
+    );
 }
