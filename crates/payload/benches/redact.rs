@@ -35,36 +35,94 @@ fn main() {
     let escaped = quiet.replacen("hello", "h\\u00e9llo", 1);
     let defaults = Redactor::default();
     let regexes = Redactor::new(&RedactConfig {
-        mask_regex: vec![r"\b\d{4}-\d{4}-\d{4}-\d{4}\b".into(), r"(?i)bearer [a-z0-9._-]+".into()],
+        mask_regex: vec![
+            r"\b\d{4}-\d{4}-\d{4}-\d{4}\b".into(),
+            r"(?i)bearer [a-z0-9._-]+".into(),
+        ],
         ..RedactConfig::default()
     })
     .unwrap();
     let n = 200_000;
-    println!("payloads: {} B without a key, {} B with one", quiet.len(), hit.len());
+    println!(
+        "payloads: {} B without a key, {} B with one",
+        quiet.len(),
+        hit.len()
+    );
     per_op("copy of the captured prefix (before redaction)", n, || {
         black_box(black_box(quiet.as_bytes())[..cap.min(quiet.len())].to_vec());
     });
-    per_op("default keys, 1 KiB, no key (pre-scan only) + copy", n, || {
-        black_box(defaults.capture_text(black_box(&quiet), cap).payload.into_owned());
-    });
+    per_op(
+        "default keys, 1 KiB, no key (pre-scan only) + copy",
+        n,
+        || {
+            black_box(
+                defaults
+                    .capture_text(black_box(&quiet), cap)
+                    .payload
+                    .into_owned(),
+            );
+        },
+    );
     per_op("default keys, 1 KiB, one password (scan + mask)", n, || {
-        black_box(defaults.capture_text(black_box(&hit), cap).payload.into_owned());
+        black_box(
+            defaults
+                .capture_text(black_box(&hit), cap)
+                .payload
+                .into_owned(),
+        );
     });
-    per_op("default keys, 1 KiB SignalR record, one password", n, || {
-        black_box(defaults.capture_text(black_box(&signalr), cap).payload.into_owned());
-    });
-    per_op("default keys, 1 KiB with a \\u escape (scanned, nothing masked)", n, || {
-        black_box(defaults.capture_text(black_box(&escaped), cap).payload.into_owned());
-    });
+    per_op(
+        "default keys, 1 KiB SignalR record, one password",
+        n,
+        || {
+            black_box(
+                defaults
+                    .capture_text(black_box(&signalr), cap)
+                    .payload
+                    .into_owned(),
+            );
+        },
+    );
+    per_op(
+        "default keys, 1 KiB with a \\u escape (scanned, nothing masked)",
+        n,
+        || {
+            black_box(
+                defaults
+                    .capture_text(black_box(&escaped), cap)
+                    .payload
+                    .into_owned(),
+            );
+        },
+    );
     per_op("default keys + 2 regexes, 1 KiB, no key", n, || {
-        black_box(regexes.capture_text(black_box(&quiet), cap).payload.into_owned());
+        black_box(
+            regexes
+                .capture_text(black_box(&quiet), cap)
+                .payload
+                .into_owned(),
+        );
     });
     let big = no_hit().repeat(64);
     per_op("default keys, 64 KiB, no key, cap 4 KiB", n / 20, || {
-        black_box(defaults.capture_text(black_box(&big), cap).payload.into_owned());
+        black_box(
+            defaults
+                .capture_text(black_box(&big), cap)
+                .payload
+                .into_owned(),
+        );
     });
     let big_hit = format!("{}{}", hit, big);
-    per_op("default keys, 65 KiB, password first, cap 4 KiB", n / 20, || {
-        black_box(defaults.capture_text(black_box(&big_hit), cap).payload.into_owned());
-    });
+    per_op(
+        "default keys, 65 KiB, password first, cap 4 KiB",
+        n / 20,
+        || {
+            black_box(
+                defaults
+                    .capture_text(black_box(&big_hit), cap)
+                    .payload
+                    .into_owned(),
+            );
+        },
+    );
 }

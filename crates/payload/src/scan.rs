@@ -75,9 +75,10 @@ impl KeySet {
         for k in &keys {
             by_len[k.len()].push(k.clone());
         }
-        let any_escape = keys
-            .iter()
-            .any(|k| k.chars().any(|c| matches!(c, '"' | '\\' | '/') || c.is_control()));
+        let any_escape = keys.iter().any(|k| {
+            k.chars()
+                .any(|c| matches!(c, '"' | '\\' | '/') || c.is_control())
+        });
         Some(KeySet {
             keys,
             by_len,
@@ -143,12 +144,7 @@ pub(crate) fn json_edits(text: &str, keys: &KeySet, limit: usize) -> Option<(Vec
     edits_at(text, keys, 0, limit)
 }
 
-fn edits_at(
-    text: &str,
-    keys: &KeySet,
-    nested: u32,
-    limit: usize,
-) -> Option<(Vec<Edit>, usize)> {
+fn edits_at(text: &str, keys: &KeySet, nested: u32, limit: usize) -> Option<(Vec<Edit>, usize)> {
     let mut s = Scanner {
         b: text.as_bytes(),
         text,
@@ -468,7 +464,10 @@ mod tests {
             mask(r#"{ "a" : 1, "Password":  {"x":[1,2]} ,"b":"c"}"#).unwrap(),
             r#"{ "a" : 1, "Password":  "[REDACTED]" ,"b":"c"}"#
         );
-        assert_eq!(mask(r#"[1,true,null,"x"]"#).unwrap(), r#"[1,true,null,"x"]"#);
+        assert_eq!(
+            mask(r#"[1,true,null,"x"]"#).unwrap(),
+            r#"[1,true,null,"x"]"#
+        );
         assert_eq!(
             mask(r#"{"pass\u0077ord":-1.5e3}"#).unwrap(),
             r#"{"pass\u0077ord":"[REDACTED]"}"#

@@ -140,7 +140,10 @@ fn too_deep_json_falls_back_too() {
 
 #[test]
 fn regexes_mask_text_and_binary() {
-    let r = with(&[], &[r"\b\d{4}-\d{4}-\d{4}-\d{4}\b", r"(?i)bearer [a-z0-9._-]+"]);
+    let r = with(
+        &[],
+        &[r"\b\d{4}-\d{4}-\d{4}-\d{4}\b", r"(?i)bearer [a-z0-9._-]+"],
+    );
     let (out, n) = text(
         &r,
         "card 4111-1111-1111-1111 and Bearer abc.def and 4111-1111",
@@ -187,16 +190,25 @@ fn truncation_comes_after_masking() {
     let cut = msg.find("horse").unwrap();
     let c = r.capture_text(msg, cut);
     assert!(c.truncated);
-    assert_eq!(c.payload, r#"{"a":"xxxxxxxx","password":"[REDACTED]""#[..cut]);
+    assert_eq!(
+        c.payload,
+        r#"{"a":"xxxxxxxx","password":"[REDACTED]""#[..cut]
+    );
     assert!(!c.payload.contains("correct"));
     assert_eq!(c.redacted, 1);
     // A cap before the masked value: nothing redacted in what was captured.
     let c = r.capture_text(msg, 6);
-    assert_eq!((&*c.payload, c.truncated, c.redacted), ("{\"a\":\"", true, 0));
+    assert_eq!(
+        (&*c.payload, c.truncated, c.redacted),
+        ("{\"a\":\"", true, 0)
+    );
     // Regex matches cut by the cap are not half shown either.
     let r = with(&[], &[r"\d{16}"]);
     let c = r.capture_text("id 1234567812345678 end", 8);
-    assert_eq!((&*c.payload, c.truncated, c.redacted), ("id [REDA", true, 1));
+    assert_eq!(
+        (&*c.payload, c.truncated, c.redacted),
+        ("id [REDA", true, 1)
+    );
     // Binary captures mask first too.
     let c = with(&["token"], &[]).capture_bytes(br#"{"token":"abcdefgh"}"#, 14);
     assert_eq!(&c.payload[..], br#"{"token":"[RED"#);
@@ -239,7 +251,10 @@ fn query_parameters_named_like_keys_are_masked() {
     let (p, n) = r.redact_path("/hub?id=7&access_token=eyJhbGci.x.y&Token=&x=token");
     assert_eq!(p, "/hub?id=7&access_token=[REDACTED]&Token=&x=token");
     assert_eq!(n, 1);
-    assert!(matches!(r.redact_path("/chat?room=1"), (Cow::Borrowed(_), 0)));
+    assert!(matches!(
+        r.redact_path("/chat?room=1"),
+        (Cow::Borrowed(_), 0)
+    ));
 }
 
 #[test]
@@ -256,7 +271,10 @@ fn every_default_key_is_masked() {
 fn non_ascii_keys_work() {
     let r = with(&["Passwört"], &[]);
     let (out, n) = text(&r, r#"{"passwört":"x","b":"Passwört: 1"}"#);
-    assert_eq!((out.as_str(), n), (r#"{"passwört":"[REDACTED]","b":"Passwört: 1"}"#, 1));
+    assert_eq!(
+        (out.as_str(), n),
+        (r#"{"passwört":"[REDACTED]","b":"Passwört: 1"}"#, 1)
+    );
     let (out, n) = text(&r, r#"oops {"PASSWöRT":"x""#);
     assert_eq!(n, 1, "{out}");
 }
