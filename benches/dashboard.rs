@@ -114,6 +114,9 @@ async fn main() {
                     path: format!("/hub/{}", i % 500),
                     headers: vec![],
                     subprotocol: None,
+                    capture: None,
+                    capture_bytes: None,
+                    redacted_headers: vec![],
                 })
             })
             .collect();
@@ -163,6 +166,7 @@ async fn main() {
                         .map(|t| format!("{t:<48}")),
                         data: None,
                         truncated: false,
+                        redacted: 0,
                     })
                 })
                 .collect();
@@ -178,6 +182,7 @@ async fn main() {
                     text: Some(text),
                     data: None,
                     truncated: false,
+                    redacted: 0,
                 }));
             }
             sent += evs.len() as u64;

@@ -114,6 +114,9 @@ async fn open_connections(port: u16, n: u64) {
                     path: format!("/ws/room/{}", i % 1000),
                     headers: vec![],
                     subprotocol: None,
+                    capture: None,
+                    capture_bytes: None,
+                    redacted_headers: vec![],
                 })
             })
             .collect();
@@ -159,6 +162,7 @@ async fn throughput(port: u16, enc: Encoding, taps: u64, conns: u64, secs: u64) 
                     text: Some(text.clone()),
                     data: None,
                     truncated: false,
+                    redacted: 0,
                 })
             }))
             .collect();

@@ -71,7 +71,6 @@ pub async fn run(
             trusted: vec![],
             max_message: DEFAULT_MAX_MESSAGE,
             read_buffer: DEFAULT_READ_BUFFER,
-            mirror_headers: vec!["origin".into(), "user-agent".into()],
         };
         servers.spawn(crate::proxy::serve(l, cfg, tap, stopped(&stop_rx)));
     }

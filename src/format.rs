@@ -53,9 +53,66 @@ pub fn clock_us(ts_us: u64) -> String {
     )
 }
 
+/// A tap's payload capture mode as the inspector states it.
+pub fn capture(mode: Option<crate::protocol::Capture>, bytes_cap: Option<u64>) -> String {
+    use crate::protocol::Capture;
+    let cap = bytes_cap.map(bytes).unwrap_or_else(|| "a limit".into());
+    match mode {
+        None => "not stated by the tap".into(),
+        Some(Capture::Off) => "off: messages are not recorded".into(),
+        Some(Capture::Metadata) => "metadata only: payloads are not captured".into(),
+        Some(Capture::Truncated) => {
+            format!("truncated: the first {cap} of each payload, after masking")
+        }
+        Some(Capture::Full) => format!("full: whole payloads up to {cap}, after masking"),
+    }
+}
+
+/// Splits text around the redaction sentinel: `(piece, is_sentinel)` in order.
+pub fn redaction_parts(text: &str) -> Vec<(&str, bool)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(crate::decode::REDACTED) {
+        if i > 0 {
+            out.push((&rest[..i], false));
+        }
+        out.push((&rest[i..i + crate::decode::REDACTED.len()], true));
+        rest = &rest[i + crate::decode::REDACTED.len()..];
+    }
+    if !rest.is_empty() {
+        out.push((rest, false));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redaction_is_explained() {
+        use crate::protocol::Capture;
+        assert_eq!(
+            capture(Some(Capture::Metadata), None),
+            "metadata only: payloads are not captured"
+        );
+        assert_eq!(
+            capture(Some(Capture::Truncated), Some(4096)),
+            "truncated: the first 4.0 KiB of each payload, after masking"
+        );
+        assert_eq!(capture(None, None), "not stated by the tap");
+        assert_eq!(
+            redaction_parts(r#"{"a":"[REDACTED]","b":[REDACTED]}"#),
+            vec![
+                (r#"{"a":""#, false),
+                ("[REDACTED]", true),
+                (r#"","b":"#, false),
+                ("[REDACTED]", true),
+                ("}", false)
+            ]
+        );
+        assert!(redaction_parts("").is_empty());
+    }
 
     #[test]
     fn formats() {

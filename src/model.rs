@@ -401,6 +401,9 @@ mod tests {
             subprotocol: None,
             headers: vec![],
             messages: vec![],
+            capture: None,
+            capture_bytes: None,
+            redacted_headers: vec![],
         };
         let mut m = LiveModel::default();
         let mut f = frame(1, None, vec![]);

@@ -2,7 +2,7 @@
 //! Shared by the observer (ssr) and the browser (hydrate); tap-side types live in `sockscope-wire`.
 
 use serde::{Deserialize, Serialize};
-pub use sockscope_wire::{Closer, Direction, Opcode, SourceKind};
+pub use sockscope_wire::{Capture, Closer, Direction, Opcode, SourceKind};
 
 /// Largest table window a browser or API client may ask for.
 pub const MAX_WINDOW: u32 = 500;
@@ -392,6 +392,13 @@ pub struct MessageView {
     /// The payload was captured but dropped to keep the observer's payload budget.
     #[serde(default)]
     pub payload_evicted: bool,
+    /// Values the tap masked in the payload (shown as `"[REDACTED]"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redacted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `/api/connections/{id}`.
@@ -403,6 +410,15 @@ pub struct ConnDetail {
     pub subprotocol: Option<String>,
     pub headers: Vec<(String, String)>,
     pub messages: Vec<MessageView>,
+    /// The tap's payload capture for this connection (absent: the tap did not say).
+    #[serde(default)]
+    pub capture: Option<Capture>,
+    /// Bytes captured per message, for a truncated (or full) capture.
+    #[serde(default)]
+    pub capture_bytes: Option<u64>,
+    /// Request headers the tap withheld (names only).
+    #[serde(default)]
+    pub redacted_headers: Vec<String>,
 }
 
 /// `/api/connections`.

@@ -133,6 +133,9 @@ async fn msgpack_tap_over_websocket_round_trips_binary_payloads() {
             path: "/bin".into(),
             headers: vec![Header("x-a".into(), "b".into())],
             subprotocol: None,
+            capture: None,
+            capture_bytes: None,
+            redacted_headers: vec![],
         }),
         Event::Message(WMsg {
             conn: 1,
@@ -143,6 +146,7 @@ async fn msgpack_tap_over_websocket_round_trips_binary_payloads() {
             text: None,
             data: Some(Payload(vec![0, 159, 255, 10])),
             truncated: false,
+            redacted: 0,
         }),
         Event::ConnClose(ConnClose {
             conn: 1,

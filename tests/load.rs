@@ -31,7 +31,6 @@ async fn tapped_proxy(app: SocketAddr, obs: &Observer) -> SocketAddr {
         trusted: vec![],
         max_message: DEFAULT_MAX_MESSAGE,
         read_buffer: 4096,
-        mirror_headers: vec![],
     };
     tokio::spawn(sockscope::proxy::serve(l, cfg, tap, std::future::pending()));
     addr

@@ -109,7 +109,6 @@ async fn traffic_survives_an_observer_outage_and_the_counts_reach_it_after() {
         trusted: vec![],
         max_message: DEFAULT_MAX_MESSAGE,
         read_buffer: 4096,
-        mirror_headers: vec![],
     };
     tokio::spawn(sockscope::proxy::serve(
         l,

@@ -22,13 +22,13 @@ fn cfg(upstream: SocketAddr, trusted: &[&str]) -> ProxyConfig {
         trusted: trusted.iter().map(|t| t.parse().unwrap()).collect(),
         max_message: DEFAULT_MAX_MESSAGE,
         read_buffer: 4096,
-        mirror_headers: vec!["origin".into(), "x-request-id".into()],
     }
 }
 
 pub fn tap_for(obs: &Observer, source: &str) -> Tap {
     let mut c = TapConfig::new(format!("ws://{}/ingest", obs.addr), source);
     c.flush = Duration::from_millis(1);
+    c.mirror_headers = vec!["origin".into(), "x-request-id".into()];
     Tap::start(c).unwrap()
 }
 

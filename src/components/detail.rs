@@ -1,6 +1,7 @@
-//! The connection inspector: metadata, allowed headers, close details with the code's meaning,
-//! and the recent messages with a payload inspector (JSON tree, hex + ASCII, SignalR and
-//! Socket.IO decoding). Payloads are rendered as text only.
+//! The connection inspector: metadata, mirrored and withheld headers, the tap's payload
+//! capture, close details with the code's meaning, and the recent messages with a payload
+//! inspector (JSON tree, hex + ASCII, SignalR and Socket.IO decoding) that marks what the tap
+//! redacted. Payloads are rendered as text only.
 
 use super::json::JsonTree;
 use crate::app::ViewControls;
@@ -83,6 +84,10 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
             format!("{} msg/s · {}/s", r.rate_msgs, format::bytes(r.rate_bytes)),
         ),
         ("tap connection id", d.tap_conn.to_string()),
+        (
+            "payload capture",
+            format::capture(d.capture, d.capture_bytes),
+        ),
     ];
     let model = expect_context::<RwSignal<LiveModel>>();
     let spark = Memo::new(move |_| {
@@ -99,6 +104,7 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
     });
     let export = format!("/api/export?format=har&conn={}", r.id);
     let headers = d.headers.clone();
+    let withheld = d.redacted_headers.clone();
     let messages = d.messages.clone();
     let inspected = {
         let messages = messages.clone();
@@ -124,6 +130,9 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                 <table class="grid small">
                     <tbody>
                         {headers.into_iter().map(|(k, v)| view! { <tr><td>{k}</td><td>{v}</td></tr> }).collect_view()}
+                        {withheld.into_iter().map(|k| view! {
+                            <tr class="withheld" data-testid="withheld-header"><td>{k}</td><td>"withheld by the tap"</td></tr>
+                        }).collect_view()}
                     </tbody>
                 </table>
             </div>
@@ -143,6 +152,7 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                             <span class="kind">{dir}</span>
                             <span>{format!("{:?}", m.opcode).to_lowercase()}</span>
                             <span class="num">{format::bytes(m.size)}</span>
+                            {(m.redacted > 0).then(|| view! { <span class="redacted-badge" title="values redacted at the tap">"masked"</span> })}
                             <span class="text">{preview}</span>
                         </li>
                     }
@@ -178,6 +188,14 @@ fn Inspect(m: MessageView) -> impl IntoView {
     } else {
         format!("{} bytes", format::count(m.size))
     };
+    let redacted = (m.redacted > 0).then(|| {
+        let n = m.redacted;
+        view! {
+            <span class="redacted-note" data-testid="redacted-note">
+                {format!(" · {n} value{} redacted at the tap", if n == 1 { "" } else { "s" })}
+            </span>
+        }
+    });
     let body = match (&m.text, &m.data_b64) {
         (Some(t), _) => text_views(t).into_any(),
         (None, Some(b)) => {
@@ -193,6 +211,7 @@ fn Inspect(m: MessageView) -> impl IntoView {
             <div class="inspect-head">
                 {format!("{} {} · {}", if m.dir == Direction::ClientToServer { "client → server" } else { "server → client" }, format!("{:?}", m.opcode).to_lowercase(), format::clock_us(m.ts_us))}
                 <span class:warn=m.truncated || m.payload_evicted>{" · "}{note}</span>
+                {redacted}
             </div>
             {body}
         </div>
@@ -238,7 +257,16 @@ fn text_views(t: &str) -> impl IntoView {
     view! {
         {decoded}
         <h4>"Text"</h4>
-        <pre class="raw">{t.to_string()}</pre>
+        <pre class="raw">
+            {format::redaction_parts(t).into_iter().map(|(piece, masked)| {
+                let piece = piece.to_string();
+                if masked {
+                    view! { <mark class="redacted">{piece}</mark> }.into_any()
+                } else {
+                    piece.into_any()
+                }
+            }).collect_view()}
+        </pre>
     }
 }
 

@@ -8,6 +8,8 @@ fn scalar(v: &Value) -> (String, &'static str) {
         Value::Null => ("null".into(), "j-null"),
         Value::Bool(b) => (b.to_string(), "j-bool"),
         Value::Number(n) => (n.to_string(), "j-num"),
+        // Masked by the tap: shown as such, not as a string the app sent.
+        Value::String(s) if s == crate::decode::REDACTED => (s.clone(), "j-redacted"),
         Value::String(s) => (format!("{s:?}"), "j-str"),
         _ => (String::new(), ""),
     }

@@ -11,7 +11,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
-use sockscope_tap::{Tap, TapConfig};
+use sockscope_tap::payload::redact::Redactor;
+use sockscope_tap::{PayloadMode, RedactConfig, RoutePayload, Tap, TapConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,14 @@ pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 pub const DEFAULT_READ_BUFFER: usize = 4096;
 /// Time open connections get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Default payload capture: the first `--payload-cap` bytes of each message, after masking.
+pub const DEFAULT_PAYLOAD_MODE: &str = "truncated";
+/// Default `--payload-cap`.
+pub const DEFAULT_PAYLOAD_CAP: usize = sockscope_tap::DEFAULT_PAYLOAD_CAP;
+/// Default `--mask-keys`: [`sockscope_tap::DEFAULT_MASK_KEYS`].
+pub const DEFAULT_MASK_KEYS: &[&str] = sockscope_tap::DEFAULT_MASK_KEYS;
+/// Default `--mirror-headers`: [`sockscope_tap::DEFAULT_MIRROR_HEADERS`].
+pub const DEFAULT_MIRROR_HEADERS: &[&str] = sockscope_tap::DEFAULT_MIRROR_HEADERS;
 
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -32,8 +41,6 @@ pub struct ProxyConfig {
     pub trusted: Vec<IpNet>,
     pub max_message: usize,
     pub read_buffer: usize,
-    /// Lower-cased request headers mirrored to the observer.
-    pub mirror_headers: Vec<String>,
 }
 
 /// Flags of `sockscope proxy`.
@@ -67,16 +74,42 @@ pub struct ProxyArgs {
     /// Read buffer per WebSocket, in bytes.
     #[arg(long, env = "SOCKSCOPE_READ_BUFFER", default_value_t = DEFAULT_READ_BUFFER)]
     pub read_buffer: usize,
-    /// Payload bytes mirrored per message (0: metadata only).
-    #[arg(long, env = "SOCKSCOPE_PAYLOAD_CAP", default_value_t = sockscope_tap::wire::Limits::DEFAULT_MAX_PAYLOAD / 16)]
+    /// How much of each payload is mirrored: off (no message events), metadata (sizes only),
+    /// truncated (the first --payload-cap bytes), full (up to 64 KiB). Masking comes first.
+    #[arg(long, env = "SOCKSCOPE_PAYLOAD_MODE", default_value = DEFAULT_PAYLOAD_MODE)]
+    pub payload_mode: String,
+    /// Payload mode for paths under a prefix, as PREFIX=MODE (repeatable, e.g. /admin=off);
+    /// the longest matching prefix wins.
+    #[arg(
+        long = "route-payload-mode",
+        env = "SOCKSCOPE_ROUTE_PAYLOAD_MODES",
+        value_delimiter = ','
+    )]
+    pub route_payload_mode: Vec<String>,
+    /// Payload bytes mirrored per message in the truncated mode (0: metadata only).
+    #[arg(long, env = "SOCKSCOPE_PAYLOAD_CAP", default_value_t = DEFAULT_PAYLOAD_CAP)]
     pub payload_cap: usize,
-    /// Request headers mirrored to the observer (comma-separated). Cookie and Authorization
+    /// JSON keys whose values are masked as "[REDACTED]" at any depth (comma-separated,
+    /// ASCII case-insensitive); --mask-keys '' masks none.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_MASK_KEYS",
+        value_delimiter = ',',
+        default_values = DEFAULT_MASK_KEYS
+    )]
+    pub mask_keys: Vec<String>,
+    /// Regular expression whose matches in payloads, close reasons and paths are masked
+    /// (repeatable).
+    #[arg(long, env = "SOCKSCOPE_MASK_REGEX")]
+    pub mask_regex: Vec<String>,
+    /// Request headers mirrored to the observer (comma-separated); the others are withheld and
+    /// only their names are sent. Cookie, Authorization, Set-Cookie and Proxy-Authorization
     /// are never mirrored unless listed here.
     #[arg(
         long,
         env = "SOCKSCOPE_MIRROR_HEADERS",
         value_delimiter = ',',
-        default_value = "origin,sec-websocket-protocol,x-request-id,x-forwarded-for,x-forwarded-proto"
+        default_values = DEFAULT_MIRROR_HEADERS
     )]
     pub mirror_headers: Vec<String>,
 }
@@ -104,11 +137,41 @@ impl ProxyArgs {
             (256..=1 << 20).contains(&self.read_buffer),
             "--read-buffer must be between 256 and 1048576"
         );
+        let wire_max = sockscope_tap::wire::Limits::DEFAULT_MAX_PAYLOAD;
+        anyhow::ensure!(
+            self.payload_cap <= wire_max,
+            "--payload-cap {} is over the wire limit of {wire_max} bytes (for whole payloads write --payload-mode full)",
+            self.payload_cap
+        );
+        let payload = PayloadMode::parse(&self.payload_mode, self.payload_cap)
+            .map_err(|e| anyhow::anyhow!("--payload-mode: {e}"))?;
+        let route_payload = self
+            .route_payload_mode
+            .iter()
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| {
+                let rp = RoutePayload::parse(r, self.payload_cap)
+                    .map_err(|e| anyhow::anyhow!("--route-payload-mode: {e}"))?;
+                anyhow::ensure!(
+                    rp.prefix.starts_with('/'),
+                    "--route-payload-mode {r:?}: the prefix must start with / (e.g. /admin=off)"
+                );
+                Ok(rp)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let redact = RedactConfig {
+            mask_keys: self.mask_keys,
+            mask_regex: self.mask_regex,
+        };
+        Redactor::new(&redact).map_err(|e| anyhow::anyhow!("--mask-regex: {e}"))?;
         let tap = match self.observer {
             Some(url) => {
                 let mut cfg = TapConfig::new(url, self.name.clone());
                 cfg.token = self.token;
-                cfg.payload_cap = self.payload_cap;
+                cfg.payload = payload;
+                cfg.route_payload = route_payload;
+                cfg.redact = redact;
+                cfg.mirror_headers = self.mirror_headers;
                 Tap::start(cfg).map_err(|e| anyhow::anyhow!("{e}"))?
             }
             None => Tap::disabled(),
@@ -119,11 +182,6 @@ impl ProxyArgs {
                 trusted: self.trusted_proxy,
                 max_message: self.max_message,
                 read_buffer: self.read_buffer,
-                mirror_headers: self
-                    .mirror_headers
-                    .into_iter()
-                    .map(|h| h.trim().to_ascii_lowercase())
-                    .collect(),
             },
             tap,
         ))

@@ -167,12 +167,18 @@ pub async fn upgrade(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         path,
-        headers: req
-            .headers()
-            .iter()
-            .filter(|(k, _)| shared.cfg.mirror_headers.iter().any(|m| m == k.as_str()))
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
+        // The tap mirrors the headers on its allow-list and names the rest as withheld.
+        headers: if shared.tap.is_enabled() {
+            req.headers()
+                .iter()
+                .map(|(k, v)| {
+                    let v = v.to_str().map(str::to_string);
+                    (k.as_str().to_string(), v.unwrap_or_default())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         subprotocol: protocol
             .as_ref()
             .and_then(|p| p.to_str().ok())

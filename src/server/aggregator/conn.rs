@@ -3,7 +3,7 @@
 
 use crate::protocol::{ConnRow, ConnState, MessageView};
 use base64::Engine as _;
-use sockscope_wire::{Closer, Direction, Opcode};
+use sockscope_wire::{Capture, Closer, Direction, Opcode};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -76,6 +76,8 @@ pub struct StoredMessage {
     pub opcode: Opcode,
     pub size: u64,
     pub truncated: bool,
+    /// Values the tap masked.
+    pub redacted: u32,
     pub payload: StoredPayload,
 }
 
@@ -99,8 +101,18 @@ impl StoredMessage {
             text,
             data_b64,
             payload_evicted: self.payload == StoredPayload::Evicted,
+            redacted: self.redacted,
         }
     }
+}
+
+/// What a tap said about its capture of a connection. Interned: connections of one tap
+/// usually share it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TapPolicy {
+    pub capture: Option<Capture>,
+    pub capture_bytes: Option<u64>,
+    pub redacted_headers: Box<[Box<str>]>,
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +133,8 @@ pub struct Conn {
     pub path: Box<str>,
     pub headers: Box<[(Box<str>, Box<str>)]>,
     pub subprotocol: Option<Box<str>>,
+    /// None for taps that say nothing about capture.
+    pub policy: Option<Arc<TapPolicy>>,
     pub opened_us: u64,
     pub closed: Option<CloseInfo>,
     pub msgs_in: u64,

@@ -1,6 +1,8 @@
 //! Keeping the state within its bounds: the per-second roll of series and host samples,
-//! retention and limit eviction of closed connections, and the user-agent interner.
+//! retention and limit eviction of closed connections, and the user-agent and tap-policy
+//! interners.
 
+use super::conn::TapPolicy;
 use super::series::HostPoint;
 use super::state::State;
 use std::sync::Arc;
@@ -13,6 +15,18 @@ impl State {
         let a: Arc<str> = ua.into();
         self.user_agents.insert(a.clone());
         a
+    }
+
+    pub(super) fn intern_policy(&mut self, p: TapPolicy) -> Option<Arc<TapPolicy>> {
+        if p.capture.is_none() && p.capture_bytes.is_none() && p.redacted_headers.is_empty() {
+            return None;
+        }
+        if let Some(a) = self.policies.get(&p) {
+            return Some(a.clone());
+        }
+        let a = Arc::new(p);
+        self.policies.insert(a.clone());
+        Some(a)
     }
 
     /// Evicts the oldest closed connection; false when none is closed.
@@ -61,6 +75,9 @@ impl State {
         }
         if self.user_agents.len() > 4096 {
             self.user_agents.retain(|a| Arc::strong_count(a) > 1);
+        }
+        if self.policies.len() > 1024 {
+            self.policies.retain(|a| Arc::strong_count(a) > 1);
         }
     }
 }

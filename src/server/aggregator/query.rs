@@ -119,6 +119,13 @@ impl State {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             messages: c.recent.iter().map(|m| m.view()).collect(),
+            capture: c.policy.as_ref().and_then(|p| p.capture),
+            capture_bytes: c.policy.as_ref().and_then(|p| p.capture_bytes),
+            redacted_headers: c
+                .policy
+                .as_ref()
+                .map(|p| p.redacted_headers.iter().map(|h| h.to_string()).collect())
+                .unwrap_or_default(),
         })
     }
 

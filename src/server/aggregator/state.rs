@@ -1,6 +1,6 @@
 //! All observer state and the rules that apply tap events to it. Owned by the aggregator task.
 
-use super::conn::{count_data, CloseInfo, Conn, Rate, StoredMessage, StoredPayload};
+use super::conn::{count_data, CloseInfo, Conn, Rate, StoredMessage, StoredPayload, TapPolicy};
 use super::series::{Ring, Series};
 use super::source::{Source, SourceCounts};
 use super::store::MessageStore;
@@ -28,6 +28,7 @@ pub struct State {
     pub sources: Vec<Source>,
     source_ids: HashMap<Arc<str>, usize>,
     pub(super) user_agents: HashSet<Arc<str>>,
+    pub(super) policies: HashSet<Arc<TapPolicy>>,
     pub totals: Totals,
     pub stats: ObserverStats,
     pub trace: VecDeque<TraceRec>,
@@ -57,6 +58,7 @@ impl State {
             sources: Vec::new(),
             source_ids: HashMap::new(),
             user_agents: HashSet::new(),
+            policies: HashSet::new(),
             totals: Totals::default(),
             stats: ObserverStats::default(),
             trace: VecDeque::new(),
@@ -255,6 +257,11 @@ impl State {
         let ts = o.ts.unwrap_or(now_us);
         let ip = o.ip.parse().expect("validated by the wire crate");
         let user_agent = self.intern_ua(o.user_agent.as_deref().unwrap_or(""));
+        let policy = self.intern_policy(TapPolicy {
+            capture: o.capture,
+            capture_bytes: o.capture_bytes,
+            redacted_headers: o.redacted_headers.into_iter().map(Into::into).collect(),
+        });
         self.push_trace(TraceRec {
             seq: 0,
             ts_us: ts,
@@ -285,6 +292,7 @@ impl State {
                     .map(|h| (h.0.into(), h.1.into()))
                     .collect(),
                 subprotocol: o.subprotocol.map(Into::into),
+                policy,
                 opened_us: ts,
                 closed: None,
                 msgs_in: 0,
@@ -366,6 +374,7 @@ impl State {
             opcode: m.opcode,
             size: m.size,
             truncated: m.truncated,
+            redacted: m.redacted,
             payload,
         };
         self.store.store(&mut self.conns, id, stored);

@@ -32,6 +32,9 @@ fn open(conn: u64, path: &str) -> Event {
         path: path.into(),
         headers: vec![],
         subprotocol: None,
+        capture: None,
+        capture_bytes: None,
+        redacted_headers: vec![],
     })
 }
 
@@ -45,6 +48,7 @@ fn msg(conn: u64, dir: Direction, text: &str) -> Event {
         text: Some(text.into()),
         data: None,
         truncated: false,
+        redacted: 0,
     })
 }
 
