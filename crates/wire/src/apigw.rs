@@ -77,6 +77,16 @@ pub fn conn_id(connection_id: &str) -> u64 {
         })
 }
 
+/// Milliseconds since the epoch as microseconds; an overflow is named, not wrapped.
+fn micros(i: usize, field: &str, ms: Option<u64>) -> Result<Option<u64>, String> {
+    ms.map(|ms| {
+        ms.checked_mul(1000).ok_or_else(|| {
+            format!("events[{i}].requestContext.{field}: {ms} is not a time in milliseconds")
+        })
+    })
+    .transpose()
+}
+
 /// Turns gateway events into one wire batch (hello first). Errors name the event.
 pub fn to_events(
     evs: &[ApiGwEvent],
@@ -104,7 +114,7 @@ pub fn to_events(
     for (i, e) in evs.iter().enumerate() {
         let rc = &e.request_context;
         let conn = conn_id(&rc.connection_id);
-        let ts = rc.request_time_epoch.map(|ms| ms * 1000);
+        let ts = micros(i, "requestTimeEpoch", rc.request_time_epoch)?;
         // Opening again with the original connect time is a no-op for a known connection and
         // creates one the observer missed, so $default and $disconnect alone are enough.
         let open = |ts: Option<u64>| {
@@ -129,7 +139,7 @@ pub fn to_events(
                 redacted_headers: Vec::new(),
             })
         };
-        let connected = rc.connected_at.map(|ms| ms * 1000);
+        let connected = micros(i, "connectedAt", rc.connected_at)?;
         match rc.event_type.as_str() {
             "CONNECT" => out.push(open(connected.or(ts))),
             "MESSAGE" => {
@@ -237,5 +247,22 @@ mod tests {
         )
         .unwrap();
         assert!(to_events(&bad, None, 10).unwrap_err().contains("eventType"));
+    }
+
+    #[test]
+    fn times_out_of_range_are_refused_not_wrapped() {
+        // Found by the `apigw` fuzz target: `connectedAt * 1000` overflowed (a panic in
+        // debug builds, a wrong time in release).
+        let body = br#"{"requestContext":{"connectionId":"L0SM9cOFvHcCIhw=","eventType":"CONNECT","apiId":"abc123","connectedAt":34643600160000000,"identity":{"sourceIp":"203.0.113.10"}}}"#;
+        let evs = parse(body).unwrap();
+        let e = to_events(&evs, None, 10).unwrap_err();
+        assert!(e.contains("events[0].requestContext.connectedAt"), "{e}");
+        let body = br#"{"requestContext":{"connectionId":"x","eventType":"MESSAGE","requestTimeEpoch":18446744073709551615}}"#;
+        let e = to_events(&parse(body).unwrap(), None, 10).unwrap_err();
+        assert!(e.contains("requestTimeEpoch"), "{e}");
+        assert!(parse(b"[1]")
+            .unwrap_err()
+            .contains("not API Gateway WebSocket events"));
+        assert!(parse(b"{").unwrap_err().contains("not JSON"));
     }
 }
