@@ -167,10 +167,12 @@ pub async fn upgrade(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         path,
-        // The tap mirrors the headers on its allow-list and names the rest as withheld.
+        // The tap mirrors the headers on its allow-list and names the rest as withheld; the
+        // handshake's own mechanics are neither.
         headers: if shared.tap.is_enabled() {
             req.headers()
                 .iter()
+                .filter(|(k, _)| !HANDSHAKE_HEADERS.contains(k))
                 .map(|(k, v)| {
                     let v = v.to_str().map(str::to_string);
                     (k.as_str().to_string(), v.unwrap_or_default())
@@ -223,6 +225,14 @@ pub async fn upgrade(
     }
     resp
 }
+
+/// Request headers that only carry the upgrade itself: not offered to the tap.
+const HANDSHAKE_HEADERS: [header::HeaderName; 4] = [
+    header::CONNECTION,
+    header::UPGRADE,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+];
 
 /// How one direction ended.
 enum End {
