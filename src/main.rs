@@ -89,7 +89,10 @@ async fn main() -> anyhow::Result<()> {
                     .context("cannot read the password from stdin")?;
                 line.trim_end_matches(['\r', '\n']).to_string()
             };
-            println!("{}", sockscope::server::auth::login::hash_password(&password)?);
+            println!(
+                "{}",
+                sockscope::server::auth::login::hash_password(&password)?
+            );
             Ok(())
         }
     }

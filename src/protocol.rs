@@ -148,7 +148,9 @@ impl Default for TraceQuery {
 
 /// What a signed-in person may see. Viewers see metadata only; inspectors also see payloads
 /// and mirrored headers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,

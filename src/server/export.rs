@@ -11,9 +11,9 @@ use crate::server::auth::{scrub, Principal};
 use crate::server::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::Extension;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -154,26 +154,23 @@ fn capped(
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     let Parts { head, tail, cut } = parts;
     let start = head.len();
-    let rest = stream::unfold(
-        Some((Box::pin(items), start, on_cut)),
-        move |state| {
-            let (tail, cut) = (tail.clone(), cut.clone());
-            async move {
-                let (mut items, sent, on_cut) = state?;
-                match items.next().await {
-                    Some(b) if sent + b.len() + cut.len() <= max => {
-                        let sent = sent + b.len();
-                        Some((b, Some((items, sent, on_cut))))
-                    }
-                    Some(_) => {
-                        on_cut();
-                        Some((cut, None))
-                    }
-                    None => Some((tail, None)),
+    let rest = stream::unfold(Some((Box::pin(items), start, on_cut)), move |state| {
+        let (tail, cut) = (tail.clone(), cut.clone());
+        async move {
+            let (mut items, sent, on_cut) = state?;
+            match items.next().await {
+                Some(b) if sent + b.len() + cut.len() <= max => {
+                    let sent = sent + b.len();
+                    Some((b, Some((items, sent, on_cut))))
                 }
+                Some(_) => {
+                    on_cut();
+                    Some((cut, None))
+                }
+                None => Some((tail, None)),
             }
-        },
-    );
+        }
+    });
     stream::once(async move { head }).chain(rest)
 }
 

@@ -4,9 +4,9 @@
 use crate::protocol::{
     ConnDetail, ConnRow, Frame, Overview, Role, ServerMsg, TableDelta, ViewSpec,
 };
-use crate::server::auth::scrub;
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::state::State;
+use crate::server::auth::scrub;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
@@ -219,9 +219,7 @@ fn build(
         sub.hosts_after = sub.hosts_after.max(newest_host.unwrap_or(0));
     }
     if let Some(id) = sub.spec.detail {
-        let d = state
-            .detail(id, now_s)
-            .map(|d| scrub::detail(sub.role, d));
+        let d = state.detail(id, now_s).map(|d| scrub::detail(sub.role, d));
         match &d {
             Some(d) if sub.detail.as_ref() != Some(d) => frame.detail = Some(d.clone()),
             None if snapshot || sub.detail.is_some() => frame.detail_gone = true,

@@ -25,8 +25,10 @@ pub type TapRate = Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>>>;
 /// are dropped (opens, closes and host samples always pass, so the picture stays consistent);
 /// returns how many were dropped.
 fn over_rate(rate: &TapRate, source: &Arc<str>, events: &mut Vec<Event>) -> u64 {
-    let (Some(rl), Some(n)) = (rate, NonZeroU32::new(events.len().min(u32::MAX as usize) as u32))
-    else {
+    let (Some(rl), Some(n)) = (
+        rate,
+        NonZeroU32::new(events.len().min(u32::MAX as usize) as u32),
+    ) else {
         return 0;
     };
     if matches!(rl.check_key_n(source, n), Ok(Ok(()))) {

@@ -80,7 +80,10 @@ pub enum Input {
     /// Something refused at the door (auth, Host, Origin, a limit), for the counters.
     Refused(crate::protocol::Refusal),
     /// Message events of `source` dropped by the per-tap events/s limit.
-    RateLimited { source: Arc<str>, events: u64 },
+    RateLimited {
+        source: Arc<str>,
+        events: u64,
+    },
     /// The observer's own host metrics, once a second.
     SelfSample(sockscope_wire::Host),
     Session {

@@ -51,25 +51,48 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub struct AuthArgs {
     /// Dashboard/API token that signs in as a viewer (metadata only, no payloads or headers).
     /// Repeatable; the variable takes a comma-separated list. At least 16 characters.
-    #[arg(long = "viewer-token", env = "SOCKSCOPE_VIEWER_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "viewer-token",
+        env = "SOCKSCOPE_VIEWER_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub viewer_tokens: Vec<Secret>,
     /// Dashboard/API token that signs in as an inspector (may see payloads and headers).
-    #[arg(long = "inspector-token", env = "SOCKSCOPE_INSPECTOR_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "inspector-token",
+        env = "SOCKSCOPE_INSPECTOR_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub inspector_tokens: Vec<Secret>,
     /// Argon2 hash of the viewer password, made by `sockscope hash-password`.
     #[arg(long, env = "SOCKSCOPE_VIEWER_PASSWORD_HASH", hide_env_values = true)]
     pub viewer_password_hash: Option<Secret>,
     /// Argon2 hash of the inspector password, made by `sockscope hash-password`.
-    #[arg(long, env = "SOCKSCOPE_INSPECTOR_PASSWORD_HASH", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SOCKSCOPE_INSPECTOR_PASSWORD_HASH",
+        hide_env_values = true
+    )]
     pub inspector_password_hash: Option<Secret>,
     /// Token taps must send to /ingest (`Authorization: Bearer …`); separate from dashboard
     /// credentials. Repeatable / comma-separated. Without one, only a loopback observer
     /// accepts taps.
-    #[arg(long = "ingest-token", env = "SOCKSCOPE_INGEST_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "ingest-token",
+        env = "SOCKSCOPE_INGEST_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub ingest_tokens: Vec<Secret>,
     /// Host names this observer answers to (DNS-rebinding defence). Loopback names, the
     /// listen address, and any IP address when listening on 0.0.0.0/[::] are always allowed.
-    #[arg(long = "allowed-host", env = "SOCKSCOPE_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-host",
+        env = "SOCKSCOPE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
     pub allowed_hosts: Vec<String>,
     /// How long a dashboard login lasts.
     #[arg(long, env = "SOCKSCOPE_SESSION_TTL", default_value = DEFAULT_SESSION_TTL, value_parser = parse_duration)]
@@ -280,7 +303,11 @@ mod tests {
         let cfg = AuthConfig::from_args(a, "10.0.0.1:3000".parse().unwrap()).unwrap();
         assert_eq!(cfg.token_role(&"i".repeat(20)), Some(Role::Inspector));
         assert!(cfg.ingest_token_ok(&"t".repeat(20)));
-        assert_eq!(cfg.token_role(&"t".repeat(20)), None, "tap tokens do not open the dashboard");
+        assert_eq!(
+            cfg.token_role(&"t".repeat(20)),
+            None,
+            "tap tokens do not open the dashboard"
+        );
     }
 
     #[test]
@@ -295,8 +322,14 @@ mod tests {
         let mut a = args();
         a.viewer_tokens = vec![Secret("short".into())];
         let e = AuthConfig::from_args(a, lo).unwrap_err().to_string();
-        assert!(e.contains("--viewer-token") && e.contains("16 characters"), "{e}");
-        assert!(!e.contains("short"), "the secret itself is never echoed: {e}");
+        assert!(
+            e.contains("--viewer-token") && e.contains("16 characters"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("short"),
+            "the secret itself is never echoed: {e}"
+        );
         let mut a = args();
         a.viewer_tokens = vec![Secret("x".repeat(16))];
         a.ingest_tokens = vec![Secret("x".repeat(16))];

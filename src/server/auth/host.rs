@@ -75,7 +75,10 @@ impl HostPolicy {
                 self.any_ip
                     || (self.loopback && ip.is_loopback())
                     || self.listen_ip == Some(ip)
-                    || self.names.iter().any(|n| n.parse::<IpAddr>().ok() == Some(ip))
+                    || self
+                        .names
+                        .iter()
+                        .any(|n| n.parse::<IpAddr>().ok() == Some(ip))
             }
             None => (self.loopback && name == "localhost") || self.names.contains(&name),
         }
@@ -108,10 +111,22 @@ mod tests {
     #[test]
     fn loopback_observer_refuses_rebinding_names() {
         let p = policy("127.0.0.1:3000", &[]);
-        for ok in ["127.0.0.1:3000", "localhost:3000", "LOCALHOST", "[::1]:3000", "127.0.0.2"] {
+        for ok in [
+            "127.0.0.1:3000",
+            "localhost:3000",
+            "LOCALHOST",
+            "[::1]:3000",
+            "127.0.0.2",
+        ] {
             assert!(p.allows(ok), "{ok}");
         }
-        for bad in ["evil.example:3000", "evil.example", "10.0.0.1:3000", "localhost.evil.example", ""] {
+        for bad in [
+            "evil.example:3000",
+            "evil.example",
+            "10.0.0.1:3000",
+            "localhost.evil.example",
+            "",
+        ] {
             assert!(!p.allows(bad), "{bad}");
         }
     }
@@ -120,12 +135,17 @@ mod tests {
     fn names_and_addresses() {
         let p = policy("0.0.0.0:3000", &["Dash.Example.com"]);
         assert!(p.allows("dash.example.com:3000"));
-        assert!(p.allows("10.1.2.3:3000"), "any address when listening on all");
+        assert!(
+            p.allows("10.1.2.3:3000"),
+            "any address when listening on all"
+        );
         assert!(!p.allows("other.example.com"));
         let p = policy("10.0.0.5:3000", &[]);
         assert!(p.allows("10.0.0.5:3000"));
         assert!(!p.allows("10.0.0.6:3000"));
         assert!(policy("10.0.0.5:3000", &["*"]).allows("anything.example"));
-        assert!(HostPolicy::for_listen("127.0.0.1:1".parse().unwrap(), &["http://x".into()]).is_err());
+        assert!(
+            HostPolicy::for_listen("127.0.0.1:1".parse().unwrap(), &["http://x".into()]).is_err()
+        );
     }
 }

@@ -217,11 +217,20 @@ mod tests {
 
     #[test]
     fn next_never_leaves_the_site() {
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", "/auth/logout", "javascript:x", "/a b"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "/auth/logout",
+            "javascript:x",
+            "/a b",
+        ] {
             assert_eq!(safe_next(bad), "/", "{bad}");
         }
         assert_eq!(safe_next("/?tab=trace"), "/?tab=trace");
-        assert!(page(None, "/\"><script>").contains("value=\"/\""));
+        let p = page(Some("<b>x</b>"), "/\"><script>");
+        assert!(p.contains("value=\"/&quot;&gt;&lt;script&gt;\""), "{p}");
+        assert!(!p.contains("<script>") && p.contains("&lt;b&gt;x"), "{p}");
     }
 
     #[test]
@@ -232,7 +241,9 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"correct horse battery", &parsed)
             .is_ok());
-        assert!(Argon2::default().verify_password(b"wrong", &parsed).is_err());
+        assert!(Argon2::default()
+            .verify_password(b"wrong", &parsed)
+            .is_err());
         assert!(hash_password("short").is_err());
     }
 }

@@ -307,7 +307,14 @@ mod tests {
         assert_eq!(door("/ingest"), Door::Ingest);
         assert_eq!(door("/ingest/apigw"), Door::Ingest);
         assert_eq!(door("/pkg/sockscope.wasm"), Door::Public);
-        for p in ["/", "/api/trace", "/api/export", "/live", "/metrics", "/ingestx"] {
+        for p in [
+            "/",
+            "/api/trace",
+            "/api/export",
+            "/live",
+            "/metrics",
+            "/ingestx",
+        ] {
             assert_eq!(door(p), Door::Dashboard, "{p}");
         }
     }
@@ -319,18 +326,30 @@ mod tests {
         let auth = Auth::new(cfg);
         let cookie_header = |v: &str| {
             let mut h = HeaderMap::new();
-            h.insert(header::COOKIE, format!("a=b; {COOKIE}={v}").parse().unwrap());
+            h.insert(
+                header::COOKIE,
+                format!("a=b; {COOKIE}={v}").parse().unwrap(),
+            );
             h
         };
         let a = auth.start_session(Role::Viewer);
         let b = auth.start_session(Role::Inspector);
-        assert_eq!(auth.principal(&cookie_header(&b)).unwrap().role, Role::Inspector);
+        assert_eq!(
+            auth.principal(&cookie_header(&b)).unwrap().role,
+            Role::Inspector
+        );
         let _c = auth.start_session(Role::Viewer);
-        assert!(auth.principal(&cookie_header(&a)).is_none(), "oldest ended at the limit");
+        assert!(
+            auth.principal(&cookie_header(&a)).is_none(),
+            "oldest ended at the limit"
+        );
         auth.end_session(&cookie_header(&b));
         assert!(auth.principal(&cookie_header(&b)).is_none(), "logged out");
         assert!(auth.principal(&cookie_header("forged")).is_none());
         let set = auth.set_cookie(Some("x"));
-        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
     }
 }
