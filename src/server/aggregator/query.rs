@@ -126,6 +126,7 @@ impl State {
                 .as_ref()
                 .map(|p| p.redacted_headers.iter().map(|h| h.to_string()).collect())
                 .unwrap_or_default(),
+            payloads_hidden: false,
         })
     }
 
