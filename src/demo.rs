@@ -43,7 +43,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // With tap tokens configured, the demo's own proxies use the first one.
-    let tap_token = args.serve.auth.ingest_tokens.first().map(|s| s.0.clone());
+    let tap_token = args.serve.auth.ingest_tokens.first().cloned();
     let config = args.serve.into_config()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let obs_listener = bind(&config.listen.to_string()).await?;

@@ -57,7 +57,7 @@ pub struct ProxyArgs {
     pub observer: Option<String>,
     /// Token sent to the observer as `Authorization: Bearer`.
     #[arg(long, env = "SOCKSCOPE_TAP_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<sockscope_wire::Secret>,
     /// Name of this proxy on the dashboard (also its source id).
     #[arg(long, env = "SOCKSCOPE_NAME", default_value = "proxy")]
     pub name: String,

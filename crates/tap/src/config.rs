@@ -116,8 +116,8 @@ impl RoutePayload {
 pub struct TapConfig {
     /// `ws://host:port/ingest` of the observer.
     pub observer: String,
-    /// Sent as `Authorization: Bearer …` when set.
-    pub token: Option<String>,
+    /// Sent as `Authorization: Bearer …` when set; never printed (`Debug` shows `***`).
+    pub token: Option<sockscope_wire::Secret>,
     /// Stable id of this tap, `[A-Za-z0-9._:-]{1,64}`.
     pub source: String,
     pub name: String,

@@ -168,7 +168,7 @@ impl Sender {
                     .expect("valid header"),
             );
             if let Some(t) = &self.cfg.token {
-                if let Ok(v) = format!("Bearer {t}").parse() {
+                if let Ok(v) = format!("Bearer {}", t.expose()).parse() {
                     req.headers_mut().insert("authorization", v);
                 }
             }

@@ -6,6 +6,7 @@
 mod codec;
 mod event;
 mod payload;
+mod secret;
 mod validate;
 
 pub use codec::{decode_batch, encode_batch, encode_events, Encoding, Reply};
@@ -16,6 +17,7 @@ pub use event::{
     Hello, Host, Message, Opcode, SourceKind,
 };
 pub use payload::Payload;
+pub use secret::Secret;
 pub use validate::{validate, Limits, WireError};
 
 /// Version carried in every batch (`"v": 1`). A v2 would use new subprotocol names.

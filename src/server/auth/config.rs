@@ -4,6 +4,7 @@
 use super::host::HostPolicy;
 use crate::protocol::Role;
 use sha2::{Digest as _, Sha256};
+pub use sockscope_wire::Secret;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,23 +23,6 @@ pub type Digest = [u8; 32];
 
 pub fn digest(secret: &str) -> Digest {
     Sha256::digest(secret.as_bytes()).into()
-}
-
-/// A secret from a flag or the environment. Never printed: `Debug` shows `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_string()))
-    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -146,7 +130,7 @@ impl AuthConfig {
 
     /// Adds an Argon2 PHC password hash.
     pub fn with_password_hash(mut self, role: Role, phc: &str) -> Self {
-        self.passwords.push((Secret(phc.to_string()), role));
+        self.passwords.push((Secret::new(phc), role));
         self
     }
 
@@ -204,7 +188,7 @@ impl AuthConfig {
             ("--ingest-token", &args.ingest_tokens, None),
         ];
         for (flag, tokens, role) in groups {
-            for Secret(t) in tokens {
+            for t in tokens.iter().map(Secret::expose) {
                 anyhow::ensure!(
                     t.chars().count() >= MIN_TOKEN_LEN,
                     "{flag}: a token must be at least {MIN_TOKEN_LEN} characters \
@@ -241,13 +225,13 @@ impl AuthConfig {
             ),
         ];
         for (flag, hash, role) in hashes {
-            let Some(Secret(h)) = hash else { continue };
-            argon2::PasswordHash::new(&h).map_err(|e| {
+            let Some(h) = hash else { continue };
+            argon2::PasswordHash::new(h.expose()).map_err(|e| {
                 anyhow::anyhow!(
                     "{flag} is not a password hash ({e}): make one with `sockscope hash-password`"
                 )
             })?;
-            cfg.passwords.push((Secret(h), role));
+            cfg.passwords.push((h, role));
         }
         if !listen.ip().is_loopback() {
             let mut missing = Vec::new();
@@ -294,12 +278,12 @@ mod tests {
         assert!(e.contains("SOCKSCOPE_INSPECTOR_TOKENS"), "{e}");
         assert!(e.contains("SOCKSCOPE_INGEST_TOKENS"), "{e}");
         let mut a = args();
-        a.inspector_tokens = vec![Secret("i".repeat(20))];
+        a.inspector_tokens = vec![Secret::new("i".repeat(20))];
         let e = AuthConfig::from_args(a.clone(), "10.0.0.1:3000".parse().unwrap())
             .unwrap_err()
             .to_string();
         assert!(!e.contains("dashboard credential"), "{e}");
-        a.ingest_tokens = vec![Secret("t".repeat(20))];
+        a.ingest_tokens = vec![Secret::new("t".repeat(20))];
         let cfg = AuthConfig::from_args(a, "10.0.0.1:3000".parse().unwrap()).unwrap();
         assert_eq!(cfg.token_role(&"i".repeat(20)), Some(Role::Inspector));
         assert!(cfg.ingest_token_ok(&"t".repeat(20)));
@@ -320,7 +304,7 @@ mod tests {
     fn weak_shared_and_malformed_secrets_are_refused() {
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let mut a = args();
-        a.viewer_tokens = vec![Secret("short".into())];
+        a.viewer_tokens = vec![Secret::new("short")];
         let e = AuthConfig::from_args(a, lo).unwrap_err().to_string();
         assert!(
             e.contains("--viewer-token") && e.contains("16 characters"),
@@ -331,12 +315,12 @@ mod tests {
             "the secret itself is never echoed: {e}"
         );
         let mut a = args();
-        a.viewer_tokens = vec![Secret("x".repeat(16))];
-        a.ingest_tokens = vec![Secret("x".repeat(16))];
+        a.viewer_tokens = vec![Secret::new("x".repeat(16))];
+        a.ingest_tokens = vec![Secret::new("x".repeat(16))];
         let e = AuthConfig::from_args(a, lo).unwrap_err().to_string();
         assert!(e.contains("--viewer-token and --ingest-token"), "{e}");
         let mut a = args();
-        a.inspector_password_hash = Some(Secret("hunter2".into()));
+        a.inspector_password_hash = Some(Secret::new("hunter2"));
         let e = AuthConfig::from_args(a, lo).unwrap_err().to_string();
         assert!(e.contains("sockscope hash-password"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
@@ -345,8 +329,8 @@ mod tests {
     #[test]
     fn secrets_never_show_in_debug_output() {
         let mut a = args();
-        a.inspector_tokens = vec![Secret("supersecret-token-123".into())];
-        a.inspector_password_hash = Some(Secret("$argon2id$v=19$m=1,t=1,p=1$abc$def".into()));
+        a.inspector_tokens = vec![Secret::new("supersecret-token-123")];
+        a.inspector_password_hash = Some(Secret::new("$argon2id$v=19$m=1,t=1,p=1$abc$def"));
         let shown = format!("{a:?}");
         assert!(!shown.contains("supersecret"), "{shown}");
         assert!(!shown.contains("argon2id"), "{shown}");

@@ -106,7 +106,7 @@ async fn verify(app: &AppState, secret: String) -> Option<Role> {
     }
     tokio::task::spawn_blocking(move || {
         hashes.into_iter().find_map(|(h, role)| {
-            let parsed = PasswordHash::new(&h.0).ok()?;
+            let parsed = PasswordHash::new(h.expose()).ok()?;
             Argon2::default()
                 .verify_password(secret.as_bytes(), &parsed)
                 .ok()
