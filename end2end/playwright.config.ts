@@ -6,6 +6,13 @@ const root = path.resolve(__dirname, '..');
 const bin = process.env.SOCKSCOPE_BIN ?? path.join(root, 'target', 'debug', 'sockscope');
 const port = Number(process.env.SOCKSCOPE_E2E_PORT ?? 3917);
 const demoPort = port + 1;
+// An observer that asks for a login (tests/auth.spec.ts); the secrets are test-only.
+export const authPort = port + 2;
+export const authSecrets = {
+  inspector: 'e2e-inspector-token-0123456789',
+  viewer: 'e2e-viewer-token-0123456789',
+  tap: 'e2e-tap-token-0123456789abcdef',
+};
 const site = path.join(root, 'target', 'site');
 
 export default defineConfig({
@@ -46,6 +53,19 @@ export default defineConfig({
       // The one-command demo: observer, sample app, two tapped proxies, live load.
       command: `"${bin}" demo --listen 127.0.0.1:${demoPort} --site-root "${site}" --tick 100ms`,
       url: `http://127.0.0.1:${demoPort}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command: `"${bin}" serve --listen 127.0.0.1:${authPort} --site-root "${site}" --tick 100ms`,
+      url: `http://127.0.0.1:${authPort}/healthz`,
+      env: {
+        SOCKSCOPE_INSPECTOR_TOKENS: authSecrets.inspector,
+        SOCKSCOPE_VIEWER_TOKENS: authSecrets.viewer,
+        SOCKSCOPE_INGEST_TOKENS: authSecrets.tap,
+      },
       reuseExistingServer: false,
       timeout: 60_000,
       stdout: 'pipe',

@@ -1,6 +1,8 @@
 //! The dashboard shell and page: the live model lives in a signal, components render it.
 
-use crate::components::{Charts, ConnTable, DetailPanel, Overview, StatusBadge, TracePanel};
+use crate::components::{
+    Charts, ConnTable, DetailPanel, Overview, SessionBadge, StatusBadge, TracePanel,
+};
 use crate::model::LiveModel;
 use crate::protocol::{TableQuery, TraceQuery, ViewSpec};
 use leptos::prelude::*;
@@ -91,6 +93,7 @@ fn Dashboard() -> impl IntoView {
             <h1>"sockscope"</h1>
             <span class="tagline">"live WebSocket traffic"</span>
             <StatusBadge/>
+            <SessionBadge/>
         </header>
         <main class="dashboard">
             <Overview/>

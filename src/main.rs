@@ -36,6 +36,9 @@ enum Command {
     Load(LoadArgs),
     /// Observer, sample app, two tapped proxies and live load, all on loopback.
     Demo(DemoArgs),
+    /// Read a dashboard password from stdin and print its Argon2 hash for
+    /// SOCKSCOPE_VIEWER_PASSWORD_HASH / SOCKSCOPE_INSPECTOR_PASSWORD_HASH.
+    HashPassword,
 }
 
 #[tokio::main]
@@ -75,6 +78,23 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => sockscope::demo::run(args, shutdown_signal()).await,
+        Command::HashPassword => {
+            use std::io::IsTerminal;
+            let password = if std::io::stdin().is_terminal() {
+                rpassword::prompt_password("password: ").context("cannot read the password")?
+            } else {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("cannot read the password from stdin")?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            };
+            println!(
+                "{}",
+                sockscope::server::auth::login::hash_password(&password)?
+            );
+            Ok(())
+        }
     }
 }
 
@@ -109,7 +129,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!("sockscope observer on http://{addr}  (taps: ws://{addr}/ingest)");
+    let auth = &config.auth;
+    let door = match (auth.dashboard_open(), auth.ingest_open()) {
+        (true, true) => "open on loopback: no login, any local tap",
+        (true, false) => "no dashboard login (loopback); taps need a token",
+        (false, true) => "dashboard login required; any local tap",
+        (false, false) => "dashboard login and tap tokens required",
+    };
+    tracing::info!("sockscope observer on http://{addr}  (taps: ws://{addr}/ingest; {door})");
     sockscope::server::serve(listener, config, shutdown_signal())
         .await
         .context("server failed")

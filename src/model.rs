@@ -1,7 +1,7 @@
 //! The browser-side live model: applies `/live` snapshots and deltas. Plain Rust with no
 //! Leptos in it, so it is unit-tested natively; components only render it.
 
-use crate::protocol::{ConnDetail, ConnRow, Frame, HostPoint, Overview, Point, ServerMsg};
+use crate::protocol::{ConnDetail, ConnRow, Frame, HostPoint, Overview, Point, Role, ServerMsg};
 use crate::trace_buffer::TraceBuffer;
 use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
@@ -51,6 +51,10 @@ pub enum Applied {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LiveModel {
     pub status: LinkStatus,
+    /// Who this browser is signed in as (from the observer's welcome).
+    pub role: Role,
+    /// The observer asks for a login, so a logout button makes sense.
+    pub login: bool,
     /// Sequence number of the last applied frame; 0 before the first snapshot.
     pub seq: u64,
     pub now_ms: u64,
@@ -83,6 +87,8 @@ impl Default for LiveModel {
     fn default() -> Self {
         LiveModel {
             status: LinkStatus::Connecting,
+            role: Role::Inspector,
+            login: false,
             seq: 0,
             now_ms: 0,
             overview: Overview::default(),
@@ -107,6 +113,11 @@ impl Default for LiveModel {
 impl LiveModel {
     pub fn apply(&mut self, msg: ServerMsg) -> Applied {
         match msg {
+            ServerMsg::Welcome { role, login } => {
+                self.role = role;
+                self.login = login;
+                Applied::Ok
+            }
             ServerMsg::Snapshot(f) => {
                 self.rows.clear();
                 self.ids.clear();
@@ -401,6 +412,7 @@ mod tests {
             subprotocol: None,
             headers: vec![],
             messages: vec![],
+            payloads_hidden: false,
         };
         let mut m = LiveModel::default();
         let mut f = frame(1, None, vec![]);

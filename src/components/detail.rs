@@ -130,6 +130,11 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                 </div>
             </div>
         </div>
+        {d.payloads_hidden.then(|| view! {
+            <p class="role-note" data-testid="payloads-hidden">
+                "Payloads and headers are hidden: you are signed in as a viewer. An inspector login shows them."
+            </p>
+        })}
         <h3>{format!("Recent messages ({})", messages.len())}</h3>
         <div class="msg-split">
             <ol class="msgs" data-testid="messages">

@@ -14,6 +14,6 @@ mod trace;
 pub use charts::Charts;
 pub use detail::DetailPanel;
 pub use overview::Overview;
-pub use status::StatusBadge;
+pub use status::{SessionBadge, StatusBadge};
 pub use table::ConnTable;
 pub use trace::TracePanel;

@@ -129,6 +129,8 @@ pub fn TracePanel() -> impl IntoView {
             </div>
             <div class="filters">
                 <input type="search" placeholder="payload text" data-testid="trace-text"
+                    disabled=move || !model.with(|m| m.role.sees_payloads())
+                    title=move || if model.with(|m| m.role.sees_payloads()) { "" } else { "searching payloads needs the inspector role" }
                     on:input=set(|q, v| q.text = opt(v))/>
                 <label class="toggle"><input type="checkbox" data-testid="trace-regex"
                     on:change=move |ev| { let on = event_target_checked(&ev); controls.trace.update(|q| q.regex = on) }/>"regex"</label>

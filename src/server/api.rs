@@ -2,14 +2,16 @@
 //! `/api/series`, `/healthz`. Stable; tests and other tools use it.
 
 use crate::protocol::{
-    Direction, SortKey, StateFilter, TableQuery, TraceKind, TraceQuery, MAX_WINDOW,
+    Direction, Refusal, SortKey, StateFilter, TableQuery, TraceKind, TraceQuery, MAX_WINDOW,
 };
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::Query as Q;
+use crate::server::auth::{scrub, Principal};
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
@@ -106,6 +108,7 @@ pub async fn connections(
 
 pub async fn connection(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id: u64 = id.parse().map_err(|_| {
@@ -119,7 +122,7 @@ pub async fn connection(
         .await
         .map_err(stopped)?
     {
-        Some(d) => Ok(Json(d).into_response()),
+        Some(d) => Ok(Json(scrub::detail(who.role, d)).into_response()),
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no connection {id}: it never existed or was evicted by retention"),
@@ -142,8 +145,24 @@ pub struct TraceParams {
     pub limit: Option<u32>,
 }
 
-/// Validates `/api/trace` and `/api/export` filters and compiles them.
-pub fn trace_query(p: TraceParams, max_limit: u32) -> Result<TraceFilter, ApiError> {
+/// Validates `/api/trace` and `/api/export` filters for the caller's role and compiles them;
+/// a viewer asking to search payloads is refused (403) and counted.
+pub async fn trace_filter(
+    app: &AppState,
+    who: Principal,
+    p: TraceParams,
+    max_limit: u32,
+) -> Result<TraceFilter, ApiError> {
+    let q = trace_query(p, max_limit)?;
+    if let Err(message) = scrub::check_query(who.role, &q) {
+        let _ = app.agg.send_refused(Refusal::Role).await;
+        return Err(ApiError(StatusCode::FORBIDDEN, message));
+    }
+    TraceFilter::new(q).map_err(bad)
+}
+
+/// Validates `/api/trace` and `/api/export` filters.
+fn trace_query(p: TraceParams, max_limit: u32) -> Result<TraceQuery, ApiError> {
     let mut kinds = Vec::new();
     for k in p
         .kind
@@ -183,19 +202,21 @@ pub fn trace_query(p: TraceParams, max_limit: u32) -> Result<TraceFilter, ApiErr
         regex: p.regex,
         limit,
     };
-    TraceFilter::new(q).map_err(bad)
+    Ok(q)
 }
 
 pub async fn trace(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     q: QueryResult<TraceParams>,
 ) -> Result<Response, ApiError> {
-    let query = trace_query(params(q)?, MAX_TRACE_LIMIT)?;
+    let query = trace_filter(&app, who, params(q)?, MAX_TRACE_LIMIT).await?;
     let items = app
         .agg
         .ask(|tx| Q::Trace(query, tx))
         .await
         .map_err(stopped)?;
+    let items = scrub::trace(who.role, items);
     Ok(Json(json!({ "items": items })).into_response())
 }
 

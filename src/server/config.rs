@@ -26,6 +26,15 @@ pub const SERIES_LEN: usize = 900;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 << 20;
 /// Default frames queued per browser before it is considered behind and re-snapshotted.
 pub const DEFAULT_BROWSER_QUEUE: usize = 8;
+/// Default most browsers on `/live` at once.
+pub const DEFAULT_MAX_BROWSERS: usize = 64;
+/// Default most tap sessions on `/ingest` at once.
+pub const DEFAULT_MAX_TAPS: usize = 1024;
+/// Default events per second accepted from one tap (source); above it message events are
+/// dropped and counted. The observer handles about a million events/s in all.
+pub const DEFAULT_MAX_TAP_EVENTS_PER_SEC: u32 = 1_000_000;
+/// Default largest export body (256 MiB); an export stops there and says so.
+pub const DEFAULT_MAX_EXPORT_BYTES: usize = 256 << 20;
 
 /// What the aggregator task needs to know.
 #[derive(Clone, Debug)]
@@ -66,6 +75,12 @@ pub struct ObserverConfig {
     pub agg: AggConfig,
     pub wire: sockscope_wire::Limits,
     pub max_frame_bytes: usize,
+    pub auth: crate::server::auth::config::AuthConfig,
+    pub max_browsers: usize,
+    pub max_taps: usize,
+    /// 0 turns the limit off.
+    pub max_tap_events_per_sec: u32,
+    pub max_export_bytes: usize,
 }
 
 impl Default for ObserverConfig {
@@ -76,6 +91,11 @@ impl Default for ObserverConfig {
             agg: AggConfig::default(),
             wire: sockscope_wire::Limits::default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            auth: Default::default(),
+            max_browsers: DEFAULT_MAX_BROWSERS,
+            max_taps: DEFAULT_MAX_TAPS,
+            max_tap_events_per_sec: DEFAULT_MAX_TAP_EVENTS_PER_SEC,
+            max_export_bytes: DEFAULT_MAX_EXPORT_BYTES,
         }
     }
 }
@@ -95,7 +115,7 @@ fn parse_tick(s: &str) -> Result<Duration, String> {
 /// Flags of `sockscope serve`. Every flag also reads an environment variable.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Keep it on loopback unless you put auth in front.
+    /// Address to listen on. Anything but loopback needs a dashboard credential and a tap token.
     #[arg(long, env = "SOCKSCOPE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Directory of the built dashboard assets (made by `cargo leptos build`).
@@ -134,6 +154,21 @@ pub struct ServeArgs {
     /// Frames queued per browser before it is re-snapshotted instead of waited for.
     #[arg(long, env = "SOCKSCOPE_BROWSER_QUEUE", default_value_t = DEFAULT_BROWSER_QUEUE)]
     pub browser_queue: usize,
+    /// Most browsers connected to /live at once; more are refused (503) and counted.
+    #[arg(long, env = "SOCKSCOPE_MAX_BROWSERS", default_value_t = DEFAULT_MAX_BROWSERS)]
+    pub max_browsers: usize,
+    /// Most tap sessions on /ingest at once; more are refused (503) and counted.
+    #[arg(long, env = "SOCKSCOPE_MAX_TAPS", default_value_t = DEFAULT_MAX_TAPS)]
+    pub max_taps: usize,
+    /// Events per second accepted from one tap (source id); message events above it are
+    /// dropped and counted per source. 0 turns the limit off.
+    #[arg(long, env = "SOCKSCOPE_MAX_TAP_EVENTS_PER_SEC", default_value_t = DEFAULT_MAX_TAP_EVENTS_PER_SEC)]
+    pub max_tap_events_per_sec: u32,
+    /// Largest export body in bytes; an export stops there and says so in its last record.
+    #[arg(long, env = "SOCKSCOPE_MAX_EXPORT_BYTES", default_value_t = DEFAULT_MAX_EXPORT_BYTES)]
+    pub max_export_bytes: usize,
+    #[command(flatten)]
+    pub auth: crate::server::auth::config::AuthArgs,
 }
 
 impl ServeArgs {
@@ -151,7 +186,19 @@ impl ServeArgs {
             self.max_connections > 0,
             "--max-connections must be at least 1"
         );
+        anyhow::ensure!(self.max_browsers > 0, "--max-browsers must be at least 1");
+        anyhow::ensure!(self.max_taps > 0, "--max-taps must be at least 1");
+        anyhow::ensure!(
+            self.max_export_bytes >= 4096,
+            "--max-export-bytes must be at least 4096"
+        );
+        let auth = crate::server::auth::config::AuthConfig::from_args(self.auth, self.listen)?;
         Ok(ObserverConfig {
+            auth,
+            max_browsers: self.max_browsers,
+            max_taps: self.max_taps,
+            max_tap_events_per_sec: self.max_tap_events_per_sec,
+            max_export_bytes: self.max_export_bytes,
             listen: self.listen,
             site_root: self.site_root,
             agg: AggConfig {

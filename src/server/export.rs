@@ -1,16 +1,19 @@
 //! `GET /api/export?format=har|ndjson|csv`: the trace (with the `/api/trace` filters) or one
 //! connection's messages, streamed page by page — never built in memory.
 //! HAR puts each connection's stored messages in `_webSocketMessages` (Chrome DevTools opens it).
+//! Viewers get metadata only; a body never grows past `--max-export-bytes` and says when cut.
 
-use crate::protocol::{ConnDetail, MessageView, TraceEntry, TraceKind};
+use crate::protocol::{ConnDetail, MessageView, Refusal, Role, TraceEntry, TraceKind};
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::{Aggregator, Query as Q, EXPORT_PAGE};
-use crate::server::api::{trace_query, ApiError, TraceParams};
+use crate::server::api::{trace_filter, ApiError, TraceParams};
+use crate::server::auth::{scrub, Principal};
 use crate::server::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -42,6 +45,7 @@ pub struct ExportParams {
 
 pub async fn export(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     q: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) =
@@ -58,26 +62,64 @@ pub async fn export(
         regex: p.regex,
         limit: p.limit.or(Some(max)),
     };
-    let query = trace_query(params, max)?;
+    let query = trace_filter(&app, who, params, max).await?;
+    let role = who.role;
+    let cap = app.config.max_export_bytes;
+    let agg = app.agg.clone();
+    let on_cut = move || {
+        tokio::spawn(async move {
+            let _ = agg.send_refused(Refusal::ExportTruncated).await;
+        });
+    };
+    let why = format!(
+        "export stopped at {cap} bytes (--max-export-bytes): narrow the filter or raise the limit"
+    );
     let (ctype, ext) = match p.format {
         Format::Har => ("application/json", "har"),
         Format::Ndjson => ("application/x-ndjson", "ndjson"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
     };
+    let ok = |b| Ok::<_, std::convert::Infallible>(b);
     let body = match p.format {
-        Format::Ndjson => Body::from_stream(entries(app.agg.clone(), query).map(|e| {
-            let mut line = serde_json::to_vec(&e).expect("entries serialize");
-            line.push(b'\n');
-            Ok::<_, std::convert::Infallible>(Bytes::from(line))
-        })),
+        Format::Ndjson => {
+            let lines = entries(app.agg.clone(), query, role).map(|e| {
+                let mut line = serde_json::to_vec(&e).expect("entries serialize");
+                line.push(b'\n');
+                Bytes::from(line)
+            });
+            let mut cut = serde_json::to_vec(&json!({"type": "truncated", "message": why}))
+                .expect("serializes");
+            cut.push(b'\n');
+            let parts = Parts {
+                head: Bytes::new(),
+                tail: Bytes::new(),
+                cut: cut.into(),
+            };
+            Body::from_stream(capped(parts, lines, cap, on_cut).map(ok))
+        }
         Format::Csv => {
-            let header = Bytes::from_static(b"seq,time_us,kind,connection,source,direction,opcode,size,truncated,close_code,closed_by,text\n");
-            let rows = entries(app.agg.clone(), query)
-                .map(|e| Ok::<_, std::convert::Infallible>(Bytes::from(csv_row(&e))));
-            Body::from_stream(stream::once(async move { Ok(header) }).chain(rows))
+            let rows = entries(app.agg.clone(), query, role).map(|e| Bytes::from(csv_row(&e)));
+            let parts = Parts {
+                head: Bytes::from_static(b"seq,time_us,kind,connection,source,direction,opcode,size,truncated,close_code,closed_by,text\n"),
+                tail: Bytes::new(),
+                cut: Bytes::from(format!(",,truncated,,,,,,,,,{}\n", csv_field(&why))),
+            };
+            Body::from_stream(capped(parts, rows, cap, on_cut).map(ok))
         }
         Format::Har => {
-            Body::from_stream(har(app.agg.clone(), query).map(Ok::<_, std::convert::Infallible>))
+            let head = Bytes::from(
+                json!({"version": "1.2", "creator": {"name": "sockscope", "version": env!("CARGO_PKG_VERSION")}})
+                    .to_string()
+                    .trim_end_matches('}')
+                    .to_string()
+                    + ",\"pages\":[],\"entries\":[",
+            );
+            let parts = Parts {
+                head: Bytes::from([b"{\"log\":".as_slice(), &head].concat()),
+                tail: Bytes::from_static(b"]}}"),
+                cut: Bytes::from(format!("],\"comment\":{}}}}}", json!(why))),
+            };
+            Body::from_stream(capped(parts, har(app.agg.clone(), query, role), cap, on_cut).map(ok))
         }
     };
     Ok((
@@ -93,8 +135,55 @@ pub async fn export(
         .into_response())
 }
 
-/// Matching trace entries, newest first, fetched a page at a time.
-fn entries(agg: Aggregator, q: TraceFilter) -> impl Stream<Item = TraceEntry> + Send + 'static {
+/// The fixed parts of an export body around its items.
+struct Parts {
+    head: Bytes,
+    /// Closes a complete body.
+    tail: Bytes,
+    /// Closes a body cut at the size limit, saying so in the format's own terms.
+    cut: Bytes,
+}
+
+/// `head`, then items while the body stays within `max` bytes (room kept for `cut`), then
+/// `tail` — or `cut` and a call to `on_cut` when the next item would not fit.
+fn capped(
+    parts: Parts,
+    items: impl Stream<Item = Bytes> + Send + 'static,
+    max: usize,
+    on_cut: impl FnOnce() + Send + 'static,
+) -> impl Stream<Item = Bytes> + Send + 'static {
+    let Parts { head, tail, cut } = parts;
+    let start = head.len();
+    let rest = stream::unfold(Some((Box::pin(items), start, on_cut)), move |state| {
+        let (tail, cut) = (tail.clone(), cut.clone());
+        async move {
+            let (mut items, sent, on_cut) = state?;
+            match items.next().await {
+                Some(b) if sent + b.len() + cut.len() <= max => {
+                    let sent = sent + b.len();
+                    Some((b, Some((items, sent, on_cut))))
+                }
+                Some(_) => {
+                    on_cut();
+                    Some((cut, None))
+                }
+                None => Some((tail, None)),
+            }
+        }
+    });
+    stream::once(async move { head }).chain(rest)
+}
+
+fn csv_field(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Matching trace entries as `role` may see them, newest first, fetched a page at a time.
+fn entries(
+    agg: Aggregator,
+    q: TraceFilter,
+    role: Role,
+) -> impl Stream<Item = TraceEntry> + Send + 'static {
     let limit = q.limit();
     let q = std::sync::Arc::new(q);
     stream::unfold(
@@ -110,6 +199,7 @@ fn entries(agg: Aggregator, q: TraceFilter) -> impl Stream<Item = TraceEntry> + 
             let done = page.len() < EXPORT_PAGE;
             let next = page.last().map(|e| e.seq).unwrap_or(0);
             let take = page.into_iter().take(limit - sent).collect::<Vec<_>>();
+            let take = scrub::trace(role, take);
             let n = take.len();
             Some((stream::iter(take), (agg, q, next, sent + n, done || n == 0)))
         },
@@ -162,19 +252,12 @@ fn iso(ts_us: u64) -> String {
         .unwrap_or_default()
 }
 
-/// A HAR 1.2 log: one entry per connection in the filtered trace, with its stored messages.
-fn har(agg: Aggregator, q: TraceFilter) -> impl Stream<Item = Bytes> + Send + 'static {
-    let head = Bytes::from(
-        json!({"version": "1.2", "creator": {"name": "sockscope", "version": env!("CARGO_PKG_VERSION")}})
-            .to_string()
-            .trim_end_matches('}')
-            .to_string()
-            + ",\"pages\":[],\"entries\":[",
-    );
-    let head = Bytes::from([b"{\"log\":".as_slice(), &head].concat());
-    let conns = {
+/// HAR 1.2 entries (the log's head and tail come from [`Parts`]): one per connection in the
+/// filtered trace, with its stored messages.
+fn har(agg: Aggregator, q: TraceFilter, role: Role) -> impl Stream<Item = Bytes> + Send + 'static {
+    {
         let agg = agg.clone();
-        entries(agg.clone(), q)
+        entries(agg.clone(), q, role)
             .scan(std::collections::HashSet::new(), |seen, e| {
                 let new = seen.insert(e.conn);
                 async move { Some(new.then_some(e.conn)) }
@@ -182,7 +265,10 @@ fn har(agg: Aggregator, q: TraceFilter) -> impl Stream<Item = Bytes> + Send + 's
             .filter_map(|c| async move { c })
             .then(move |id| {
                 let agg = agg.clone();
-                async move { agg.ask(|tx| Q::Connection(id, tx)).await.ok().flatten() }
+                async move {
+                    let d = agg.ask(|tx| Q::Connection(id, tx)).await.ok().flatten();
+                    d.map(|d| scrub::detail(role, d))
+                }
             })
             .filter_map(|d| async move { d })
             .enumerate()
@@ -191,10 +277,7 @@ fn har(agg: Aggregator, q: TraceFilter) -> impl Stream<Item = Bytes> + Send + 's
                 b.extend(serde_json::to_vec(&har_entry(&d)).expect("entries serialize"));
                 Bytes::from(b)
             })
-    };
-    stream::once(async move { head })
-        .chain(conns)
-        .chain(stream::once(async { Bytes::from_static(b"]}}") }))
+    }
 }
 
 fn har_message(m: &MessageView, opened_us: u64) -> serde_json::Value {

@@ -1,9 +1,12 @@
 //! The hub: every browser's subscription, and the frames built for it on each tick.
 //! Runs on the aggregator task; a browser that falls behind is re-snapshotted, never awaited.
 
-use crate::protocol::{ConnDetail, ConnRow, Frame, Overview, ServerMsg, TableDelta, ViewSpec};
+use crate::protocol::{
+    ConnDetail, ConnRow, Frame, Overview, Role, ServerMsg, TableDelta, ViewSpec,
+};
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::state::State;
+use crate::server::auth::scrub;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
@@ -14,6 +17,8 @@ pub const MAX_TRACE_PER_DELTA: usize = 50;
 /// One browser's view and what it was last sent.
 struct Subscriber {
     tx: mpsc::Sender<String>,
+    /// Viewers get metadata only: payloads and headers are scrubbed from their frames.
+    role: Role,
     spec: ViewSpec,
     /// The compiled trace filter of `spec.trace`, or why it could not be compiled.
     trace: Option<TraceFilter>,
@@ -37,11 +42,12 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn subscribe(&mut self, id: u64, tx: mpsc::Sender<String>, spec: ViewSpec) {
-        let (trace, trace_error) = compile(&spec);
+    pub fn subscribe(&mut self, id: u64, tx: mpsc::Sender<String>, spec: ViewSpec, role: Role) {
+        let (trace, trace_error) = compile(&spec, role);
         self.subs.insert(
             id,
             Subscriber {
+                role,
                 trace,
                 trace_error,
                 tx,
@@ -62,7 +68,7 @@ impl Hub {
     /// A browser changed what it looks at: it gets a fresh snapshot.
     pub fn set_view(&mut self, id: u64, spec: ViewSpec) {
         if let Some(s) = self.subs.get_mut(&id) {
-            (s.trace, s.trace_error) = compile(&spec);
+            (s.trace, s.trace_error) = compile(&spec, s.role);
             s.spec = spec;
             s.need_snapshot = true;
         }
@@ -213,7 +219,7 @@ fn build(
         sub.hosts_after = sub.hosts_after.max(newest_host.unwrap_or(0));
     }
     if let Some(id) = sub.spec.detail {
-        let d = state.detail(id, now_s);
+        let d = state.detail(id, now_s).map(|d| scrub::detail(sub.role, d));
         match &d {
             Some(d) if sub.detail.as_ref() != Some(d) => frame.detail = Some(d.clone()),
             None if snapshot || sub.detail.is_some() => frame.detail_gone = true,
@@ -253,7 +259,7 @@ fn build(
             entries.truncate(MAX_TRACE_PER_DELTA);
         }
         sub.trace_after = state.trace_seq;
-        frame.trace = entries;
+        frame.trace = scrub::trace(sub.role, entries);
         frame.trace_skipped = if snapshot { 0 } else { skipped };
     }
     frame
@@ -261,11 +267,12 @@ fn build(
 
 /// Compiles a browser's trace filter. A bad one is reported (with the next snapshot) and the
 /// trace is shown without the text filter until the browser sends a good one.
-fn compile(spec: &ViewSpec) -> (Option<TraceFilter>, Option<String>) {
+fn compile(spec: &ViewSpec, role: Role) -> (Option<TraceFilter>, Option<String>) {
     let Some(q) = spec.trace.clone() else {
         return (None, None);
     };
-    match TraceFilter::new(q.clone()) {
+    let checked = scrub::check_query(role, &q).and_then(|()| TraceFilter::new(q.clone()));
+    match checked {
         Ok(f) => (Some(f), None),
         Err(message) => (
             TraceFilter::new(crate::protocol::TraceQuery { text: None, ..q }).ok(),

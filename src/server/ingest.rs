@@ -2,8 +2,9 @@
 //! `POST /ingest`. Every frame is decoded and validated here; only valid batches reach the
 //! aggregator, and every rejection is answered with a clear error and counted.
 
+use crate::protocol::Refusal;
 use crate::server::aggregator::{EventError, Input};
-use crate::server::AppState;
+use crate::server::{AppState, Slot};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::State;
@@ -13,8 +14,37 @@ use axum::Json;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::json;
 use sockscope_wire::{decode_batch, Encoding, Event, Limits, Reply, WireError};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+
+/// The per-tap events/s limiter, keyed by source id.
+pub type TapRate = Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>>>;
+
+/// Charges a batch to its source's events/s budget. Over budget, the batch's message events
+/// are dropped (opens, closes and host samples always pass, so the picture stays consistent);
+/// returns how many were dropped.
+fn over_rate(rate: &TapRate, source: &Arc<str>, events: &mut Vec<Event>) -> u64 {
+    let (Some(rl), Some(n)) = (
+        rate,
+        NonZeroU32::new(events.len().min(u32::MAX as usize) as u32),
+    ) else {
+        return 0;
+    };
+    if matches!(rl.check_key_n(source, n), Ok(Ok(()))) {
+        return 0;
+    }
+    let before = events.len();
+    events.retain(|e| !matches!(e, Event::Message(_)));
+    (before - events.len()) as u64
+}
+
+fn rate_message(dropped: u64, limit: u32) -> String {
+    format!(
+        "{dropped} message events dropped: this tap sends more than {limit} events/s \
+         (the observer's --max-tap-events-per-sec)"
+    )
+}
 
 /// Read buffer per tap socket; tungstenite's 128 KiB default is far more than batches need.
 const READ_BUFFER: usize = 8 * 1024;
@@ -51,6 +81,17 @@ pub async fn ingest_ws(
             );
         }
     }
+    let Some(slot) = Slot::take(&app.taps, app.config.max_taps) else {
+        let _ = app.agg.send_refused(Refusal::Taps).await;
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_taps",
+            format!(
+                "this observer already has {} tap sessions (--max-taps)",
+                app.config.max_taps
+            ),
+        );
+    };
     let limits = app.config.wire.clone();
     ws.protocols([
         sockscope_wire::SUBPROTOCOL_MSGPACK,
@@ -67,8 +108,10 @@ pub async fn ingest_ws(
             app.agg.clone(),
             limits,
             app.config.max_frame_bytes,
+            (app.tap_rate.clone(), app.config.max_tap_events_per_sec),
         )
         .await;
+        drop(slot);
     })
 }
 
@@ -130,6 +173,7 @@ pub async fn ingest_session<S, R, E>(
     agg: crate::server::aggregator::Aggregator,
     limits: Limits,
     max_frame: usize,
+    (rate, rate_limit): (TapRate, u32),
 ) where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
@@ -183,6 +227,7 @@ pub async fn ingest_session<S, R, E>(
                 continue;
             }
         };
+        let mut events = events;
         let newly = match session.bind(&events) {
             Ok(n) => n,
             Err((code, message)) => {
@@ -197,6 +242,27 @@ pub async fn ingest_session<S, R, E>(
                 continue;
             }
         };
+        if let Some(source) = &session.source {
+            let dropped = over_rate(&rate, source, &mut events);
+            if dropped > 0 {
+                let input = Input::RateLimited {
+                    source: source.clone(),
+                    events: dropped,
+                };
+                if agg.send(input).await.is_err() {
+                    break;
+                }
+                let reply = reply_text(
+                    "rate_limited",
+                    rate_message(dropped, rate_limit),
+                    batch,
+                    None,
+                );
+                if sink.send(reply).await.is_err() {
+                    break;
+                }
+            }
+        }
         let input = Input::Batch {
             source: session.source.clone(),
             events,
@@ -288,8 +354,9 @@ pub async fn ingest_post(
 }
 
 /// Applies one self-contained batch (it must start with a hello) and answers once applied:
-/// 200 with the count, or 422 listing the events that could not be applied.
-pub async fn apply_batch(app: &AppState, events: Vec<Event>) -> Response {
+/// 200 with the count, or 422 listing the events that could not be applied (and those the
+/// per-tap rate limit dropped).
+pub async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
     let mut session = Session {
         source: None,
         batches: 1,
@@ -297,6 +364,17 @@ pub async fn apply_batch(app: &AppState, events: Vec<Event>) -> Response {
     if let Err((code, message)) = session.bind(&events) {
         let _ = app.agg.send(Input::Rejected).await;
         return error_body(StatusCode::BAD_REQUEST, code, message);
+    }
+    let mut rate_limited = 0;
+    if let Some(source) = &session.source {
+        rate_limited = over_rate(&app.tap_rate, source, &mut events);
+        if rate_limited > 0 {
+            let input = Input::RateLimited {
+                source: source.clone(),
+                events: rate_limited,
+            };
+            let _ = app.agg.send(input).await;
+        }
     }
     let total = events.len();
     let (tx, rx) = oneshot::channel();
@@ -317,15 +395,21 @@ pub async fn apply_batch(app: &AppState, events: Vec<Event>) -> Response {
             )
         }
     };
-    let status = if errs.is_empty() {
+    let status = if errs.is_empty() && rate_limited == 0 {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let errors: Vec<_> = errs
+    let mut errors: Vec<_> = errs
         .iter()
         .map(|e| json!({ "code": e.code, "index": e.index, "message": e.message }))
         .collect();
+    if rate_limited > 0 {
+        errors.push(json!({
+            "code": "rate_limited",
+            "message": rate_message(rate_limited, app.config.max_tap_events_per_sec),
+        }));
+    }
     (
         status,
         Json(json!({ "accepted": total - errs.len(), "errors": errors })),
@@ -364,6 +448,7 @@ mod tests {
             agg.clone(),
             Limits::default(),
             1024,
+            (None, 0),
         ));
         in_tx
             .unbounded_send(Ok(Message::Text(

@@ -1,13 +1,15 @@
-//! `GET /live`: the dashboard's WebSocket. Checks Origin, registers the browser with the hub
-//! and forwards its frames; the browser's messages change what it is sent.
+//! `GET /live`: the dashboard's WebSocket. Checks Origin, registers the browser (with its
+//! role) with the hub and forwards its frames; the browser's messages change what it is sent.
 
-use crate::protocol::{ClientMsg, ServerMsg, ViewSpec, MAX_WINDOW};
+use crate::protocol::{ClientMsg, Refusal, ServerMsg, ViewSpec, MAX_WINDOW};
 use crate::server::aggregator::{Aggregator, Input};
-use crate::server::AppState;
+use crate::server::auth::Principal;
+use crate::server::{AppState, Slot};
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
@@ -34,22 +36,36 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 
 pub async fn live_ws(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     if !same_origin(&headers) {
+        let _ = app.agg.send_refused(Refusal::Origin).await;
         return (
             StatusCode::FORBIDDEN,
             "cross-origin /live connections are refused: open the dashboard from this observer's own address",
         )
             .into_response();
     }
+    let Some(slot) = Slot::take(&app.browsers, app.config.max_browsers) else {
+        let _ = app.agg.send_refused(Refusal::Browsers).await;
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this observer already serves {} browsers (--max-browsers); close another tab or raise the limit",
+                app.config.max_browsers
+            ),
+        )
+            .into_response();
+    };
     let queue = app.config.agg.browser_queue;
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(4096)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
-            live_session(sink, stream, app.agg.clone(), queue).await;
+            live_session(sink, stream, app.agg.clone(), queue, who).await;
+            drop(slot);
         })
 }
 
@@ -65,12 +81,25 @@ fn sanitize(mut spec: ViewSpec) -> ViewSpec {
 }
 
 /// One browser. Generic over the socket halves so tests can drive it with channels.
-pub async fn live_session<S, R, E>(mut sink: S, mut stream: R, agg: Aggregator, queue: usize)
-where
+pub async fn live_session<S, R, E>(
+    mut sink: S,
+    mut stream: R,
+    agg: Aggregator,
+    queue: usize,
+    who: Principal,
+) where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
     let id = NEXT_BROWSER.fetch_add(1, Ordering::Relaxed);
+    let welcome = ServerMsg::Welcome {
+        role: who.role,
+        login: who.login,
+    };
+    let text = serde_json::to_string(&welcome).expect("serializes");
+    if sink.send(Message::Text(text.into())).await.is_err() {
+        return;
+    }
     let (tx, mut rx) = mpsc::channel::<String>(queue);
     let mut subscribed = false;
     loop {
@@ -90,7 +119,7 @@ where
                 let input = match serde_json::from_str::<ClientMsg>(text.as_str()) {
                     Ok(ClientMsg::Subscribe(spec)) if !subscribed => {
                         subscribed = true;
-                        Input::Subscribe { id, tx: tx.clone(), spec: sanitize(spec) }
+                        Input::Subscribe { id, tx: tx.clone(), spec: sanitize(spec), role: who.role }
                     }
                     Ok(ClientMsg::Subscribe(spec)) => Input::View { id, spec: sanitize(spec) },
                     Ok(ClientMsg::Window { offset, limit }) => Input::Window { id, offset, limit: limit.min(MAX_WINDOW) },

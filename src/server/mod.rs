@@ -3,6 +3,7 @@
 pub mod aggregator;
 pub mod api;
 pub mod apigw;
+pub mod auth;
 pub mod config;
 pub mod export;
 pub mod hub;
@@ -11,20 +12,49 @@ pub mod live;
 
 use crate::app::{shell, App};
 use aggregator::Aggregator;
+use auth::Auth;
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use config::ObserverConfig;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Shared by every handler: the aggregator handle and the configuration.
+/// Shared by every handler: the aggregator handle, the configuration and the door.
 #[derive(Clone)]
 pub struct AppState {
     pub agg: Aggregator,
     pub config: Arc<ObserverConfig>,
     pub leptos: LeptosOptions,
+    pub auth: Arc<Auth>,
+    /// Tap sessions and browsers connected now, for `--max-taps` / `--max-browsers`.
+    pub taps: Arc<AtomicUsize>,
+    pub browsers: Arc<AtomicUsize>,
+    /// The per-tap events/s limit (`--max-tap-events-per-sec`), keyed by source id.
+    pub tap_rate: Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>>>,
+}
+
+/// One place held in a bounded set (tap sessions, browsers); released on drop.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a place unless `max` are taken.
+    pub fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -41,13 +71,30 @@ pub fn router(config: ObserverConfig) -> Router {
         .site_pkg_dir("pkg")
         .site_addr(config.listen)
         .build();
+    let tap_rate = std::num::NonZeroU32::new(config.max_tap_events_per_sec).map(|per_s| {
+        // A burst of one second, and never less than one whole batch.
+        let burst = per_s.max(
+            std::num::NonZeroU32::new(config.wire.max_events.min(u32::MAX as usize) as u32)
+                .unwrap_or(per_s),
+        );
+        let quota = governor::Quota::per_second(per_s).allow_burst(burst);
+        Arc::new(governor::RateLimiter::keyed(quota))
+    });
     let state = AppState {
         agg: Aggregator::spawn(config.agg.clone()),
+        auth: Arc::new(Auth::new(config.auth.clone())),
         config: Arc::new(config),
         leptos: leptos.clone(),
+        taps: Arc::default(),
+        browsers: Arc::default(),
+        tap_rate,
     };
     let routes = generate_route_list(App);
     Router::new()
+        .route("/login", get(auth::login::login_page))
+        .route("/auth/login", post(auth::login::login))
+        .route("/auth/logout", post(auth::login::logout))
+        .route("/api/me", get(auth::login::me))
         .route("/ingest", get(ingest::ingest_ws).post(ingest::ingest_post))
         .route("/ingest/apigw", axum::routing::post(apigw::ingest_apigw))
         .route("/live", get(live::live_ws))
@@ -65,6 +112,10 @@ pub fn router(config: ObserverConfig) -> Router {
         ))
         .leptos_routes(&state, routes, move || shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .with_state(state)
 }
 

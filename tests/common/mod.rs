@@ -81,14 +81,63 @@ impl Observer {
             .0
     }
 
+    /// A `/live` socket on an open observer, past its welcome message.
     pub async fn live(&self) -> Ws {
-        let req = format!("ws://{}/live", self.addr)
+        self.live_as(None).await.expect("live connects")
+    }
+
+    /// A `/live` socket sending `Authorization: Bearer <token>`; its first message (the welcome)
+    /// is checked and consumed. Err carries the refused handshake's status.
+    pub async fn live_as(&self, token: Option<&str>) -> Result<Ws, u16> {
+        let mut req = format!("ws://{}/live", self.addr)
             .into_client_request()
             .unwrap();
-        tokio_tungstenite::connect_async(req)
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let mut ws = match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => return Err(r.status().as_u16()),
+            Err(e) => panic!("live handshake failed: {e}"),
+        };
+        let welcome = next_json(&mut ws).await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        Ok(ws)
+    }
+
+    /// Like [`Observer::wait_for`], with a bearer token.
+    pub async fn wait_for_as(
+        &self,
+        path: &str,
+        token: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, v) = self.get_as(path, token).await;
+            if check(&v) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting on {path}; last: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// GET with `Authorization: Bearer <token>`: status and JSON (Null when not JSON).
+    pub async fn get_as(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
             .await
-            .expect("live connects")
-            .0
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// Polls `path` until `check` accepts the JSON or 5 s pass.

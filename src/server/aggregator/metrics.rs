@@ -130,6 +130,21 @@ impl State {
         }
         per_source(
             &mut o,
+            "sockscope_tap_rate_limited_events_total",
+            "counter",
+            "Message events refused because the tap exceeded --max-tap-events-per-sec.",
+            &|s| s.rate_limited,
+        );
+        o.family(
+            "sockscope_refused_total",
+            "counter",
+            "Requests refused at the door (auth, Host, Origin, limits), by reason.",
+        );
+        for (reason, v) in self.stats.refused.entries() {
+            o.sample("sockscope_refused_total", &[("reason", reason)], v);
+        }
+        per_source(
+            &mut o,
             "sockscope_source_up",
             "gauge",
             "1 while a tap session is connected.",

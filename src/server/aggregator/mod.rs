@@ -77,6 +77,13 @@ pub enum Input {
     },
     /// A frame that failed decoding or validation, for the counters.
     Rejected,
+    /// Something refused at the door (auth, Host, Origin, a limit), for the counters.
+    Refused(crate::protocol::Refusal),
+    /// Message events of `source` dropped by the per-tap events/s limit.
+    RateLimited {
+        source: Arc<str>,
+        events: u64,
+    },
     /// The observer's own host metrics, once a second.
     SelfSample(sockscope_wire::Host),
     Session {
@@ -88,6 +95,7 @@ pub enum Input {
         id: u64,
         tx: mpsc::Sender<String>,
         spec: ViewSpec,
+        role: crate::protocol::Role,
     },
     View {
         id: u64,
@@ -141,6 +149,11 @@ impl Aggregator {
 
     pub async fn send(&self, input: Input) -> Result<(), Stopped> {
         self.tx.send(input).await.map_err(|_| Stopped)
+    }
+
+    /// Counts something refused at the door.
+    pub async fn send_refused(&self, r: crate::protocol::Refusal) -> Result<(), Stopped> {
+        self.send(Input::Refused(r)).await
     }
 
     /// Asks a question and waits for the answer.
@@ -198,6 +211,12 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
             }
         }
         Input::Rejected => state.stats.ingest_errors += 1,
+        Input::Refused(r) => state.stats.refused.count(r),
+        Input::RateLimited { source, events } => {
+            if let Some(i) = state.source_index(&source) {
+                state.sources[i].rate_limited += events;
+            }
+        }
         Input::SelfSample(h) => {
             state.stats.cpu_pct = h.cpu_pct;
             state.stats.rss = h.rss;
@@ -236,8 +255,8 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
                 });
             }
         },
-        Input::Subscribe { id, tx, spec } => {
-            hub.subscribe(id, tx, spec);
+        Input::Subscribe { id, tx, spec, role } => {
+            hub.subscribe(id, tx, spec, role);
             hub.publish(state, now, Some(id));
         }
         Input::View { id, spec } => {

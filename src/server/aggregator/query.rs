@@ -119,6 +119,7 @@ impl State {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             messages: c.recent.iter().map(|m| m.view()).collect(),
+            payloads_hidden: false,
         })
     }
 

@@ -31,6 +31,8 @@ pub struct Source {
     pub host: Option<HostView>,
     pub host_series: Ring<HostPoint>,
     pub drops: Drops,
+    /// Message events refused by the observer's per-tap rate limit.
+    pub rate_limited: u64,
     /// Last cumulative counters the tap reported, to detect a restarted tap.
     pub(super) drops_reported: Drops,
     pub counts: SourceCounts,
@@ -53,6 +55,7 @@ impl Source {
             open: self.open,
             host: self.host.clone(),
             drops: self.drops.clone(),
+            rate_limited: self.rate_limited,
             rate_msgs,
             rate_bytes,
         }

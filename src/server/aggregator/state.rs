@@ -171,6 +171,7 @@ impl State {
                     host: None,
                     host_series: Ring::new(self.cfg.series_len),
                     drops: Drops::default(),
+                    rate_limited: 0,
                     drops_reported: Drops::default(),
                     counts: SourceCounts::default(),
                     rate: Rate::default(),

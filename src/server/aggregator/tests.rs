@@ -295,7 +295,7 @@ fn hub_resnapshots_a_browser_that_falls_behind() {
         detail: None,
         charts: false,
     };
-    hub.subscribe(7, tx, spec);
+    hub.subscribe(7, tx, spec, crate::protocol::Role::Inspector);
     hub.publish(&s, T0, None); // snapshot fills the queue
     hub.publish(&s, T0, None); // no room: dropped, counted
     assert_eq!(hub.resnapshots, 1);

@@ -1,0 +1,355 @@
+//! The door: every request passes the `Host` check, then the credential its route needs —
+//! a session cookie or bearer token for the dashboard and API, a tap token for `/ingest`.
+
+pub mod config;
+pub mod host;
+pub mod login;
+pub mod scrub;
+
+use crate::protocol::{Refusal, Role};
+use crate::server::AppState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use config::{digest, AuthConfig, Digest};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Name of the dashboard session cookie.
+pub const COOKIE: &str = "sockscope_session";
+
+/// Who made a request; handlers of the dashboard and API read it from the extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub role: Role,
+    /// The observer asks for a login (false when it runs open on loopback).
+    pub login: bool,
+}
+
+struct Session {
+    role: Role,
+    created: Instant,
+}
+
+/// Credentials plus the live sessions and the login rate limiter.
+pub struct Auth {
+    pub cfg: AuthConfig,
+    sessions: Mutex<HashMap<Digest, Session>>,
+    logins: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Auth {
+    pub fn new(cfg: AuthConfig) -> Auth {
+        let per_minute = NonZeroU32::new(cfg.logins_per_minute.max(1)).expect("at least 1");
+        Auth {
+            logins: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            sessions: Mutex::new(HashMap::new()),
+            cfg,
+        }
+    }
+
+    /// The role of a valid session cookie or `Authorization: Bearer` dashboard token.
+    pub fn principal(&self, headers: &HeaderMap) -> Option<Principal> {
+        if self.cfg.dashboard_open() {
+            return Some(Principal {
+                role: Role::Inspector,
+                login: false,
+            });
+        }
+        let role = match bearer(headers) {
+            Some(t) => self.cfg.token_role(t),
+            None => cookie(headers).and_then(|c| self.session_role(c)),
+        }?;
+        Some(Principal { role, login: true })
+    }
+
+    fn session_role(&self, cookie: &str) -> Option<Role> {
+        let mut sessions = self.sessions.lock().expect("session lock");
+        let key = digest(cookie);
+        let s = sessions.get(&key)?;
+        if s.created.elapsed() > self.cfg.session_ttl {
+            sessions.remove(&key);
+            return None;
+        }
+        Some(s.role)
+    }
+
+    pub fn ingest_allowed(&self, headers: &HeaderMap) -> bool {
+        self.cfg.ingest_open() || bearer(headers).is_some_and(|t| self.cfg.ingest_token_ok(t))
+    }
+
+    /// Starts a session; returns the cookie value (only its digest is kept).
+    pub fn start_session(&self, role: Role) -> String {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).expect("the OS random source works");
+        use base64::Engine as _;
+        let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let mut sessions = self.sessions.lock().expect("session lock");
+        let ttl = self.cfg.session_ttl;
+        sessions.retain(|_, s| s.created.elapsed() <= ttl);
+        if sessions.len() >= self.cfg.max_sessions {
+            if let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.created)
+                .map(|(k, _)| *k)
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(
+            digest(&value),
+            Session {
+                role,
+                created: Instant::now(),
+            },
+        );
+        value
+    }
+
+    pub fn end_session(&self, headers: &HeaderMap) {
+        if let Some(c) = cookie(headers) {
+            self.sessions
+                .lock()
+                .expect("session lock")
+                .remove(&digest(c));
+        }
+    }
+
+    /// Counts a login attempt from `ip`; false when it is over the limit.
+    pub fn login_attempt(&self, ip: IpAddr) -> bool {
+        self.logins.retain_recent();
+        self.logins.check_key(&ip).is_ok()
+    }
+
+    /// `Set-Cookie` for a session value (`None` clears the cookie).
+    pub fn set_cookie(&self, value: Option<&str>) -> String {
+        let secure = if self.cfg.secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        };
+        match value {
+            Some(v) => format!(
+                "{COOKIE}={v}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                self.cfg.session_ttl.as_secs()
+            ),
+            None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// The client's socket address (unspecified when the server runs without connect info).
+pub fn client_ip(req_ext: &axum::http::Extensions) -> IpAddr {
+    req_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Which credential a path needs.
+#[derive(Debug, PartialEq, Eq)]
+enum Door {
+    /// Login page, health check and static assets.
+    Public,
+    /// Taps: a tap token.
+    Ingest,
+    /// Dashboard, API, export, metrics, `/live`: a session or dashboard token.
+    Dashboard,
+}
+
+fn door(path: &str) -> Door {
+    match path {
+        "/healthz" | "/login" | "/auth/login" | "/auth/logout" | "/favicon.ico" => Door::Public,
+        "/ingest" | "/ingest/apigw" => Door::Ingest,
+        p if p.starts_with("/pkg/") => Door::Public,
+        _ => Door::Dashboard,
+    }
+}
+
+fn refuse(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// The middleware in front of every route.
+pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !app.auth.cfg.hosts.allows(host) {
+        let _ = app.agg.send_refused(Refusal::Host).await;
+        let shown: String = host.chars().take(100).collect();
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "Host {shown:?} is not one of this observer's names; if it is yours, start the \
+                 observer with --allowed-host <name> (DNS-rebinding defence)"
+            ),
+        );
+    }
+    let mut resp = match door(req.uri().path()) {
+        Door::Public => next.run(req).await,
+        Door::Ingest => {
+            if app.auth.ingest_allowed(req.headers()) {
+                next.run(req).await
+            } else {
+                let _ = app.agg.send_refused(Refusal::TapToken).await;
+                let mut r = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({
+                        "type": "error",
+                        "code": "unauthorized",
+                        "message": "this observer needs a tap token: send Authorization: Bearer <token>, \
+                                    one of the observer's --ingest-token values",
+                    })),
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"sockscope ingest\""),
+                );
+                r
+            }
+        }
+        Door::Dashboard => match app.auth.principal(req.headers()) {
+            Some(p) => {
+                req.extensions_mut().insert(p);
+                next.run(req).await
+            }
+            None => {
+                let _ = app.agg.send_refused(Refusal::Unauthenticated).await;
+                unauthenticated(&req)
+            }
+        },
+    };
+    security_headers(resp.headers_mut());
+    resp
+}
+
+/// A browser navigating to a page goes to the login form; anything else gets a 401.
+fn unauthenticated(req: &Request) -> Response {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if req.method() == Method::GET && wants_html && !req.uri().path().starts_with("/api/") {
+        let next = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let to = format!("/login?next={}", login::encode_component(next));
+        return Redirect::to(&to).into_response();
+    }
+    let mut r = refuse(
+        StatusCode::UNAUTHORIZED,
+        "authentication required: log in at /login, or send Authorization: Bearer <viewer or \
+         inspector token>"
+            .into(),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"sockscope\""),
+    );
+    r
+}
+
+/// Headers that keep the dashboard out of frames and stop content sniffing.
+fn security_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'; object-src 'none'; base-uri 'none'"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doors() {
+        assert_eq!(door("/ingest"), Door::Ingest);
+        assert_eq!(door("/ingest/apigw"), Door::Ingest);
+        assert_eq!(door("/pkg/sockscope.wasm"), Door::Public);
+        for p in [
+            "/",
+            "/api/trace",
+            "/api/export",
+            "/live",
+            "/metrics",
+            "/ingestx",
+        ] {
+            assert_eq!(door(p), Door::Dashboard, "{p}");
+        }
+    }
+
+    #[test]
+    fn sessions_expire_and_are_bounded() {
+        let mut cfg = AuthConfig::default().with_token(Role::Viewer, "v".repeat(16).as_str());
+        cfg.max_sessions = 2;
+        let auth = Auth::new(cfg);
+        let cookie_header = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::COOKIE,
+                format!("a=b; {COOKIE}={v}").parse().unwrap(),
+            );
+            h
+        };
+        let a = auth.start_session(Role::Viewer);
+        let b = auth.start_session(Role::Inspector);
+        assert_eq!(
+            auth.principal(&cookie_header(&b)).unwrap().role,
+            Role::Inspector
+        );
+        let _c = auth.start_session(Role::Viewer);
+        assert!(
+            auth.principal(&cookie_header(&a)).is_none(),
+            "oldest ended at the limit"
+        );
+        auth.end_session(&cookie_header(&b));
+        assert!(auth.principal(&cookie_header(&b)).is_none(), "logged out");
+        assert!(auth.principal(&cookie_header("forged")).is_none());
+        let set = auth.set_cookie(Some("x"));
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
+    }
+}

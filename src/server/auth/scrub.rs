@@ -1,0 +1,110 @@
+//! Role enforcement on what leaves the observer: viewers get metadata only. Every path that
+//! hands out connections or trace entries (API, export, `/live`) goes through here.
+
+use crate::protocol::{ConnDetail, Role, TraceEntry, TraceKind, TraceQuery};
+
+/// What a viewer's filter may not do, and why.
+pub const PAYLOAD_SEARCH_NEEDS_INSPECTOR: &str =
+    "searching text looks inside payloads, which needs the inspector role; \
+     filter by kind, source, connection, IP or direction instead";
+
+/// A connection as `role` may see it.
+pub fn detail(role: Role, mut d: ConnDetail) -> ConnDetail {
+    if !role.sees_payloads() {
+        d.headers.clear();
+        for m in &mut d.messages {
+            m.text = None;
+            m.data_b64 = None;
+        }
+        d.payloads_hidden = true;
+    }
+    d
+}
+
+/// Trace entries as `role` may see them: a viewer gets no payload previews.
+pub fn trace(role: Role, mut entries: Vec<TraceEntry>) -> Vec<TraceEntry> {
+    if !role.sees_payloads() {
+        for e in &mut entries {
+            if e.kind == TraceKind::Message {
+                e.text.clear();
+            }
+        }
+    }
+    entries
+}
+
+/// Refuses trace filters that would reveal payload content to a viewer.
+pub fn check_query(role: Role, q: &TraceQuery) -> Result<(), String> {
+    let searches = q.text.as_deref().is_some_and(|t| !t.is_empty());
+    if searches && !role.sees_payloads() {
+        return Err(PAYLOAD_SEARCH_NEEDS_INSPECTOR.into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ConnRow, ConnState, MessageView};
+    use sockscope_wire::{Direction, Opcode};
+
+    fn conn() -> ConnDetail {
+        ConnDetail {
+            row: ConnRow {
+                id: 1,
+                source: "s".into(),
+                ip: "::1".into(),
+                user_agent: "ua".into(),
+                path: "/chat".into(),
+                state: ConnState::Open,
+                opened_ms: 0,
+                closed_ms: None,
+                close_code: None,
+                close_reason: None,
+                closed_by: None,
+                msgs_in: 1,
+                msgs_out: 0,
+                bytes_in: 6,
+                bytes_out: 0,
+                rate_msgs: 0,
+                rate_bytes: 0,
+            },
+            tap_conn: 1,
+            subprotocol: None,
+            headers: vec![("origin".into(), "https://a".into())],
+            messages: vec![MessageView {
+                seq: 1,
+                ts_us: 1,
+                dir: Direction::ClientToServer,
+                opcode: Opcode::Text,
+                size: 6,
+                truncated: false,
+                text: Some("secret".into()),
+                data_b64: Some("c2VjcmV0".into()),
+                payload_evicted: false,
+            }],
+            payloads_hidden: false,
+        }
+    }
+
+    #[test]
+    fn viewers_get_metadata_only() {
+        let v = detail(Role::Viewer, conn());
+        assert!(v.payloads_hidden && v.headers.is_empty());
+        assert_eq!((v.messages[0].text.as_ref(), v.messages[0].size), (None, 6));
+        assert_eq!(v.messages[0].data_b64, None);
+        assert_eq!(v.row.path, "/chat", "metadata stays");
+        assert_eq!(detail(Role::Inspector, conn()), conn());
+    }
+
+    #[test]
+    fn viewers_cannot_search_payloads() {
+        let q = TraceQuery {
+            text: Some("pass".into()),
+            ..TraceQuery::default()
+        };
+        assert!(check_query(Role::Viewer, &q).is_err());
+        assert!(check_query(Role::Inspector, &q).is_ok());
+        assert!(check_query(Role::Viewer, &TraceQuery::default()).is_ok());
+    }
+}

@@ -1,0 +1,195 @@
+//! Limits at the door, on a real observer: each one triggers, is counted where the dashboard
+//! shows it, and the observer keeps serving. (Frame and batch size: tests/ingest.rs; tracked
+//! connections: tests/retention.rs; the per-browser queue: the hub's unit tests.)
+
+mod common;
+
+use common::{batch, hello, send_json, start};
+use serde_json::{json, Value};
+use sockscope::server::config::ObserverConfig;
+
+fn messages(conn: u64, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"type": "message", "conn": conn, "dir": "c2s", "opcode": "text", "size": 5, "text": format!("m{i:04}")}))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tap_over_its_events_per_second_loses_messages_counted_not_connections() {
+    let mut cfg = ObserverConfig {
+        max_tap_events_per_sec: 100,
+        ..ObserverConfig::default()
+    };
+    cfg.wire.max_events = 60;
+    let obs = start(cfg).await;
+    let mut tap = obs.tap(Some(sockscope_wire::SUBPROTOCOL_JSON)).await;
+    let mut first = vec![
+        hello("fast"),
+        json!({"type": "conn_open", "conn": 1, "ip": "::1", "path": "/"}),
+    ];
+    first.extend(messages(1, 40));
+    send_json(&mut tap, batch(first)).await;
+    for _ in 0..5 {
+        send_json(&mut tap, batch(messages(1, 50))).await;
+    }
+    // A second connection opened while over the limit is still tracked.
+    send_json(
+        &mut tap,
+        batch(vec![
+            json!({"type": "conn_open", "conn": 2, "ip": "::1", "path": "/b"}),
+        ]),
+    )
+    .await;
+    let reply = common::next_json(&mut tap).await;
+    assert_eq!(reply["code"], "rate_limited", "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-tap-events-per-sec"),
+        "{reply}"
+    );
+    let s = obs
+        .wait_for("/api/sources", |v| {
+            v[0]["rate_limited"].as_u64().unwrap_or(0) > 0
+        })
+        .await;
+    let limited = s[0]["rate_limited"].as_u64().unwrap();
+    let o = obs
+        .wait_for("/api/overview", |v| v["totals"]["opened"] == 2)
+        .await;
+    let got = o["totals"]["msgs_in"].as_u64().unwrap();
+    assert_eq!(
+        got + limited,
+        290,
+        "every message either applied or counted: {o} {s}"
+    );
+    assert!(limited >= 100, "{limited}");
+    let metrics = obs
+        .http
+        .get(obs.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "sockscope_tap_rate_limited_events_total{{source=\"fast\"}} {limited}"
+        )),
+        "{metrics}"
+    );
+    // POST is charged to the same source
+    let (status, v) = obs
+        .post(
+            batch([vec![hello("fast")], messages(1, 50)].concat()).to_string(),
+            "application/json",
+        )
+        .await;
+    assert!(status == 200 || status == 422, "{status} {v}");
+}
+
+#[tokio::test]
+async fn browsers_and_taps_over_their_limits_are_refused_and_counted() {
+    let obs = start(ObserverConfig {
+        max_browsers: 1,
+        max_taps: 1,
+        ..ObserverConfig::default()
+    })
+    .await;
+    let mut first = obs.live().await;
+    assert_eq!(obs.live_as(None).await.err(), Some(503));
+    let mut tap = obs.tap(Some(sockscope_wire::SUBPROTOCOL_JSON)).await;
+    let req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/ingest", obs.addr),
+    )
+    .unwrap();
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+        other => panic!("second tap connected: {:?}", other.map(|_| ())),
+    }
+    // Both holders keep working.
+    send_json(&mut tap, batch(vec![hello("one")])).await;
+    send_json(&mut first, json!({"type": "subscribe", "charts": false})).await;
+    let snap = common::next_json(&mut first).await;
+    assert_eq!(snap["type"], "snapshot");
+    let o = obs.get_ok("/api/overview").await;
+    assert_eq!(o["observer"]["refused"]["browsers"], 1, "{o}");
+    assert_eq!(o["observer"]["refused"]["taps"], 1, "{o}");
+    // A place frees up when its holder leaves.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(ws) = obs.live_as(None).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the browser place was released");
+}
+
+#[tokio::test]
+async fn an_export_stops_at_its_size_limit_and_says_so() {
+    let obs = start(ObserverConfig {
+        max_export_bytes: 8192,
+        ..ObserverConfig::default()
+    })
+    .await;
+    let mut events = vec![hello("big")];
+    for c in 1..=60 {
+        events.push(json!({"type": "conn_open", "conn": c, "ip": "10.0.0.1", "path": "/p"}));
+        events.push(json!({"type": "message", "conn": c, "dir": "s2c", "opcode": "text", "size": 200, "text": "x".repeat(200)}));
+    }
+    let (s, v) = obs
+        .post(batch(events).to_string(), "application/json")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    for fmt in ["ndjson", "csv", "har"] {
+        let body = obs
+            .http
+            .get(obs.url(&format!("/api/export?format={fmt}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(body.len() <= 8192, "{fmt}: {} bytes", body.len());
+        assert!(
+            body.contains("--max-export-bytes"),
+            "{fmt} says it was cut: {body}"
+        );
+        match fmt {
+            "ndjson" => {
+                let last: Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+                assert_eq!(last["type"], "truncated");
+                assert!(body.lines().count() > 5);
+            }
+            "har" => {
+                let har: Value =
+                    serde_json::from_str(&body).expect("a cut HAR is still valid JSON");
+                assert!(har["log"]["comment"].as_str().unwrap().contains("stopped"));
+                assert!(!har["log"]["entries"].as_array().unwrap().is_empty());
+            }
+            _ => assert!(body.lines().last().unwrap().starts_with(",,truncated")),
+        }
+    }
+    obs.wait_for("/api/overview", |o| {
+        o["observer"]["refused"]["export_truncated"] == 3
+    })
+    .await;
+    // a small export is whole
+    let small = obs
+        .http
+        .get(obs.url("/api/export?format=ndjson&limit=3"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(small.lines().count(), 3);
+    assert!(!small.contains("max-export-bytes"), "{small}");
+}

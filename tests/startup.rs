@@ -1,0 +1,203 @@
+//! The real `sockscope serve` process: it will not listen beyond loopback without
+//! credentials, and no token or password ever reaches its logs or its `--help`.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INSPECTOR: &str = "inspector-secret-7f3a9c1e55";
+const VIEWER: &str = "viewer-secret-2b8d4e6f11";
+const TAP: &str = "tap-secret-9c0e1a2b3d4f";
+const WRONG: &str = "guess-secret-000000000000";
+
+fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sockscope"));
+    c.arg("serve")
+        .args(["--site-root", "/nonexistent"])
+        .args(args)
+        .env_remove("SOCKSCOPE_INSPECTOR_TOKENS")
+        .env_remove("SOCKSCOPE_VIEWER_TOKENS")
+        .env_remove("SOCKSCOPE_INGEST_TOKENS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Runs a command that should exit by itself; returns (success, stdout + stderr).
+fn run_to_end(mut c: Command) -> (bool, String) {
+    let mut child = c.spawn().expect("start sockscope");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            return (status.success(), out);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sockscope did not exit: it started when it should have refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_non_loopback_bind_without_credentials_refuses_to_start() {
+    let (ok, out) = run_to_end(serve(&["--listen", "0.0.0.0:0"], &[]));
+    assert!(!ok, "{out}");
+    assert!(out.contains("refusing to listen on 0.0.0.0:0"), "{out}");
+    assert!(out.contains("SOCKSCOPE_INSPECTOR_TOKENS"), "{out}");
+    assert!(out.contains("SOCKSCOPE_INGEST_TOKENS"), "{out}");
+    // A dashboard credential alone is not enough: taps would be anonymous.
+    let (ok, out) = run_to_end(serve(
+        &["--listen", "0.0.0.0:0"],
+        &[("SOCKSCOPE_INSPECTOR_TOKENS", INSPECTOR)],
+    ));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("a tap token") && !out.contains("dashboard credential"),
+        "{out}"
+    );
+    assert!(!out.contains(INSPECTOR), "{out}");
+    // A weak token is refused by name, without echoing it.
+    let (ok, out) = run_to_end(serve(&["--viewer-token", "abc123"], &[]));
+    assert!(
+        !ok && out.contains("--viewer-token") && !out.contains("abc123"),
+        "{out}"
+    );
+}
+
+#[test]
+fn help_never_shows_secret_values() {
+    let mut c = serve(
+        &["--help"],
+        &[
+            ("SOCKSCOPE_INSPECTOR_TOKENS", INSPECTOR),
+            ("SOCKSCOPE_INGEST_TOKENS", TAP),
+        ],
+    );
+    c.env(
+        "SOCKSCOPE_VIEWER_PASSWORD_HASH",
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+    );
+    let (ok, out) = run_to_end(c);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("--inspector-token") && out.contains("--allowed-host"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(INSPECTOR) && !out.contains(TAP) && !out.contains("argon2id"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_never_appear_in_logs() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut c = serve(
+        &["--listen", &listen],
+        &[
+            ("SOCKSCOPE_INSPECTOR_TOKENS", INSPECTOR),
+            ("SOCKSCOPE_VIEWER_TOKENS", VIEWER),
+            ("SOCKSCOPE_INGEST_TOKENS", TAP),
+            ("SOCKSCOPE_LOG", "trace"),
+        ],
+    );
+    let mut child = c.spawn().expect("start the observer");
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..400 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "observer did not come up");
+    // failed and successful logins, bearer API calls, tap ingest with and without a token
+    for secret in [WRONG, INSPECTOR, VIEWER, TAP] {
+        let _ = http
+            .post(format!("{base}/auth/login"))
+            .form(&[("secret", secret)])
+            .send()
+            .await
+            .unwrap();
+    }
+    for t in [INSPECTOR, VIEWER, TAP, WRONG] {
+        let _ = http
+            .get(format!("{base}/api/overview"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+    }
+    let body =
+        serde_json::json!({"v": 1, "events": [{"type": "hello", "source": "t", "kind": "proxy"}]});
+    for t in [TAP, INSPECTOR, WRONG] {
+        let _ = http
+            .post(format!("{base}/ingest"))
+            .bearer_auth(t)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let v: serde_json::Value = http
+        .get(format!("{base}/api/sources"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v[0]["id"], "t", "the tap token worked: {v}");
+    child.kill().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = child.wait();
+    assert!(
+        out.contains("failed dashboard login"),
+        "logs say what happened: {out}"
+    );
+    for secret in [INSPECTOR, VIEWER, TAP, WRONG] {
+        assert!(
+            !out.contains(secret),
+            "{secret} leaked into the log:\n{out}"
+        );
+    }
+}
