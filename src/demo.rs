@@ -42,6 +42,8 @@ pub async fn run(
     args: DemoArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // With tap tokens configured, the demo's own proxies use the first one.
+    let tap_token = args.serve.auth.ingest_tokens.first().map(|s| s.0.clone());
     let config = args.serve.into_config()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let obs_listener = bind(&config.listen.to_string()).await?;
@@ -65,6 +67,7 @@ pub async fn run(
         proxies.push(l.local_addr()?);
         let mut tc = TapConfig::new(format!("ws://{obs}/ingest"), name);
         tc.name = format!("{name} (demo proxy)");
+        tc.token = tap_token.clone();
         let tap = Tap::start(tc).map_err(|e| anyhow::anyhow!("{e}"))?;
         let cfg = ProxyConfig {
             upstream: app.to_string(),

@@ -65,5 +65,8 @@ test('viewer sees metadata only; inspector sees payloads; logout ends the sessio
   await page.getByTestId('conn-table').locator('tbody tr', { hasText: '198.51.100.7' }).click();
   await expect(page.getByTestId('messages')).toContainText(secret);
   await expect(page.getByTestId('payloads-hidden')).toHaveCount(0);
+  // the refusals above are counted and shown
+  await expect(page.getByTestId('refused')).toContainText('unauthenticated');
+  await expect(page.getByTestId('refused')).toContainText('bad login 1');
   expect(errors).toEqual([]);
 });

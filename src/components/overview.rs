@@ -36,6 +36,7 @@ pub fn Overview() -> impl IntoView {
                 <Card label="observer CPU · RSS" testid="observer" value=t(|o| format!("{:.0} % · {}", o.observer.cpu_pct, format::bytes(o.observer.rss)))/>
                 <Card label="ingest events/s · browsers" testid="ingest-rate" value=t(|o| format!("{} · {}", format::count(o.observer.ingest_rate), o.observer.browsers))/>
                 <Card label="browser re-snapshots · payloads evicted" testid="observer-drops" value=t(|o| format!("{} · {}", format::count(o.observer.browser_resnapshots), format::count(o.observer.payloads_evicted)))/>
+                <Card label="refused at the door" testid="refused" value=t(|o| refused_summary(&o.observer.refused))/>
             </div>
             <table class="sources" data-testid="sources">
                 <thead>
@@ -56,6 +57,22 @@ pub fn Overview() -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// "0", or the total with its non-zero reasons, e.g. "7 (host 4, bad_login 3)".
+fn refused_summary(r: &crate::protocol::Refusals) -> String {
+    let parts: Vec<String> = r
+        .entries()
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{} {}", k.replace('_', " "), format::count(*v)))
+        .collect();
+    let total: u64 = r.entries().iter().map(|(_, v)| v).sum();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        format!("{} ({})", format::count(total), parts.join(", "))
+    }
 }
 
 #[component]
@@ -83,7 +100,7 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
         ),
         None => ("–".into(), "–".into(), "–".into()),
     };
-    let drops = format!(
+    let mut drops = format!(
         "{} (open {}, msg {}, close {}, host {})",
         s.drops.total(),
         s.drops.conn_open,
@@ -91,6 +108,12 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
         s.drops.conn_close,
         s.drops.host
     );
+    if s.rate_limited > 0 {
+        drops.push_str(&format!(
+            " + {} over the events/s limit",
+            format::count(s.rate_limited)
+        ));
+    }
     view! {
         <tr>
             <td class="text" title=format!("{} ({})", format::visible(&s.name), s.id)>{format::visible(&s.name)}</td>
