@@ -1,4 +1,7 @@
-//! Pure formatting helpers for the dashboard (sizes, durations, close codes).
+//! Pure formatting helpers for the dashboard (sizes, durations, close codes) and the display
+//! of untrusted text: control, bidi and invisible characters made visible.
+
+use std::fmt::Write as _;
 
 /// `1536` → `1.5 KiB`.
 pub fn bytes(n: u64) -> String {
@@ -85,6 +88,65 @@ pub fn redaction_parts(text: &str) -> Vec<(&str, bool)> {
     out
 }
 
+/// Whether `c` would be invisible, move the cursor or reorder the text around it: C0/C1
+/// controls and DEL, bidi embeddings, overrides, isolates and marks, zero-width and other
+/// invisible format characters, line/paragraph separators and Unicode tag characters.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{34f}'
+                | '\u{61c}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
+}
+
+fn show(s: &str, keep_breaks: bool) -> String {
+    let hide = |c: char| hidden(c) && !(keep_breaks && (c == '\n' || c == '\t'));
+    if !s.chars().any(hide) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c as u32 {
+            _ if !hide(c) => out.push(c),
+            // Control pictures: U+2400 + code for C0, U+2421 for DEL.
+            n @ 0..=0x1f => out.push(char::from_u32(0x2400 + n).unwrap_or('\u{fffd}')),
+            0x7f => out.push('\u{2421}'),
+            n => {
+                let _ = write!(out, "\\u{{{n:x}}}");
+            }
+        }
+    }
+    out
+}
+
+/// Untrusted text (user agents, paths, names, reasons, previews) for one line of the dashboard:
+/// C0 controls and DEL become control pictures (`␀`, `␛`, `␊`), other control, bidi and
+/// invisible characters become `\u{202e}`-style escapes. Everything else, markup included, is
+/// left as it is: it is rendered as text.
+pub fn visible(s: &str) -> String {
+    show(s, false)
+}
+
+/// Like [`visible`], but keeps line breaks and tabs (for multi-line payload views).
+pub fn visible_lines(s: &str) -> String {
+    show(s, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +188,63 @@ mod tests {
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(100), "100");
         assert_eq!(clock_us(3_723_004_000), "01:02:03.004");
+    }
+
+    #[test]
+    fn visible_leaves_ordinary_text_and_markup_alone() {
+        for s in [
+            "",
+            "Mozilla/5.0 (X11; Linux x86_64)",
+            "<script>alert(1)</script>",
+            "/chat?room=ü&x=\"><img src=x onerror=alert(1)>",
+            "emoji 👩\u{1f3fd} and 日本語, combining e\u{301}",
+        ] {
+            assert_eq!(visible(s), s);
+            assert_eq!(visible_lines(s), s);
+        }
+    }
+
+    #[test]
+    fn visible_shows_controls_as_pictures() {
+        assert_eq!(visible("a\0b\x1b[31mc\x7f"), "a␀b␛[31mc␡");
+        assert_eq!(visible("one\ntwo\tthree\r"), "one␊two␉three␍");
+        assert_eq!(visible("\u{85}\u{9f}"), "\\u{85}\\u{9f}");
+    }
+
+    #[test]
+    fn visible_escapes_bidi_and_invisible_characters() {
+        assert_eq!(
+            visible("invoice\u{202e}fdp.exe\u{202c}"),
+            "invoice\\u{202e}fdp.exe\\u{202c}"
+        );
+        assert_eq!(
+            visible("a\u{200b}b\u{feff}c\u{2060}d\u{2066}e\u{2069}\u{200f}"),
+            "a\\u{200b}b\\u{feff}c\\u{2060}d\\u{2066}e\\u{2069}\\u{200f}"
+        );
+        assert_eq!(visible("x\u{2028}y\u{2029}"), "x\\u{2028}y\\u{2029}");
+        assert_eq!(visible("soft\u{ad}hy"), "soft\\u{ad}hy");
+        // Tag characters smuggle invisible ASCII.
+        assert_eq!(visible("hi\u{e0041}\u{e0042}"), "hi\\u{e0041}\\u{e0042}");
+    }
+
+    #[test]
+    fn visible_lines_keeps_line_breaks_and_tabs_only() {
+        assert_eq!(
+            visible_lines("a\nb\tc\r\n\u{202e}\0"),
+            "a\nb\tc␍\n\\u{202e}␀"
+        );
+    }
+
+    #[test]
+    fn every_character_is_either_kept_or_shown_with_visible_ones() {
+        for c in (0u32..0x11_0000).filter_map(char::from_u32) {
+            let shown = visible(c.encode_utf8(&mut [0; 4]));
+            if hidden(c) {
+                assert_ne!(shown, c.to_string());
+                assert!(!shown.chars().any(hidden), "{c:?} → {shown:?}");
+            } else {
+                assert_eq!(shown, c.to_string());
+            }
+        }
     }
 }

@@ -117,7 +117,7 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
     view! {
         <div class="detail-grid">
             <dl class="meta">
-                {meta.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
+                {meta.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{format::visible(&v)}</dd> }).collect_view()}
             </dl>
             <div>
                 <h3>"Throughput since opened (msgs/s)"</h3>
@@ -127,14 +127,16 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                 <span class="axis">{move || format!("max {}", crate::chart::short(spark.get().1))}</span>
                 <p><a href=export download="sockscope-connection.har" data-testid="export-conn">"export this connection (HAR)"</a></p>
                 <h3>"Headers mirrored by the tap"</h3>
-                <table class="grid small">
-                    <tbody>
-                        {headers.into_iter().map(|(k, v)| view! { <tr><td>{k}</td><td>{v}</td></tr> }).collect_view()}
-                        {withheld.into_iter().map(|k| view! {
-                            <tr class="withheld" data-testid="withheld-header"><td>{k}</td><td>"withheld by the tap"</td></tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
+                <div class="headers">
+                    <table class="grid small">
+                        <tbody>
+                            {headers.into_iter().map(|(k, v)| view! { <tr><td>{format::visible(&k)}</td><td>{format::visible(&v)}</td></tr> }).collect_view()}
+                            {withheld.into_iter().map(|k| view! {
+                                <tr class="withheld" data-testid="withheld-header"><td>{format::visible(&k)}</td><td>"withheld by the tap"</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
             </div>
         </div>
         {d.payloads_hidden.then(|| view! {
@@ -148,7 +150,7 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                 {messages.into_iter().rev().map(|m| {
                     let seq = m.seq;
                     let dir = if m.dir == Direction::ClientToServer { "→ in" } else { "← out" };
-                    let preview = m.text.clone().map(|t| t.chars().take(80).collect::<String>())
+                    let preview = m.text.as_deref().map(|t| format::visible(&t.chars().take(80).collect::<String>()))
                         .or_else(|| m.data_b64.as_ref().map(|_| "(binary)".to_string()))
                         .unwrap_or_default();
                     view! {
@@ -231,8 +233,8 @@ fn text_views(t: &str) -> impl IntoView {
                 {msgs.into_iter().map(|s| view! {
                     <div class="sig">
                         <b>{s.kind}</b>
-                        {s.target.map(|t| format!(" target {t}"))}
-                        {s.invocation_id.map(|i| format!(" · invocation {i}"))}
+                        {s.target.map(|t| format!(" target {}", format::visible(&t)))}
+                        {s.invocation_id.map(|i| format!(" · invocation {}", format::visible(&i)))}
                         {s.body.map(|b| view! { <JsonTree value=b label="body".to_string()/> })}
                     </div>
                 }).collect_view()}
@@ -246,9 +248,9 @@ fn text_views(t: &str) -> impl IntoView {
             <div class="decoded" data-testid="socketio">
                 <h4>"Socket.IO / Engine.IO"</h4>
                 <p>
-                    {format!("engine {} · packet {} · namespace {}", p.engine, p.packet.unwrap_or("–"), p.namespace)}
+                    {format!("engine {} · packet {} · namespace {}", p.engine, p.packet.unwrap_or("–"), format::visible(&p.namespace))}
                     {p.ack_id.map(|a| format!(" · ack {a}"))}
-                    {p.event.map(|e| format!(" · event {e}"))}
+                    {p.event.map(|e| format!(" · event {}", format::visible(&e)))}
                 </p>
                 {p.data.map(|d| view! { <JsonTree value=d label="data".to_string()/> })}
             </div>
@@ -264,11 +266,10 @@ fn text_views(t: &str) -> impl IntoView {
         <h4>"Text"</h4>
         <pre class="raw">
             {format::redaction_parts(t).into_iter().map(|(piece, masked)| {
-                let piece = piece.to_string();
                 if masked {
-                    view! { <mark class="redacted">{piece}</mark> }.into_any()
+                    view! { <mark class="redacted">{piece.to_string()}</mark> }.into_any()
                 } else {
-                    piece.into_any()
+                    format::visible_lines(piece).into_any()
                 }
             }).collect_view()}
         </pre>

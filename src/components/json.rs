@@ -1,7 +1,20 @@
-//! A collapsible JSON tree. Keys and values are text nodes only.
+//! A collapsible JSON tree. Keys and values are text nodes only; depth and breadth are capped
+//! so hostile payloads cannot exhaust the page.
 
 use leptos::prelude::*;
 use serde_json::Value;
+
+/// Levels of objects and arrays shown; deeper ones are summarized.
+pub const MAX_DEPTH: usize = 64;
+/// Members of one object or array shown; the rest are counted.
+pub const MAX_CHILDREN: usize = 500;
+
+/// The "… N more" entry after the first [`MAX_CHILDREN`] members.
+fn more(n: usize) -> impl IntoView {
+    (n > MAX_CHILDREN).then(|| {
+        view! { <li class="j-more">{format!("… {} more not shown", n - MAX_CHILDREN)}</li> }
+    })
+}
 
 fn scalar(v: &Value) -> (String, &'static str) {
     match v {
@@ -22,18 +35,30 @@ pub fn JsonTree(
     #[prop(optional)] label: Option<String>,
     #[prop(default = 0)] depth: usize,
 ) -> impl IntoView {
-    let key = label.map(|l| view! { <span class="j-key">{l}": "</span> });
+    let key = label.map(|l| view! { <span class="j-key">{crate::format::visible(&l)}": "</span> });
     match value {
+        Value::Object(_) | Value::Array(_) if depth >= MAX_DEPTH => {
+            let what = match &value {
+                Value::Object(m) => format!("{{…}} {} keys", m.len()),
+                Value::Array(a) => format!("[…] {} items", a.len()),
+                _ => String::new(),
+            };
+            view! {
+                <span class="j-leaf">{key}{what}<span class="j-more">" — deeper levels not shown"</span></span>
+            }
+            .into_any()
+        }
         Value::Object(map) => {
             let n = map.len();
             let children = map
                 .into_iter()
+                .take(MAX_CHILDREN)
                 .map(|(k, v)| view! { <li><JsonTree value=v label=k depth=depth + 1/></li> })
                 .collect_view();
             view! {
                 <details class="j-node" open=depth < 2>
                     <summary>{key}{format!("{{…}} {n} keys")}</summary>
-                    <ul>{children}</ul>
+                    <ul>{children}{more(n)}</ul>
                 </details>
             }
             .into_any()
@@ -43,12 +68,13 @@ pub fn JsonTree(
             let children = items
                 .into_iter()
                 .enumerate()
+                .take(MAX_CHILDREN)
                 .map(|(i, v)| view! { <li><JsonTree value=v label=i.to_string() depth=depth + 1/></li> })
                 .collect_view();
             view! {
                 <details class="j-node" open=depth < 2>
                     <summary>{key}{format!("[…] {n} items")}</summary>
-                    <ul>{children}</ul>
+                    <ul>{children}{more(n)}</ul>
                 </details>
             }
             .into_any()

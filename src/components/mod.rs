@@ -7,6 +7,8 @@ mod json;
 mod overview;
 mod status;
 mod table;
+#[cfg(all(test, feature = "ssr"))]
+mod tests;
 mod trace;
 
 pub use charts::Charts;

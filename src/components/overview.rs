@@ -116,10 +116,10 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
     }
     view! {
         <tr>
-            <td title=s.id.clone()>{s.name.clone()}</td>
+            <td class="text" title=format!("{} ({})", format::visible(&s.name), s.id)>{format::visible(&s.name)}</td>
             <td>{format!("{:?}", s.kind).to_lowercase()}</td>
-            <td>{s.hostname.clone()}</td>
-            <td>{s.version.clone()}</td>
+            <td class="text" title=format::visible(&s.hostname)>{format::visible(&s.hostname)}</td>
+            <td class="text" title=format::visible(&s.version)>{format::visible(&s.version)}</td>
             <td class:offline=move || { !online && silent_ms() > 10_000 }>{state}</td>
             <td class="num">{format::count(s.open)}</td>
             <td class="num" title=format!("{}/s", format::bytes(s.rate_bytes))>{format::count(s.rate_msgs)}</td>

@@ -166,7 +166,9 @@ fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
             None => "closed (no code)".to_string(),
         },
     };
-    let reason = r.close_reason.clone().unwrap_or_default();
+    // Everything a tap sent is shown as text with hidden characters made visible.
+    let (ua, path) = (format::visible(&r.user_agent), format::visible(&r.path));
+    let reason = format::visible(r.close_reason.as_deref().unwrap_or_default());
     let by = r
         .closed_by
         .map(|b| format!("by {:?}", b).to_lowercase())
@@ -181,9 +183,9 @@ fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
         >
             <td class="num">{r.id}</td>
             <td>{r.ip.clone()}</td>
-            <td class="ua" title=r.user_agent.clone()>{r.user_agent.clone()}</td>
-            <td class="path" title=r.path.clone()>{r.path.clone()}</td>
-            <td>{r.source.clone()}</td>
+            <td class="ua" title=ua.clone()>{ua.clone()}</td>
+            <td class="path" title=path.clone()>{path.clone()}</td>
+            <td class="source">{format::visible(&r.source)}</td>
             <td class="num">{age}</td>
             <td class="num">{format::count(r.msgs_in)}</td>
             <td class="num">{format::count(r.msgs_out)}</td>

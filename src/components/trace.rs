@@ -204,9 +204,9 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
         <li class=format!("ev {}", kind.replace(['→', '←', ' '], "")) data-kind=format!("{:?}", e.kind).to_lowercase()>
             <span class="time">{format::clock_us(e.ts_us)}</span>
             <span class="kind">{kind}</span>
-            <span class="conn" title=format!("source {}", e.source)>{format!("#{}", e.conn)}</span>
+            <span class="conn" title=format!("source {}", format::visible(&e.source))>{format!("#{}", e.conn)}</span>
             <span class="detail">{detail}</span>
-            <span class="text">{e.text.clone()}</span>
+            <span class="text">{format::visible(&e.text)}</span>
         </li>
     }
 }

@@ -166,6 +166,34 @@ fn reply_text(code: &str, message: String, batch: u64, index: Option<usize>) -> 
     Message::Text(serde_json::to_string(&r).expect("reply serializes").into())
 }
 
+/// The close frame for a frame the socket refused: 1007 for a text frame that is not UTF-8,
+/// 1009 for one over the size limit, 1002 for any other protocol violation.
+fn socket_error_close(e: &impl std::fmt::Display, max_frame: usize) -> CloseFrame {
+    let e = e.to_string();
+    let (code, reason) = if e.starts_with("UTF-8") {
+        (
+            1007,
+            format!("frame rejected: a text frame must be UTF-8 JSON ({e})"),
+        )
+    } else if e.starts_with("Space limit exceeded") {
+        (
+            1009,
+            format!("frame rejected: {e}; the limit is {max_frame} bytes"),
+        )
+    } else {
+        (1002, format!("frame rejected: {e}"))
+    };
+    // A close reason is at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code,
+        reason: reason[..end].to_string().into(),
+    }
+}
+
 /// One tap connection. Generic over the socket halves so it can be driven by channels in tests.
 pub async fn ingest_session<S, R, E>(
     mut sink: S,
@@ -202,12 +230,9 @@ pub async fn ingest_session<S, R, E>(
             Some(Err(e)) => {
                 let _ = agg.send(Input::Rejected).await;
                 tracing::debug!(error = %e, "tap socket error");
-                let reason = format!("frame rejected: {e}; the limit is {max_frame} bytes");
-                let close = CloseFrame {
-                    code: 1009,
-                    reason: reason.chars().take(120).collect::<String>().into(),
-                };
-                let _ = sink.send(Message::Close(Some(close))).await;
+                let _ = sink
+                    .send(Message::Close(Some(socket_error_close(&e, max_frame))))
+                    .await;
                 break;
             }
         };

@@ -38,6 +38,21 @@ impl Encoding {
     }
 }
 
+/// Deepest MessagePack nesting decoded. A batch needs five levels (batch, events, event,
+/// headers, header); rmp-serde's default of 1024 lets a 1 KB frame recurse the decoder until
+/// the stack overflows and the observer aborts. (serde_json stops at 128 on its own.)
+const MAX_MSGPACK_DEPTH: usize = 16;
+
+fn msgpack<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, rmp_serde::decode::Error> {
+    T::deserialize(&mut msgpack_de(bytes))
+}
+
+fn msgpack_de(bytes: &[u8]) -> rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'_, [u8]>> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_MSGPACK_DEPTH);
+    de
+}
+
 /// Decodes and validates one batch. On failure nothing of the batch may be applied.
 pub fn decode_batch(enc: Encoding, bytes: &[u8], limits: &Limits) -> Result<Batch, WireError> {
     let batch: Batch = match enc {
@@ -49,8 +64,8 @@ pub fn decode_batch(enc: Encoding, bytes: &[u8], limits: &Limits) -> Result<Batc
                 serde_path_to_error::deserialize::<_, Batch>(&mut de),
             )
         })?,
-        Encoding::MsgPack => rmp_serde::from_slice(bytes).map_err(|_| {
-            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+        Encoding::MsgPack => msgpack(bytes).map_err(|_| {
+            let mut de = msgpack_de(bytes);
             malformed(
                 enc,
                 bytes,
@@ -95,7 +110,7 @@ fn malformed<E: std::fmt::Display>(
 fn locate(enc: Encoding, bytes: &[u8]) -> Option<(String, String)> {
     let v: serde_json::Value = match enc {
         Encoding::Json => serde_json::from_slice(bytes).ok()?,
-        Encoding::MsgPack => rmp_serde::from_slice(bytes).ok()?,
+        Encoding::MsgPack => msgpack(bytes).ok()?,
     };
     for (i, ev) in v.get("events")?.as_array()?.iter().enumerate() {
         let mut obj = ev.as_object()?.clone();
