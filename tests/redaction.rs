@@ -137,7 +137,7 @@ async fn a_password_sent_through_the_proxy_never_reaches_the_observer() {
             .text()
             .await
             .unwrap();
-        for secret in ["hunter2", "4111", "qTok3n", "c00kie", "aUth"] {
+        for secret in ["hunter2", "4111-1111", "qTok3n", "c00kie", "aUth"] {
             assert!(!body.contains(secret), "{secret} leaked in {path}: {body}");
         }
     }
