@@ -188,15 +188,8 @@ async fn viewers_see_metadata_but_never_payloads_or_headers() {
     // exports in every format
     for fmt in ["har", "ndjson", "csv"] {
         let body = obs
-            .http
-            .get(obs.url(&format!("/api/export?format={fmt}")))
-            .bearer_auth(VIEWER)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .text(&format!("/api/export?format={fmt}"), Some(VIEWER))
+            .await;
         assert!(
             body.contains("10.0.0.9") || body.contains("/chat"),
             "{fmt}: {body}"
@@ -206,15 +199,8 @@ async fn viewers_see_metadata_but_never_payloads_or_headers() {
             "{fmt}: {body}"
         );
         let full = obs
-            .http
-            .get(obs.url(&format!("/api/export?format={fmt}")))
-            .bearer_auth(INSPECTOR)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .text(&format!("/api/export?format={fmt}"), Some(INSPECTOR))
+            .await;
         assert!(
             full.contains("payload-secret"),
             "{fmt}: inspectors export payloads"

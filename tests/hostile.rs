@@ -183,14 +183,8 @@ async fn nul_control_and_bidi_characters_are_stored_intact() {
         nasty
     );
     let ndjson = obs
-        .http
-        .get(obs.url(&format!("/api/export?format=ndjson&conn={id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(&format!("/api/export?format=ndjson&conn={id}"), None)
+        .await;
     let lines: Vec<Value> = ndjson
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

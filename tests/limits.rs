@@ -65,15 +65,7 @@ async fn a_tap_over_its_events_per_second_loses_messages_counted_not_connections
         "every message either applied or counted: {o} {s}"
     );
     assert!(limited >= 100, "{limited}");
-    let metrics = obs
-        .http
-        .get(obs.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = obs.text("/metrics", None).await;
     assert!(
         metrics.contains(&format!(
             "sockscope_tap_rate_limited_events_total{{source=\"fast\"}} {limited}"
@@ -147,15 +139,7 @@ async fn an_export_stops_at_its_size_limit_and_says_so() {
         .await;
     assert_eq!(s, 200, "{v}");
     for fmt in ["ndjson", "csv", "har"] {
-        let body = obs
-            .http
-            .get(obs.url(&format!("/api/export?format={fmt}")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = obs.text(&format!("/api/export?format={fmt}"), None).await;
         assert!(body.len() <= 8192, "{fmt}: {} bytes", body.len());
         assert!(
             body.contains("--max-export-bytes"),
@@ -181,15 +165,7 @@ async fn an_export_stops_at_its_size_limit_and_says_so() {
     })
     .await;
     // a small export is whole
-    let small = obs
-        .http
-        .get(obs.url("/api/export?format=ndjson&limit=3"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let small = obs.text("/api/export?format=ndjson&limit=3", None).await;
     assert_eq!(small.lines().count(), 3);
     assert!(!small.contains("max-export-bytes"), "{small}");
 }

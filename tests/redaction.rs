@@ -128,15 +128,7 @@ async fn a_password_sent_through_the_proxy_never_reaches_the_observer() {
         "/api/export?format=ndjson".into(),
         "/api/export?format=har".into(),
     ] {
-        let body = obs
-            .http
-            .get(obs.url(&path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = obs.text(&path, None).await;
         for secret in ["hunter2", "4111-1111", "qTok3n", "c00kie", "aUth"] {
             assert!(!body.contains(secret), "{secret} leaked in {path}: {body}");
         }

@@ -26,26 +26,29 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
     c
 }
 
+/// Everything the process wrote, stdout then stderr.
+fn output(child: &mut std::process::Child) -> String {
+    let mut out = String::new();
+    for r in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut r = r;
+        r.read_to_string(&mut out).unwrap();
+    }
+    out
+}
+
 /// Runs a command that should exit by itself; returns (success, stdout + stderr).
 fn run_to_end(mut c: Command) -> (bool, String) {
     let mut child = c.spawn().expect("start sockscope");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let mut out = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            return (status.success(), out);
+            return (status.success(), output(&mut child));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -176,19 +179,7 @@ async fn tokens_never_appear_in_logs() {
         .unwrap();
     assert_eq!(v[0]["id"], "t", "the tap token worked: {v}");
     child.kill().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = output(&mut child);
     let _ = child.wait();
     assert!(
         out.contains("failed dashboard login"),

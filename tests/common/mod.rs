@@ -113,18 +113,16 @@ impl Observer {
         token: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let (_, v) = self.get_as(path, token).await;
-            if check(&v) {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting on {path}; last: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        self.poll(path, Some(token), check).await
+    }
+
+    /// GET as text (an export body), with a bearer token when given.
+    pub async fn text(&self, path: &str, token: Option<&str>) -> String {
+        let mut r = self.http.get(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
         }
+        r.send().await.unwrap().text().await.unwrap()
     }
 
     /// GET with `Authorization: Bearer <token>`: status and JSON (Null when not JSON).
@@ -142,9 +140,16 @@ impl Observer {
 
     /// Polls `path` until `check` accepts the JSON or 5 s pass.
     pub async fn wait_for(&self, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+        self.poll(path, None, check).await
+    }
+
+    async fn poll(&self, path: &str, token: Option<&str>, check: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let (_, v) = self.get(path).await;
+            let (_, v) = match token {
+                Some(t) => self.get_as(path, t).await,
+                None => self.get(path).await,
+            };
             if check(&v) {
                 return v;
             }
