@@ -267,6 +267,7 @@ async fn main() {
     let mut tick = tokio::time::interval(args.interval);
     let mut died = None;
     let mut last_print = 0u64;
+    let mut last_ingested = 0u64;
     loop {
         tick.tick().await;
         let elapsed = started.elapsed();
@@ -281,17 +282,37 @@ async fn main() {
             break;
         }
         let ov = get(&http, &ov_url).await;
+        let sources = get(&http, &sources_url).await;
         let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let ingested = n(&ov["observer"]["events_ingested"]);
+        let since = samples
+            .last()
+            .map(|p: &Sample| elapsed.as_secs_f64() - p.elapsed_s);
+        let events_per_s = match since {
+            Some(dt) if dt > 0.0 => (ingested.saturating_sub(last_ingested) as f64 / dt) as u64,
+            _ => 0,
+        };
+        last_ingested = ingested;
         let s = Sample {
             elapsed_s: elapsed.as_secs_f64(),
             rss_kib: procs.iter().map(|p| rss_kib(p.0.id())).collect(),
             app_rss_kib: rss_kib(sample_app.0.id()),
             open: n(&ov["totals"]["open"]),
+            proxy_open: (1..=proxies.len())
+                .map(|i| {
+                    let id = format!("soak-edge-{i}");
+                    let src = sources
+                        .as_array()
+                        .and_then(|a| a.iter().find(|s| s["id"] == id));
+                    src.map(|s| n(&s["open"])).unwrap_or(0)
+                })
+                .collect(),
             msgs_per_s: n(&ov["rates"]["msgs_in"]) + n(&ov["rates"]["msgs_out"]),
+            events_per_s,
             tracked: n(&ov["totals"]["tracked"]),
             opened: n(&ov["totals"]["opened"]),
             evicted: n(&ov["observer"]["evicted"]),
-            tap_drops: drops(&ov["sources"]),
+            tap_drops: drops(&sources),
         };
         report::append(&mut csv, &report::csv_row(&s));
         if elapsed.as_secs() / 60 > last_print || samples.is_empty() {

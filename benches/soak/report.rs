@@ -14,10 +14,13 @@ pub struct Sample {
     /// Resident memory in KiB: observer, then each proxy.
     pub rss_kib: Vec<u64>,
     pub app_rss_kib: u64,
-    /// Open connections as the observer counts them.
+    /// Open connections as the observer counts them, and per proxy.
     pub open: u64,
+    pub proxy_open: Vec<u64>,
     /// Messages per second (in + out) in the observer's last second.
     pub msgs_per_s: u64,
+    /// Tap events the observer applied per second since the last sample.
+    pub events_per_s: u64,
     /// Connections the observer tracks (open and retained closed).
     pub tracked: u64,
     pub opened: u64,
@@ -29,21 +32,26 @@ pub struct Sample {
 
 pub fn csv_header(procs: &[String]) -> String {
     let rss: Vec<String> = procs.iter().map(|p| format!("{p}_rss_kib")).collect();
+    let open: Vec<String> = procs[1..].iter().map(|p| format!("{p}_open")).collect();
     format!(
-        "elapsed_s,{},app_rss_kib,open_conns,msgs_per_s,tracked_conns,opened_total,evicted_total,tap_drops",
-        rss.join(",")
+        "elapsed_s,{},app_rss_kib,open_conns,{},msgs_per_s,events_per_s,tracked_conns,opened_total,evicted_total,tap_drops",
+        rss.join(","),
+        open.join(",")
     )
 }
 
 pub fn csv_row(s: &Sample) -> String {
     let rss: Vec<String> = s.rss_kib.iter().map(u64::to_string).collect();
+    let open: Vec<String> = s.proxy_open.iter().map(u64::to_string).collect();
     format!(
-        "{:.1},{},{},{},{},{},{},{},{}",
+        "{:.1},{},{},{},{},{},{},{},{},{},{}",
         s.elapsed_s,
         rss.join(","),
         s.app_rss_kib,
         s.open,
+        open.join(","),
         s.msgs_per_s,
+        s.events_per_s,
         s.tracked,
         s.opened,
         s.evicted,
