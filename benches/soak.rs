@@ -37,6 +37,7 @@ struct Args {
     warmup: Duration,
     retention: Duration,
     clients: u64,
+    churn_every: Duration,
     out: PathBuf,
 }
 
@@ -48,10 +49,11 @@ fn parse_args() -> Args {
         None::<Duration>,
     );
     let mut clients = 150u64;
+    let mut churn_every = Duration::from_millis(150);
     let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/soak/soak.csv");
     let mut it = std::env::args().skip(1);
     let usage =
-        "use --duration 30m --interval 10s --warmup 5m --retention 2m --clients N --out FILE";
+        "use --duration 30m --interval 10s --warmup 5m --retention 2m --clients N --churn-every 150ms --out FILE";
     while let Some(a) = it.next() {
         let mut val = || {
             it.next()
@@ -66,6 +68,7 @@ fn parse_args() -> Args {
             "--warmup" => warmup = Some(dur(val())),
             "--retention" => retention = Some(dur(val())),
             "--clients" => clients = val().parse().expect("--clients takes a number"),
+            "--churn-every" => churn_every = dur(val()),
             "--out" => out = PathBuf::from(val()),
             "--bench" => {}
             o => panic!("unknown argument {o}; {usage}"),
@@ -87,6 +90,7 @@ fn parse_args() -> Args {
         warmup,
         retention,
         clients,
+        churn_every,
         out,
     }
 }
@@ -216,7 +220,6 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let churn_every = Duration::from_millis(150);
     println!(
         "sockscope soak: {} sampled every {}, warm-up {}, observer retention {}",
         secs(args.duration),
@@ -228,7 +231,7 @@ async fn main() {
         "traffic per proxy: {LANES} lanes of `sockscope load` × {} clients (broadcast → echo → chat, 30–60 s runs, \
          every 4th killed); {:.1} short-lived clients/s (close codes, FIN, RST); one /live dashboard",
         (args.clients / LANES as u64).max(1),
-        1.0 / churn_every.as_secs_f64()
+        1.0 / args.churn_every.as_secs_f64()
     );
     println!(
         "samples → {}  (logs in {})",
@@ -256,7 +259,11 @@ async fn main() {
         })
         .collect();
     let tasks = [
-        tokio::spawn(churn::churn(proxies.to_vec(), churn_every, counts.clone())),
+        tokio::spawn(churn::churn(
+            proxies.to_vec(),
+            args.churn_every,
+            counts.clone(),
+        )),
         tokio::spawn(churn::live_subscriber(obs, counts.clone())),
     ];
 
