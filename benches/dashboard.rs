@@ -107,16 +107,8 @@ async fn main() {
         let evs: Vec<Event> = (next..end)
             .map(|i| {
                 Event::ConnOpen(ConnOpen {
-                    conn: i,
-                    ts: None,
-                    ip: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
                     user_agent: Some(format!("agent/{}", i % 40)),
-                    path: format!("/hub/{}", i % 500),
-                    headers: vec![],
-                    subprotocol: None,
-                    capture: None,
-                    capture_bytes: None,
-                    redacted_headers: vec![],
+                    ..ConnOpen::new(i, support::synthetic_ip(i), format!("/hub/{}", i % 500))
                 })
             })
             .collect();

@@ -107,16 +107,12 @@ async fn open_connections(port: u16, n: u64) {
         let events = (next..end)
             .map(|i| {
                 Event::ConnOpen(ConnOpen {
-                    conn: i,
-                    ts: None,
-                    ip: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
                     user_agent: Some(format!("bench-agent/{}", i % 50)),
-                    path: format!("/ws/room/{}", i % 1000),
-                    headers: vec![],
-                    subprotocol: None,
-                    capture: None,
-                    capture_bytes: None,
-                    redacted_headers: vec![],
+                    ..ConnOpen::new(
+                        i,
+                        support::synthetic_ip(i),
+                        format!("/ws/room/{}", i % 1000),
+                    )
                 })
             })
             .collect();

@@ -126,16 +126,9 @@ async fn msgpack_tap_over_websocket_round_trips_binary_payloads() {
             instance: Some(1),
         }),
         Event::ConnOpen(ConnOpen {
-            conn: 1,
             ts: Some(1_700_000_000_000_000),
-            ip: "::1".into(),
-            user_agent: None,
-            path: "/bin".into(),
             headers: vec![Header("x-a".into(), "b".into())],
-            subprotocol: None,
-            capture: None,
-            capture_bytes: None,
-            redacted_headers: vec![],
+            ..ConnOpen::new(1, "::1", "/bin")
         }),
         Event::Message(WMsg {
             conn: 1,

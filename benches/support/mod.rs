@@ -44,3 +44,8 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A distinct IPv4 address for synthetic connection `i`.
+pub fn synthetic_ip(i: u64) -> String {
+    format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}

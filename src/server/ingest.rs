@@ -22,8 +22,25 @@ use tokio::sync::{mpsc, oneshot};
 pub type TapRate = Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>>>;
 
 /// Charges a batch to its source's events/s budget. Over budget, the batch's message events
-/// are dropped (opens, closes and host samples always pass, so the picture stays consistent);
-/// returns how many were dropped.
+/// are dropped (opens, closes and host samples always pass, so the picture stays consistent)
+/// and counted for the source; returns how many were dropped.
+async fn charge(
+    agg: &crate::server::aggregator::Aggregator,
+    rate: &TapRate,
+    source: &Arc<str>,
+    events: &mut Vec<Event>,
+) -> u64 {
+    let dropped = over_rate(rate, source, events);
+    if dropped > 0 {
+        let input = Input::RateLimited {
+            source: source.clone(),
+            events: dropped,
+        };
+        let _ = agg.send(input).await;
+    }
+    dropped
+}
+
 fn over_rate(rate: &TapRate, source: &Arc<str>, events: &mut Vec<Event>) -> u64 {
     let (Some(rl), Some(n)) = (
         rate,
@@ -268,15 +285,8 @@ pub async fn ingest_session<S, R, E>(
             }
         };
         if let Some(source) = &session.source {
-            let dropped = over_rate(&rate, source, &mut events);
+            let dropped = charge(&agg, &rate, source, &mut events).await;
             if dropped > 0 {
-                let input = Input::RateLimited {
-                    source: source.clone(),
-                    events: dropped,
-                };
-                if agg.send(input).await.is_err() {
-                    break;
-                }
                 let reply = reply_text(
                     "rate_limited",
                     rate_message(dropped, rate_limit),
@@ -392,14 +402,7 @@ pub async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
     }
     let mut rate_limited = 0;
     if let Some(source) = &session.source {
-        rate_limited = over_rate(&app.tap_rate, source, &mut events);
-        if rate_limited > 0 {
-            let input = Input::RateLimited {
-                source: source.clone(),
-                events: rate_limited,
-            };
-            let _ = app.agg.send(input).await;
-        }
+        rate_limited = charge(&app.agg, &app.tap_rate, source, &mut events).await;
     }
     let total = events.len();
     let (tx, rx) = oneshot::channel();

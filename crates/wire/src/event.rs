@@ -121,6 +121,24 @@ pub struct ConnOpen {
     pub redacted_headers: Vec<String>,
 }
 
+impl ConnOpen {
+    /// A connection with only the required fields; set the rest with struct update syntax.
+    pub fn new(conn: u64, ip: impl Into<String>, path: impl Into<String>) -> Self {
+        ConnOpen {
+            conn,
+            ts: None,
+            ip: ip.into(),
+            user_agent: None,
+            path: path.into(),
+            headers: Vec::new(),
+            subprotocol: None,
+            capture: None,
+            capture_bytes: None,
+            redacted_headers: Vec::new(),
+        }
+    }
+}
+
 /// A tap's payload capture mode for one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

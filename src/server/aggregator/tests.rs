@@ -25,16 +25,8 @@ fn hello(source: &str, instance: Option<u64>) -> Event {
 
 fn open(conn: u64, path: &str) -> Event {
     Event::ConnOpen(ConnOpen {
-        conn,
-        ts: None,
-        ip: "192.0.2.1".into(),
         user_agent: Some("ua".into()),
-        path: path.into(),
-        headers: vec![],
-        subprotocol: None,
-        capture: None,
-        capture_bytes: None,
-        redacted_headers: vec![],
+        ..ConnOpen::new(conn, "192.0.2.1", path)
     })
 }
 
