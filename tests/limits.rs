@@ -123,6 +123,103 @@ async fn browsers_and_taps_over_their_limits_are_refused_and_counted() {
 }
 
 #[tokio::test]
+async fn sources_over_their_limit_replace_a_forgettable_one_or_are_refused() {
+    let mut cfg = ObserverConfig::default();
+    cfg.agg.max_sources = 2;
+    let obs = start(cfg).await;
+    // "busy" keeps a connection tracked; "online" stays connected.
+    let mut busy = obs.tap(Some(sockscope_wire::SUBPROTOCOL_JSON)).await;
+    send_json(
+        &mut busy,
+        batch(vec![
+            hello("busy"),
+            json!({"type": "conn_open", "conn": 1, "ip": "::1", "path": "/"}),
+        ]),
+    )
+    .await;
+    drop(busy);
+    let mut online = obs.tap(Some(sockscope_wire::SUBPROTOCOL_JSON)).await;
+    send_json(&mut online, batch(vec![hello("online")])).await;
+    obs.wait_for("/api/sources", |v| {
+        v.as_array().is_some_and(|a| {
+            a.len() == 2 && a.iter().any(|s| s["id"] == "online" && s["online"] == true)
+        })
+    })
+    .await;
+    // No source can be forgotten: the third is refused with a reply naming the flag, then closed.
+    let mut third = obs.tap(Some(sockscope_wire::SUBPROTOCOL_JSON)).await;
+    send_json(&mut third, batch(vec![hello("third")])).await;
+    let reply = common::next_json(&mut third).await;
+    assert_eq!(reply["code"], "source_limit", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("--max-sources"),
+        "{reply}"
+    );
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        loop {
+            match futures_util::StreamExt::next(&mut third).await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(c))) => return c,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed within 3 s");
+    assert_eq!(closed.map(|c| u16::from(c.code)), Some(1008));
+    let o = obs.get_ok("/api/overview").await;
+    assert_eq!(o["observer"]["refused"]["sources"], 1, "{o}");
+    // POST gets the same answer.
+    let (status, v) = obs
+        .post(batch(vec![hello("posted")]).to_string(), "application/json")
+        .await;
+    assert_eq!(
+        (status, v["errors"][0]["code"].clone()),
+        (422, json!("source_limit")),
+        "{v}"
+    );
+    // Once "online" has left and nothing points at it, a new source takes its place.
+    drop(online);
+    obs.wait_for("/api/sources", |v| {
+        v.as_array()
+            .is_some_and(|a| a.iter().all(|s| s["online"] == false))
+    })
+    .await;
+    let mut fourth = obs.tap(Some(sockscope_wire::SUBPROTOCOL_JSON)).await;
+    send_json(&mut fourth, batch(vec![hello("fourth")])).await;
+    let s = obs
+        .wait_for("/api/sources", |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|s| s["id"] == "fourth"))
+        })
+        .await;
+    let mut ids: Vec<&str> = s
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["busy", "fourth"],
+        "the source with a tracked connection stays"
+    );
+    let o = obs.get_ok("/api/overview").await;
+    assert_eq!(o["observer"]["sources_forgotten"], 1, "{o}");
+    assert_eq!(o["totals"]["tracked"], 1, "{o}");
+    let metrics = obs.text("/metrics", None).await;
+    assert!(
+        metrics.contains("sockscope_sources_forgotten_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sockscope_refused_total{reason=\"sources\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn an_export_stops_at_its_size_limit_and_says_so() {
     let obs = start(ObserverConfig {
         max_export_bytes: 8192,

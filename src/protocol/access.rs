@@ -49,6 +49,8 @@ pub enum Refusal {
     Browsers,
     /// `--max-taps` reached.
     Taps,
+    /// `--max-sources` reached with no source that could be forgotten.
+    Sources,
     /// An export stopped at `--max-export-bytes`.
     ExportTruncated,
 }
@@ -65,6 +67,8 @@ pub struct Refusals {
     pub role: u64,
     pub browsers: u64,
     pub taps: u64,
+    #[serde(default)]
+    pub sources: u64,
     pub export_truncated: u64,
 }
 
@@ -84,12 +88,13 @@ impl Refusals {
             Refusal::Role => &mut self.role,
             Refusal::Browsers => &mut self.browsers,
             Refusal::Taps => &mut self.taps,
+            Refusal::Sources => &mut self.sources,
             Refusal::ExportTruncated => &mut self.export_truncated,
         }
     }
 
     /// Every counter with its reason name (the `/metrics` label).
-    pub fn entries(&self) -> [(&'static str, u64); 10] {
+    pub fn entries(&self) -> [(&'static str, u64); 11] {
         [
             ("unauthenticated", self.unauthenticated),
             ("tap_token", self.tap_token),
@@ -100,6 +105,7 @@ impl Refusals {
             ("role", self.role),
             ("browsers", self.browsers),
             ("taps", self.taps),
+            ("sources", self.sources),
             ("export_truncated", self.export_truncated),
         ]
     }

@@ -280,6 +280,9 @@ pub struct ObserverStats {
     pub untracked: u64,
     /// Stored payloads dropped to stay within the payload budget.
     pub payloads_evicted: u64,
+    /// Offline sources forgotten to make room under `--max-sources`.
+    #[serde(default)]
+    pub sources_forgotten: u64,
     /// Times a browser fell behind and was re-snapshotted.
     pub browser_resnapshots: u64,
     /// Requests refused at the door, by reason.

@@ -30,6 +30,9 @@ pub const DEFAULT_BROWSER_QUEUE: usize = 8;
 pub const DEFAULT_MAX_BROWSERS: usize = 64;
 /// Default most tap sessions on `/ingest` at once.
 pub const DEFAULT_MAX_TAPS: usize = 1024;
+/// Default most sources (tap ids) remembered; at the limit the longest-offline source with no
+/// connection or trace record left is forgotten to make room, otherwise the new one is refused.
+pub const DEFAULT_MAX_SOURCES: usize = 4096;
 /// Default events per second accepted from one tap (source); above it message events are
 /// dropped and counted. The observer handles about a million events/s in all.
 pub const DEFAULT_MAX_TAP_EVENTS_PER_SEC: u32 = 1_000_000;
@@ -46,6 +49,7 @@ pub struct AggConfig {
     pub payload_budget: usize,
     pub trace_capacity: usize,
     pub series_len: usize,
+    pub max_sources: usize,
     pub tick: Duration,
     pub browser_queue: usize,
 }
@@ -60,6 +64,7 @@ impl Default for AggConfig {
             payload_budget: DEFAULT_PAYLOAD_BUDGET,
             trace_capacity: DEFAULT_TRACE_CAPACITY,
             series_len: SERIES_LEN,
+            max_sources: DEFAULT_MAX_SOURCES,
             tick: humantime::parse_duration(DEFAULT_TICK).expect("valid default"),
             browser_queue: DEFAULT_BROWSER_QUEUE,
         }
@@ -160,6 +165,10 @@ pub struct ServeArgs {
     /// Most tap sessions on /ingest at once; more are refused (503) and counted.
     #[arg(long, env = "SOCKSCOPE_MAX_TAPS", default_value_t = DEFAULT_MAX_TAPS)]
     pub max_taps: usize,
+    /// Most sources (tap ids) remembered. At the limit a new source replaces the longest-offline
+    /// one that has no connection or trace record left; with none such it is refused and counted.
+    #[arg(long, env = "SOCKSCOPE_MAX_SOURCES", default_value_t = DEFAULT_MAX_SOURCES)]
+    pub max_sources: usize,
     /// Events per second accepted from one tap (source id); message events above it are
     /// dropped and counted per source. 0 turns the limit off.
     #[arg(long, env = "SOCKSCOPE_MAX_TAP_EVENTS_PER_SEC", default_value_t = DEFAULT_MAX_TAP_EVENTS_PER_SEC)]
@@ -188,6 +197,7 @@ impl ServeArgs {
         );
         anyhow::ensure!(self.max_browsers > 0, "--max-browsers must be at least 1");
         anyhow::ensure!(self.max_taps > 0, "--max-taps must be at least 1");
+        anyhow::ensure!(self.max_sources > 0, "--max-sources must be at least 1");
         anyhow::ensure!(
             self.max_export_bytes >= 4096,
             "--max-export-bytes must be at least 4096"
@@ -209,6 +219,7 @@ impl ServeArgs {
                 payload_budget: self.payload_budget,
                 trace_capacity: self.trace_capacity,
                 series_len: SERIES_LEN,
+                max_sources: self.max_sources,
                 tick: self.tick,
                 browser_queue: self.browser_queue,
             },

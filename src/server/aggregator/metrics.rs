@@ -193,7 +193,7 @@ impl State {
             }
         }
         let st = &self.stats;
-        let globals: [(&str, &str, &str, String); 11] = [
+        let globals: [(&str, &str, &str, String); 12] = [
             (
                 "sockscope_tracked_connections",
                 "gauge",
@@ -223,6 +223,12 @@ impl State {
                 "counter",
                 "Connections not tracked because the limit was reached.",
                 st.untracked.to_string(),
+            ),
+            (
+                "sockscope_sources_forgotten_total",
+                "counter",
+                "Offline sources forgotten to make room under --max-sources.",
+                st.sources_forgotten.to_string(),
             ),
             (
                 "sockscope_payloads_evicted_total",

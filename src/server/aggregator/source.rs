@@ -38,6 +38,9 @@ pub struct Source {
     pub counts: SourceCounts,
     /// Data messages and bytes per second.
     pub rate: super::conn::Rate,
+    /// Tracked connections and trace records that point at this source; it can be forgotten
+    /// only at zero.
+    pub(super) refs: u64,
 }
 
 impl Source {
@@ -87,5 +90,75 @@ impl Source {
             *total += if now >= *last { now - *last } else { now };
             *last = now;
         }
+    }
+}
+
+/// Every known source by a stable index (connections and trace records hold it); a forgotten
+/// source's index is reused by a later one.
+#[derive(Debug, Default)]
+pub struct Sources(slab::Slab<Source>);
+
+impl Sources {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn insert(&mut self, s: Source) -> usize {
+        self.0.insert(s)
+    }
+
+    pub fn remove(&mut self, idx: usize) -> Source {
+        self.0.remove(idx)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Source> {
+        self.0.iter().map(|(_, s)| s)
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Source> {
+        self.0.iter_mut().map(|(_, s)| s)
+    }
+
+    /// The source that has been offline longest among those nothing points at any more.
+    pub fn forgettable(&self) -> Option<usize> {
+        self.0
+            .iter()
+            .filter(|(_, s)| s.sessions == 0 && s.refs == 0)
+            .min_by_key(|(_, s)| s.last_seen_us)
+            .map(|(i, _)| i)
+    }
+}
+
+impl std::ops::Index<usize> for Sources {
+    type Output = Source;
+    fn index(&self, i: usize) -> &Source {
+        &self.0[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Sources {
+    fn index_mut(&mut self, i: usize) -> &mut Source {
+        &mut self.0[i]
+    }
+}
+
+impl<'a> IntoIterator for &'a Sources {
+    type Item = &'a Source;
+    type IntoIter = std::iter::Map<slab::Iter<'a, Source>, fn((usize, &'a Source)) -> &'a Source>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(_, s)| s)
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Sources {
+    type Item = &'a mut Source;
+    type IntoIter =
+        std::iter::Map<slab::IterMut<'a, Source>, fn((usize, &'a mut Source)) -> &'a mut Source>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter_mut().map(|(_, s)| s)
     }
 }

@@ -2,11 +2,11 @@
 
 use super::conn::{count_data, CloseInfo, Conn, Rate, StoredMessage, StoredPayload, TapPolicy};
 use super::series::{Ring, Series};
-use super::source::{Source, SourceCounts};
+use super::source::{Source, SourceCounts, Sources};
 use super::store::MessageStore;
 use super::trace::{preview_hex, preview_text, TraceRec};
 use crate::close_code::CloseClass;
-use crate::protocol::{Drops, HostView, ObserverStats, Totals, TraceEntry, TraceKind};
+use crate::protocol::{Drops, HostView, ObserverStats, Refusal, Totals, TraceKind};
 use crate::server::config::AggConfig;
 use sockscope_wire::{Closer, ConnClose, ConnOpen, Event, Hello, Message};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -25,7 +25,7 @@ pub struct State {
     pub conns: BTreeMap<u64, Conn>,
     /// (source, tap connection id) → observer id, for open connections.
     pub(super) index: HashMap<(usize, u64), u64>,
-    pub sources: Vec<Source>,
+    pub sources: Sources,
     source_ids: HashMap<Arc<str>, usize>,
     pub(super) user_agents: HashSet<Arc<str>>,
     pub(super) policies: HashSet<Arc<TapPolicy>>,
@@ -55,7 +55,7 @@ impl State {
             cfg,
             conns: BTreeMap::new(),
             index: HashMap::new(),
-            sources: Vec::new(),
+            sources: Sources::default(),
             source_ids: HashMap::new(),
             user_agents: HashSet::new(),
             policies: HashSet::new(),
@@ -100,19 +100,37 @@ impl State {
     ) -> Vec<EventError> {
         let mut errors = Vec::new();
         let mut src = source.and_then(|s| self.source_index(s));
+        let mut refused = false;
         let now_s = now_us / 1_000_000;
         self.stats.events_ingested += events.len() as u64;
         self.ingest_rate.add(now_s, events.len() as u64, 0);
         for (index, ev) in events.into_iter().enumerate() {
             if let Event::Hello(h) = ev {
-                src = Some(self.hello(h, now_us));
+                match self.hello(h, now_us) {
+                    Ok(i) => src = Some(i),
+                    Err(message) => {
+                        refused = true;
+                        errors.push(EventError {
+                            code: "source_limit",
+                            index,
+                            message,
+                        });
+                    }
+                }
                 continue;
             }
             let Some(si) = src else {
-                errors.push(EventError {
-                    code: "no_hello",
-                    index,
-                    message: "send a hello event before any other event".into(),
+                errors.push(match refused {
+                    true => EventError {
+                        code: "source_limit",
+                        index,
+                        message: "not applied: this batch's hello was refused".into(),
+                    },
+                    false => EventError {
+                        code: "no_hello",
+                        index,
+                        message: "send a hello event before any other event".into(),
+                    },
                 });
                 continue;
             };
@@ -150,7 +168,9 @@ impl State {
         errors
     }
 
-    fn hello(&mut self, h: Hello, now_us: u64) -> usize {
+    /// Registers or updates the hello's source; at `--max-sources` a new one replaces the
+    /// longest-offline source nothing points at, or is refused (the error says what to do).
+    fn hello(&mut self, h: Hello, now_us: u64) -> Result<usize, String> {
         let name = if h.name.is_empty() {
             h.source.clone()
         } else {
@@ -159,8 +179,22 @@ impl State {
         let idx = match self.source_ids.get(h.source.as_str()) {
             Some(&i) => i,
             None => {
+                if self.sources.len() >= self.cfg.max_sources {
+                    let Some(old) = self.sources.forgettable() else {
+                        self.stats.refused.count(Refusal::Sources);
+                        return Err(format!(
+                            "source {:?} refused: {} sources are known and each is online or still \
+                             has connections or trace records; raise --max-sources or lower --retention",
+                            h.source,
+                            self.sources.len()
+                        ));
+                    };
+                    let gone = self.sources.remove(old);
+                    self.source_ids.remove(&gone.id);
+                    self.stats.sources_forgotten += 1;
+                }
                 let id: Arc<str> = h.source.as_str().into();
-                self.sources.push(Source {
+                let idx = self.sources.insert(Source {
                     id: id.clone(),
                     name: String::new(),
                     kind: h.kind,
@@ -177,9 +211,10 @@ impl State {
                     drops_reported: Drops::default(),
                     counts: SourceCounts::default(),
                     rate: Rate::default(),
+                    refs: 0,
                 });
-                self.source_ids.insert(id, self.sources.len() - 1);
-                self.sources.len() - 1
+                self.source_ids.insert(id, idx);
+                idx
             }
         };
         let restarted = {
@@ -210,7 +245,7 @@ impl State {
         s.version = h.version;
         s.hostname = h.hostname;
         s.instance = h.instance.or(s.instance);
-        idx
+        Ok(idx)
     }
 
     fn conn_open(
@@ -305,6 +340,7 @@ impl State {
             },
         );
         self.index.insert((si, o.conn), id);
+        self.sources[si].refs += 1;
         self.totals.opened += 1;
         self.sources[si].counts.opened += 1;
         self.totals.open += 1;
@@ -440,35 +476,6 @@ impl State {
             text: text.into(),
             msg_seq: 0,
         });
-    }
-
-    fn push_trace(&mut self, mut rec: TraceRec) {
-        if self.cfg.trace_capacity == 0 {
-            return;
-        }
-        self.trace_seq += 1;
-        rec.seq = self.trace_seq;
-        if self.trace.len() == self.cfg.trace_capacity {
-            self.trace.pop_front();
-        }
-        self.trace.push_back(rec);
-    }
-
-    pub fn trace_entry(&self, r: &TraceRec) -> TraceEntry {
-        TraceEntry {
-            seq: r.seq,
-            ts_us: r.ts_us,
-            conn: r.conn,
-            source: self.sources[r.source].name.clone(),
-            kind: r.kind,
-            dir: r.dir,
-            opcode: r.opcode,
-            size: r.size,
-            truncated: r.truncated,
-            code: r.code,
-            by: r.by,
-            text: r.text.to_string(),
-        }
     }
 }
 

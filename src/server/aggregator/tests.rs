@@ -475,3 +475,59 @@ fn compaction_keeps_the_payload_budget_and_the_newest_payloads() {
     assert_eq!(s.store.held(), 40);
     assert_eq!(s.store.bytes(), 100);
 }
+
+#[test]
+fn a_source_is_forgotten_only_when_nothing_points_at_it() {
+    let cfg = AggConfig {
+        max_sources: 2,
+        trace_capacity: 4,
+        ..AggConfig::default()
+    };
+    let retention = cfg.retention.as_micros() as u64;
+    let mut s = State::new(cfg);
+    assert!(s
+        .apply(
+            None,
+            vec![hello("a", None), open(1, "/a"), close(1, 1000)],
+            T0
+        )
+        .is_empty());
+    assert!(s
+        .apply(None, vec![hello("c", None), open(7, "/c")], T0)
+        .is_empty());
+    // Full, and "a" still has a tracked connection and trace records: "b" is refused.
+    let errs = s.apply(None, vec![hello("b", None), open(1, "/b")], T0 + 1);
+    assert_eq!(
+        errs.iter().map(|e| e.code).collect::<Vec<_>>(),
+        ["source_limit", "source_limit"]
+    );
+    assert!(
+        errs[0].message.contains("--max-sources"),
+        "{}",
+        errs[0].message
+    );
+    assert_eq!(s.stats.refused.sources, 1);
+    // Retention evicts a's connection, but its trace records still name it.
+    s.second(T0 + retention + 2_000_000);
+    assert_eq!(s.totals.tracked, 1);
+    assert_eq!(
+        s.apply(None, vec![hello("b", None)], T0 + retention + 3_000_000)[0].code,
+        "source_limit"
+    );
+    // Once c's records have pushed a's out of the trace ring, "a" can go; "c" (open) stays.
+    let now = T0 + retention + 4_000_000;
+    let msgs: Vec<Event> = (0..4)
+        .map(|i| msg(7, Direction::ClientToServer, &format!("m{i}")))
+        .collect();
+    assert!(s.apply(Some("c"), msgs, now).is_empty());
+    assert!(s
+        .apply(None, vec![hello("b", None), open(1, "/b")], now)
+        .is_empty());
+    let mut ids: Vec<String> = s.sources.iter().map(|x| x.id.to_string()).collect();
+    ids.sort();
+    assert_eq!(ids, ["b", "c"]);
+    assert_eq!(s.stats.sources_forgotten, 1);
+    // Every trace record still resolves to its own source's name.
+    let names: Vec<String> = s.trace.iter().map(|r| s.trace_entry(r).source).collect();
+    assert_eq!(names, ["c", "c", "c", "b"]);
+}

@@ -1,6 +1,6 @@
 //! Records of the live trace and the short previews they carry.
 
-use crate::protocol::TraceKind;
+use crate::protocol::{TraceEntry, TraceKind};
 use sockscope_wire::Closer;
 
 /// Longest payload preview kept in the trace, in characters.
@@ -48,4 +48,40 @@ pub fn preview_hex(b: &[u8]) -> String {
         out.push('…');
     }
     out
+}
+
+impl super::state::State {
+    /// Appends to the live-trace ring, dropping its oldest record when full.
+    pub(super) fn push_trace(&mut self, mut rec: TraceRec) {
+        if self.cfg.trace_capacity == 0 {
+            return;
+        }
+        self.trace_seq += 1;
+        rec.seq = self.trace_seq;
+        if self.trace.len() == self.cfg.trace_capacity {
+            if let Some(old) = self.trace.pop_front() {
+                self.sources[old.source].refs -= 1;
+            }
+        }
+        self.sources[rec.source].refs += 1;
+        self.trace.push_back(rec);
+    }
+
+    /// The wire form of a stored trace record.
+    pub fn trace_entry(&self, r: &TraceRec) -> TraceEntry {
+        TraceEntry {
+            seq: r.seq,
+            ts_us: r.ts_us,
+            conn: r.conn,
+            source: self.sources[r.source].name.clone(),
+            kind: r.kind,
+            dir: r.dir,
+            opcode: r.opcode,
+            size: r.size,
+            truncated: r.truncated,
+            code: r.code,
+            by: r.by,
+            text: r.text.to_string(),
+        }
+    }
 }
