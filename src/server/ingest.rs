@@ -236,6 +236,8 @@ pub async fn ingest_session<S, R, E>(
                     break;
                 }
                 if errs[0].code == "source_limit" {
+                    // Never went up: no session end to report.
+                    session.source = None;
                     // The tap reconnects with backoff and says hello again: room may free up.
                     let close = CloseFrame {
                         code: 1008,
@@ -311,20 +313,16 @@ pub async fn ingest_session<S, R, E>(
             source: session.source.clone(),
             events,
             batch,
+            opens_session: newly.is_some(),
             done: None,
             errors: Some(err_tx.clone()),
         };
         if agg.send(input).await.is_err() {
             break;
         }
-        if let Some(source) = newly {
-            if agg.send(Input::Session { source, up: true }).await.is_err() {
-                break;
-            }
-        }
     }
     if let Some(source) = session.source {
-        let _ = agg.send(Input::Session { source, up: false }).await;
+        let _ = agg.send(Input::SessionEnded(source)).await;
     }
 }
 
@@ -419,6 +417,7 @@ pub async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
         source: session.source,
         events,
         batch: 1,
+        opens_session: false,
         done: Some(tx),
         errors: None,
     };

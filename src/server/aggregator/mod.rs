@@ -72,6 +72,9 @@ pub enum Input {
         events: Vec<Event>,
         /// Number of the batch on its tap session, echoed in error reports.
         batch: u64,
+        /// The batch's hello starts a tap session: the source is online from the same step on,
+        /// so it cannot be forgotten (`--max-sources`) between its hello and its session.
+        opens_session: bool,
         done: Option<oneshot::Sender<Vec<EventError>>>,
         errors: Option<mpsc::Sender<(u64, Vec<EventError>)>>,
     },
@@ -86,10 +89,8 @@ pub enum Input {
     },
     /// The observer's own host metrics, once a second.
     SelfSample(sockscope_wire::Host),
-    Session {
-        source: Arc<str>,
-        up: bool,
-    },
+    /// A tap session ended (it started with its first batch, see `opens_session`).
+    SessionEnded(Arc<str>),
     Query(Query),
     Subscribe {
         id: u64,
@@ -199,10 +200,14 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
             source,
             events,
             batch,
+            opens_session,
             done,
             errors,
         } => {
             let errs = state.apply(source.as_deref(), events, now);
+            if let (true, Some(s)) = (opens_session, &source) {
+                state.session(s, true);
+            }
             if let Some(done) = done {
                 let _ = done.send(errs);
             } else if let (Some(tx), false) = (errors, errs.is_empty()) {
@@ -221,7 +226,7 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
             state.stats.cpu_pct = h.cpu_pct;
             state.stats.rss = h.rss;
         }
-        Input::Session { source, up } => state.session(&source, up),
+        Input::SessionEnded(source) => state.session(&source, false),
         Input::Query(q) => match q {
             Query::Overview(tx) => {
                 let _ = tx.send(overview(state, hub));
