@@ -170,6 +170,36 @@ async fn messages_of_every_kind_pass_both_ways_and_are_tapped() {
 }
 
 #[tokio::test]
+async fn header_bytes_that_are_not_utf8_are_kept_lossily_not_lost() {
+    let up = upstream::start().await;
+    let obs = start_default().await;
+    let proxy = start_proxy(cfg(up, &[]), tap_for(&obs, "px")).await;
+    let mut req = format!("ws://{proxy}/ws").into_client_request().unwrap();
+    let h = req.headers_mut();
+    h.insert(
+        "user-agent",
+        axum::http::HeaderValue::from_bytes(b"agent/1 \xff\xfe caf\xc3\xa9").unwrap(),
+    );
+    h.insert(
+        "x-request-id",
+        axum::http::HeaderValue::from_bytes("r-\u{e9}".as_bytes()).unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.close(None).await.unwrap();
+    while let Some(Ok(_)) = ws.next().await {}
+    let page = obs
+        .wait_for("/api/connections?state=closed", |v| v["total"] == 1)
+        .await;
+    let c = &page["items"][0];
+    assert_eq!(c["user_agent"], "agent/1 \u{fffd}\u{fffd} caf\u{e9}");
+    let d = obs.get_ok(&format!("/api/connections/{}", c["id"])).await;
+    assert_eq!(
+        d["headers"],
+        serde_json::json!([["x-request-id", "r-\u{e9}"]])
+    );
+}
+
+#[tokio::test]
 async fn server_close_codes_and_reasons_reach_the_client_unchanged() {
     let up = upstream::start().await;
     let obs = start_default().await;

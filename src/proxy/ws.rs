@@ -39,6 +39,12 @@ pub fn is_upgrade(req: &Request<Incoming>) -> bool {
         && has(header::UPGRADE, "websocket")
 }
 
+/// A header value as text: bytes that are not UTF-8 (obs-text) become U+FFFD rather than the
+/// whole value being lost.
+fn lossy(v: &HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
 fn ws_config(shared: &Shared) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(shared.cfg.read_buffer)
@@ -161,11 +167,7 @@ pub async fn upgrade(
         .cloned();
     let info = ConnInfo {
         ip: client_ip(peer.ip(), req.headers(), &shared.cfg.trusted),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        user_agent: req.headers().get(header::USER_AGENT).map(lossy),
         path,
         // The tap mirrors the headers on its allow-list and names the rest as withheld; the
         // handshake's own mechanics are neither.
@@ -173,18 +175,12 @@ pub async fn upgrade(
             req.headers()
                 .iter()
                 .filter(|(k, _)| !HANDSHAKE_HEADERS.contains(k))
-                .map(|(k, v)| {
-                    let v = v.to_str().map(str::to_string);
-                    (k.as_str().to_string(), v.unwrap_or_default())
-                })
+                .map(|(k, v)| (k.as_str().to_string(), lossy(v)))
                 .collect()
         } else {
             Vec::new()
         },
-        subprotocol: protocol
-            .as_ref()
-            .and_then(|p| p.to_str().ok())
-            .map(str::to_string),
+        subprotocol: protocol.as_ref().map(lossy),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let shutdown = shared.shutdown.clone();
