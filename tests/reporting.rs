@@ -175,6 +175,60 @@ async fn api_gateway_events_become_connections() {
 }
 
 #[tokio::test]
+async fn api_gateway_payloads_are_masked_before_they_are_stored() {
+    let obs = start_default().await;
+    let rc = |ty: &str| {
+        json!({"connectionId": "Zm9vYmFy", "eventType": ty, "apiId": "gw1", "stage": "prod",
+            "connectedAt": 1_732_180_000_000u64, "requestTimeEpoch": 1_732_180_001_000u64,
+            "identity": {"sourceIp": "203.0.113.10"}})
+    };
+    // A secret at the start of a body over --max-payload: masked first, then cut.
+    let long = format!(
+        "{{\"password\":\"hunter2\",\"pad\":\"{}\"}}",
+        "x".repeat(70_000)
+    );
+    let mut bye = rc("DISCONNECT");
+    bye["disconnectStatusCode"] = json!(4001);
+    bye["disconnectReason"] = json!("token=abc expired");
+    let body = json!([
+        {"requestContext": rc("MESSAGE"), "body": "{\"action\":\"login\",\"access_token\":\"eyJhbGciOi\"}", "isBase64Encoded": false},
+        {"requestContext": rc("MESSAGE"), "body": long, "isBase64Encoded": false},
+        {"requestContext": bye},
+    ]);
+    let r = obs
+        .http
+        .post(obs.url("/ingest/apigw"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let page = obs.get_ok("/api/connections?state=all").await;
+    let d = obs
+        .get_ok(&format!("/api/connections/{}", page["items"][0]["id"]))
+        .await;
+    let m = &d["messages"];
+    assert_eq!(
+        m[0]["text"],
+        "{\"action\":\"login\",\"access_token\":\"[REDACTED]\"}"
+    );
+    assert_eq!(m[0]["redacted"], 1);
+    let cut = m[1]["text"].as_str().unwrap();
+    assert!(
+        cut.starts_with("{\"password\":\"[REDACTED]\",\"pad\":\"xxx"),
+        "{}",
+        &cut[..40]
+    );
+    assert_eq!(
+        (m[1]["truncated"].as_bool(), m[1]["size"].as_u64()),
+        (Some(true), Some(long.len() as u64))
+    );
+    assert!(cut.len() <= 64 * 1024);
+    let everything = obs.text("/api/export?format=ndjson", None).await;
+    assert!(!everything.contains("hunter2") && !everything.contains("eyJhbGciOi"));
+}
+
+#[tokio::test]
 async fn metrics_are_prometheus_text_with_bounded_labels() {
     let obs = start_default().await;
     let (s, _) = obs

@@ -1,6 +1,8 @@
 //! AWS API Gateway (WebSocket APIs) as a source: `POST /ingest/apigw` takes the integration
 //! events a gateway route or a forwarding Lambda receives (`$connect`, `$disconnect`,
-//! `$default`) and turns them into wire events (`sockscope_wire::apigw`). See docs/apigw.md.
+//! `$default`) and turns them into wire events (`sockscope_wire::apigw`). No tap stands in
+//! front of a gateway, so the observer masks their payloads (`--apigw-mask-keys`,
+//! `--apigw-mask-regex`) before anything is stored. See docs/apigw.md.
 
 use crate::server::ingest::apply_batch;
 use crate::server::AppState;
@@ -11,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use sockscope_payload::redact::Redactor;
 use sockscope_wire::apigw::{self, ApiGwEvent};
-use sockscope_wire::Batch;
+use sockscope_wire::{Batch, Event, Payload};
 
 #[derive(Deserialize)]
 pub struct Params {
@@ -38,13 +41,53 @@ pub async fn ingest_apigw(
         Ok(e) => e,
         Err(m) => return bad("malformed", m),
     };
-    let events = match apigw::to_events(&evs, p.source.as_deref(), app.config.wire.max_payload) {
+    // Whole bodies first: masking comes before the cut to --max-payload.
+    let mut events = match apigw::to_events(&evs, p.source.as_deref(), usize::MAX) {
         Ok(e) => e,
         Err(m) => return bad("invalid_event", m),
     };
+    mask(
+        &app.config.apigw_redactor,
+        &mut events,
+        app.config.wire.max_payload,
+    );
     let batch = Batch::new(events);
     if let Err(e) = sockscope_wire::validate(&batch, &app.config.wire) {
         return bad(e.code(), e.to_string());
     }
     apply_batch(&app, batch.events).await
+}
+
+/// Masks message payloads and close reasons, then cuts payloads to `max_payload`.
+fn mask(r: &Redactor, events: &mut [Event], max_payload: usize) {
+    for ev in events {
+        match ev {
+            Event::Message(m) => {
+                if let Some(t) = &m.text {
+                    let c = r.capture_text(t, max_payload);
+                    let (text, truncated, redacted) =
+                        (c.payload.into_owned(), c.truncated, c.redacted);
+                    m.text = Some(text);
+                    m.truncated |= truncated;
+                    m.redacted = redacted;
+                } else if let Some(d) = &m.data {
+                    let c = r.capture_bytes(&d.0, max_payload);
+                    let (data, truncated, redacted) =
+                        (c.payload.into_owned(), c.truncated, c.redacted);
+                    m.data = Some(Payload(data));
+                    m.truncated |= truncated;
+                    m.redacted = redacted;
+                }
+            }
+            Event::ConnClose(c) => {
+                if let Some(reason) = &c.reason {
+                    let (masked, n) = r.redact_str(reason);
+                    if n > 0 {
+                        c.reason = Some(masked.into_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Observer configuration: typed structs, documented defaults, and the `serve` CLI flags.
 
+use sockscope_payload::redact::{RedactConfig, Redactor, DEFAULT_MASK_KEYS};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default listen address: loopback only.
@@ -86,6 +88,8 @@ pub struct ObserverConfig {
     /// 0 turns the limit off.
     pub max_tap_events_per_sec: u32,
     pub max_export_bytes: usize,
+    /// Masks payloads that arrive without a tap (`/ingest/apigw`) before they are stored.
+    pub apigw_redactor: Arc<Redactor>,
 }
 
 impl Default for ObserverConfig {
@@ -101,6 +105,7 @@ impl Default for ObserverConfig {
             max_taps: DEFAULT_MAX_TAPS,
             max_tap_events_per_sec: DEFAULT_MAX_TAP_EVENTS_PER_SEC,
             max_export_bytes: DEFAULT_MAX_EXPORT_BYTES,
+            apigw_redactor: Arc::new(Redactor::default()),
         }
     }
 }
@@ -176,6 +181,19 @@ pub struct ServeArgs {
     /// Largest export body in bytes; an export stops there and says so in its last record.
     #[arg(long, env = "SOCKSCOPE_MAX_EXPORT_BYTES", default_value_t = DEFAULT_MAX_EXPORT_BYTES)]
     pub max_export_bytes: usize,
+    /// JSON keys whose values are masked as "[REDACTED]" in API Gateway payloads (which reach
+    /// the observer without a tap), comma-separated; '' masks none.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_APIGW_MASK_KEYS",
+        value_delimiter = ',',
+        default_values = DEFAULT_MASK_KEYS
+    )]
+    pub apigw_mask_keys: Vec<String>,
+    /// Regular expression whose matches in API Gateway payloads and close reasons are masked
+    /// (repeatable).
+    #[arg(long, env = "SOCKSCOPE_APIGW_MASK_REGEX")]
+    pub apigw_mask_regex: Vec<String>,
     #[command(flatten)]
     pub auth: crate::server::auth::config::AuthArgs,
 }
@@ -203,7 +221,17 @@ impl ServeArgs {
             "--max-export-bytes must be at least 4096"
         );
         let auth = crate::server::auth::config::AuthConfig::from_args(self.auth, self.listen)?;
+        let apigw_redactor = Redactor::new(&RedactConfig {
+            mask_keys: self
+                .apigw_mask_keys
+                .into_iter()
+                .filter(|k| !k.trim().is_empty())
+                .collect(),
+            mask_regex: self.apigw_mask_regex,
+        })
+        .map_err(|e| anyhow::anyhow!("--apigw-mask-regex: {e}"))?;
         Ok(ObserverConfig {
+            apigw_redactor: Arc::new(apigw_redactor),
             auth,
             max_browsers: self.max_browsers,
             max_taps: self.max_taps,
