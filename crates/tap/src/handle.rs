@@ -171,7 +171,8 @@ impl Tap {
         let id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let mode = inner.cfg.payload_mode(&info.path);
         let (capture, capture_bytes) = mode.wire();
-        let (headers, redacted_headers) = allowed_headers(info.headers, &inner.cfg.mirror_headers);
+        let (headers, redacted_headers) =
+            allowed_headers(info.headers, &inner.cfg.mirror_headers, &inner.redactor);
         let path = match inner.redactor.redact_path(&info.path) {
             (std::borrow::Cow::Owned(p), _) => p,
             (std::borrow::Cow::Borrowed(_), _) => info.path,
@@ -200,9 +201,13 @@ impl Tap {
     }
 }
 
-/// Splits request headers into those on the allow-list (mirrored, clipped to the wire limits)
-/// and the names of the rest (withheld), lower-cased and without repeats.
-fn allowed_headers(headers: Vec<(String, String)>, allow: &[String]) -> (Vec<Header>, Vec<String>) {
+/// Splits request headers into those on the allow-list (mirrored masked, then clipped to the
+/// wire limits) and the names of the rest (withheld), lower-cased and without repeats.
+fn allowed_headers(
+    headers: Vec<(String, String)>,
+    allow: &[String],
+    redactor: &sockscope_payload::redact::Redactor,
+) -> (Vec<Header>, Vec<String>) {
     let mut kept = Vec::new();
     let mut withheld: Vec<String> = Vec::new();
     for (k, v) in headers {
@@ -212,6 +217,10 @@ fn allowed_headers(headers: Vec<(String, String)>, allow: &[String]) -> (Vec<Hea
         }
         if allow.contains(&name) {
             if kept.len() < Limits::MAX_HEADERS {
+                let v = match redactor.redact_str(&v) {
+                    (std::borrow::Cow::Owned(masked), _) => masked,
+                    (std::borrow::Cow::Borrowed(_), _) => v,
+                };
                 kept.push(Header(
                     clip(name, Limits::MAX_HEADER_NAME),
                     clip(v, Limits::MAX_HEADER_VALUE),

@@ -167,6 +167,34 @@ async fn credentials_headers_are_withheld_unless_allowed() {
 }
 
 #[tokio::test]
+async fn allowed_header_values_are_masked_too() {
+    let (addr, mut rx) = fake_observer().await;
+    let mut c = cfg(addr);
+    c.mirror_headers = vec!["cookie".into(), "x-request-id".into()];
+    c.redact.mask_regex = vec!["s3cret".into()];
+    let tap = Tap::start(c).unwrap();
+    let mut i = info("/");
+    i.headers = vec![
+        ("Cookie".into(), "sid=s3cret; theme=dark".into()),
+        ("X-Request-Id".into(), r#"{"token":"abc","id":7}"#.into()),
+    ];
+    let _conn = tap.open(i);
+    let o = next_open(&mut rx).await;
+    let sent: Vec<_> = o
+        .headers
+        .iter()
+        .map(|h| (h.0.as_str(), h.1.as_str()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("cookie", "sid=[REDACTED]; theme=dark"),
+            ("x-request-id", r#"{"token":"[REDACTED]","id":7}"#)
+        ]
+    );
+}
+
+#[tokio::test]
 async fn each_payload_mode_globally_and_per_route() {
     let (addr, mut rx) = fake_observer().await;
     let mut c = cfg(addr);
