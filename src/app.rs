@@ -11,6 +11,8 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::StaticSegment;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -24,6 +26,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Only the scripts this page's render marked with its nonce may run (the hydration loader,
+/// and the wasm it imports): a payload that ever slipped into the page as HTML could not
+/// execute. leptos_axum makes a fresh nonce for every render.
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    use axum::http::{header, HeaderValue};
+    let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(&crate::server::csp(Some(&nonce))) {
+        res.insert_header(header::CONTENT_SECURITY_POLICY, v);
     }
 }
 

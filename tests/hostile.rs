@@ -329,3 +329,47 @@ async fn deeply_nested_batches_are_refused_without_recursing_into_them() {
     assert_eq!(reply["code"], "malformed", "{reply}");
     still_serving(&obs, refused + 1).await;
 }
+
+/// Defence in depth: the dashboard page may run only the scripts its render marked with a fresh
+/// nonce (and what they import), so HTML that ever slipped into the page could not execute.
+#[tokio::test]
+async fn the_page_allows_only_its_own_nonced_scripts() {
+    let obs = start_default().await;
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let r = obs.http.get(obs.url("/")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let html = r.text().await.unwrap();
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|s| s.split('\'').next())
+            .unwrap_or_else(|| panic!("no nonce in {csp}"))
+            .to_string();
+        assert!(nonce.len() >= 16, "{nonce}");
+        assert!(
+            csp.contains("'strict-dynamic'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        let scripts = html.matches("<script").count();
+        assert!(scripts > 0, "{html}");
+        assert_eq!(
+            html.matches(&format!("<script type=\"module\" nonce=\"{nonce}\""))
+                .count()
+                + html.matches(&format!("<script nonce=\"{nonce}\"")).count(),
+            scripts,
+            "every script carries this render's nonce: {html}"
+        );
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "a fresh nonce per page");
+    // Everything else allows no script at all.
+    let r = obs.http.get(obs.url("/api/overview")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("script-src 'none'"), "{csp}");
+}

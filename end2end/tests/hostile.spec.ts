@@ -391,3 +391,24 @@ test('invalid UTF-8 and lone surrogates are rejected with a clear error; the das
   await expectExact(r.locator('td.path'), '/␀ok');
   await expectNothingExecuted(page, seen, scripts);
 });
+
+test('the page runs only its own nonced scripts: injected HTML could not execute', async ({ page }) => {
+  const seen = watch(page);
+  const violations: string[] = [];
+  await page.exposeFunction('__reportViolation', (d: string) => violations.push(d));
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) =>
+      (window as any).__reportViolation(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  const res = await page.goto('/');
+  const csp = res!.headers()['content-security-policy'];
+  expect(csp).toMatch(/script-src 'nonce-[A-Za-z0-9_-]{16,}' 'strict-dynamic' 'wasm-unsafe-eval'/);
+  // The dashboard itself hydrated under the policy: live data arrives, no violation so far.
+  await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
+  expect(violations, 'the dashboard broke its own policy').toEqual([]);
+  // Suppose markup ever reached the DOM as HTML: its inline handlers and scripts are refused.
+  await page.evaluate((html) => document.body.insertAdjacentHTML('beforeend', html), attack.img + attack.svg);
+  await expect.poll(() => violations.length).toBeGreaterThan(0);
+  expect(await page.evaluate(() => (window as any).__pwned)).toBeUndefined();
+  expect(seen.pageErrors).toEqual([]);
+});

@@ -133,3 +133,16 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
 }
+
+/// The Content-Security-Policy of every response: never framed, no plugins, no `<base>`; with
+/// a page's nonce, only scripts carrying it run (and what they import: the dashboard's wasm),
+/// otherwise no script at all.
+pub fn csp(nonce: Option<&str>) -> String {
+    let script = match nonce {
+        Some(n) => format!("script-src 'nonce-{n}' 'strict-dynamic' 'wasm-unsafe-eval'"),
+        None => "script-src 'none'".to_string(),
+    };
+    format!(
+        "{script}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+}
