@@ -106,6 +106,21 @@ async fn host_metrics_and_series_are_reported() {
     assert_eq!(hosts["hosts"]["h"][0]["rss"], 50);
 }
 
+/// `POST /ingest/apigw`: the status and the JSON answer.
+async fn post_apigw(obs: &Observer, body: Value) -> (u16, Value) {
+    let r = obs
+        .http
+        .post(obs.url("/ingest/apigw"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
+    (status, v)
+}
+
 #[tokio::test]
 async fn api_gateway_events_become_connections() {
     let obs = start_default().await;
@@ -118,23 +133,7 @@ async fn api_gateway_events_become_connections() {
         }
         rc
     };
-    let post = |body: Value| {
-        let obs = &obs;
-        async move {
-            let r = obs
-                .http
-                .post(obs.url("/ingest/apigw"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            let text = r.text().await.unwrap();
-            let v: Value =
-                serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
-            (status, v)
-        }
-    };
+    let post = |body: Value| post_apigw(&obs, body);
     // Only $default wired: the connection is created from connectedAt.
     let (s, v) = post(json!({"requestContext": ctx("MESSAGE", json!({"routeKey": "$default"})), "body": "{\"action\":\"send\"}", "isBase64Encoded": false})).await;
     assert_eq!(s, 200, "{v}");
@@ -195,14 +194,8 @@ async fn api_gateway_payloads_are_masked_before_they_are_stored() {
         {"requestContext": rc("MESSAGE"), "body": long, "isBase64Encoded": false},
         {"requestContext": bye},
     ]);
-    let r = obs
-        .http
-        .post(obs.url("/ingest/apigw"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (status, v) = post_apigw(&obs, body).await;
+    assert_eq!(status, 200, "{v}");
     let page = obs.get_ok("/api/connections?state=all").await;
     let d = obs
         .get_ok(&format!("/api/connections/{}", page["items"][0]["id"]))

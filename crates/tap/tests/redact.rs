@@ -26,6 +26,14 @@ async fn next_message(rx: &mut UnboundedReceiver<Event>) -> Message {
     }
 }
 
+/// The mirrored headers of an open, as (name, value) pairs.
+fn sent_headers(o: &ConnOpen) -> Vec<(&str, &str)> {
+    o.headers
+        .iter()
+        .map(|h| (h.0.as_str(), h.1.as_str()))
+        .collect()
+}
+
 fn full(mut c: TapConfig) -> TapConfig {
     c.payload = PayloadMode::Full;
     c
@@ -142,11 +150,7 @@ async fn credentials_headers_are_withheld_unless_allowed() {
     i.headers = headers();
     let _conn = tap.open(i);
     let o = next_open(&mut rx).await;
-    let sent: Vec<_> = o
-        .headers
-        .iter()
-        .map(|h| (h.0.as_str(), h.1.as_str()))
-        .collect();
+    let sent = sent_headers(&o);
     assert_eq!(
         sent,
         [
@@ -180,11 +184,7 @@ async fn allowed_header_values_are_masked_too() {
     ];
     let _conn = tap.open(i);
     let o = next_open(&mut rx).await;
-    let sent: Vec<_> = o
-        .headers
-        .iter()
-        .map(|h| (h.0.as_str(), h.1.as_str()))
-        .collect();
+    let sent = sent_headers(&o);
     assert_eq!(
         sent,
         [
