@@ -85,6 +85,14 @@ fn a_non_loopback_bind_without_credentials_refuses_to_start() {
 }
 
 #[test]
+fn bad_limits_and_mask_settings_refuse_to_start_by_flag() {
+    let (ok, out) = run_to_end(serve(&["--apigw-mask-regex", "[a-"], &[]));
+    assert!(!ok && out.contains("--apigw-mask-regex"), "{out}");
+    let (ok, out) = run_to_end(serve(&[], &[("SOCKSCOPE_MAX_SOURCES", "0")]));
+    assert!(!ok && out.contains("--max-sources must be at least 1"), "{out}");
+}
+
+#[test]
 fn help_never_shows_secret_values() {
     let mut c = serve(
         &["--help"],
