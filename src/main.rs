@@ -49,14 +49,36 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     #[cfg(target_os = "linux")]
     if !matches!(cli.command, Command::Serve(_)) {
-        // Before the runtime allocates; process-wide, also where the host's THP mode is `always`.
-        let _ = rustix::thread::disable_transparent_huge_pages(true);
+        without_huge_pages();
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the tokio runtime")?
         .block_on(run(cli))
+}
+
+/// Transparent huge pages off for this process from its first allocation on. The allocator
+/// has already touched memory before `main`, so set the flag (which survives `execve`) and
+/// start this same command over once; if anything fails, go on as we are.
+#[cfg(target_os = "linux")]
+fn without_huge_pages() {
+    use std::os::unix::process::CommandExt;
+    if rustix::thread::transparent_huge_pages_are_disabled().unwrap_or(true)
+        || rustix::thread::disable_transparent_huge_pages(true).is_err()
+    {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut again = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        again.arg0(arg0);
+    }
+    // Only returns if the exec failed.
+    let _ = again.args(args).exec();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -89,7 +89,10 @@ fn bad_limits_and_mask_settings_refuse_to_start_by_flag() {
     let (ok, out) = run_to_end(serve(&["--apigw-mask-regex", "[a-"], &[]));
     assert!(!ok && out.contains("--apigw-mask-regex"), "{out}");
     let (ok, out) = run_to_end(serve(&[], &[("SOCKSCOPE_MAX_SOURCES", "0")]));
-    assert!(!ok && out.contains("--max-sources must be at least 1"), "{out}");
+    assert!(
+        !ok && out.contains("--max-sources must be at least 1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -199,4 +202,45 @@ async fn tokens_never_appear_in_logs() {
             "{secret} leaked into the log:\n{out}"
         );
     }
+}
+
+/// `THP_enabled` of a running process, once it has started (None without THP support).
+#[cfg(target_os = "linux")]
+fn thp_enabled(args: &[&str]) -> Option<bool> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Give the restart a moment, then it must still be the same, running process.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "{args:?} exited");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
+    let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(shown.contains(&args.join(" ")), "{shown}");
+    Some(line.trim_end().ends_with('1'))
+}
+
+/// Huge pages stay on for the observer (ingest throughput) and are off for the proxy-side
+/// commands from their first allocation (steady, smaller RSS).
+#[cfg(target_os = "linux")]
+#[test]
+fn only_the_observer_keeps_transparent_huge_pages() {
+    let app = thp_enabled(&["sample-app", "--listen", "127.0.0.1:0"]);
+    let Some(app) = app else { return };
+    assert!(!app, "sample-app runs without THP");
+    let serve = thp_enabled(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--site-root",
+        "/nonexistent",
+    ]);
+    assert_eq!(serve, Some(true), "serve keeps THP");
 }
