@@ -10,10 +10,10 @@ use sockscope::server::config::ServeArgs;
 
 // The aggregator churns many small allocations across runtime threads; mimalloc keeps RSS
 // close to live memory where glibc's per-thread arenas fragment (measured: see README).
-// mimalloc asks for transparent huge pages. The observer keeps them: with 1M tracked
-// connections they give it 20–27 % more ingest throughput. Every other command turns them off
-// in `main`: a proxy held ~8 MiB more with them and its RSS moved in 2 MiB steps that stayed
-// for minutes (README, Soak).
+// mimalloc asks for transparent huge pages; `main` turns them off: with them a proxy held
+// ~8 MiB more, and RSS jumped by 5–20 MiB for minutes when the kernel collapsed sparse memory
+// into huge pages (README, Soak). `serve --huge-pages` keeps them for 20–27 % more ingest
+// throughput with a million tracked connections.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -48,7 +48,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     #[cfg(target_os = "linux")]
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(&cli.command, Command::Serve(a) if a.huge_pages) {
         without_huge_pages();
     }
     tokio::runtime::Builder::new_multi_thread()

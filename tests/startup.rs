@@ -227,11 +227,11 @@ fn thp_enabled(args: &[&str]) -> Option<bool> {
     Some(line.trim_end().ends_with('1'))
 }
 
-/// Huge pages stay on for the observer (ingest throughput) and are off for the proxy-side
-/// commands from their first allocation (steady, smaller RSS).
+/// Huge pages are off from the first allocation (steady, smaller RSS) unless `serve
+/// --huge-pages` asks to keep them (ingest throughput).
 #[cfg(target_os = "linux")]
 #[test]
-fn only_the_observer_keeps_transparent_huge_pages() {
+fn transparent_huge_pages_only_on_request() {
     let app = thp_enabled(&["sample-app", "--listen", "127.0.0.1:0"]);
     let Some(app) = app else { return };
     assert!(!app, "sample-app runs without THP");
@@ -242,6 +242,15 @@ fn only_the_observer_keeps_transparent_huge_pages() {
         .any(|l| l.starts_with("THP_enabled:") && l.trim_end().ends_with('1'))
     {
         let serve = thp_enabled(&["serve", "--listen", "127.0.0.1:0", "--site-root", "/x"]);
-        assert_eq!(serve, Some(true), "serve keeps THP");
+        assert_eq!(serve, Some(false), "serve runs without THP by default");
+        let huge = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--site-root",
+            "/x",
+            "--huge-pages",
+        ];
+        assert_eq!(thp_enabled(&huge), Some(true), "--huge-pages keeps THP");
     }
 }

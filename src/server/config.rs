@@ -194,6 +194,11 @@ pub struct ServeArgs {
     /// (repeatable).
     #[arg(long, env = "SOCKSCOPE_APIGW_MASK_REGEX")]
     pub apigw_mask_regex: Vec<String>,
+    /// Keep transparent huge pages (off by default): about 20–27 % more ingest throughput with
+    /// a million tracked connections, but RSS then moves in 2 MiB steps and jumps by tens of MiB
+    /// when the kernel collapses sparse memory into huge pages.
+    #[arg(long, env = "SOCKSCOPE_HUGE_PAGES")]
+    pub huge_pages: bool,
     #[command(flatten)]
     pub auth: crate::server::auth::config::AuthArgs,
 }
