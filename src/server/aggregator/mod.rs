@@ -1,6 +1,8 @@
 //! The aggregator: one task that owns all observer state. Ingest, the API and `/live` talk to
 //! it through one bounded channel; nothing else touches the state.
 
+#[cfg(test)]
+mod bounds_tests;
 pub mod conn;
 pub mod filter;
 mod maintenance;

@@ -10,9 +10,9 @@ use sockscope_wire::{
 };
 use tokio::sync::mpsc;
 
-const T0: u64 = 1_700_000_000_000_000;
+pub(super) const T0: u64 = 1_700_000_000_000_000;
 
-fn hello(source: &str, instance: Option<u64>) -> Event {
+pub(super) fn hello(source: &str, instance: Option<u64>) -> Event {
     Event::Hello(Hello {
         source: source.into(),
         name: String::new(),
@@ -23,14 +23,14 @@ fn hello(source: &str, instance: Option<u64>) -> Event {
     })
 }
 
-fn open(conn: u64, path: &str) -> Event {
+pub(super) fn open(conn: u64, path: &str) -> Event {
     Event::ConnOpen(ConnOpen {
         user_agent: Some("ua".into()),
         ..ConnOpen::new(conn, "192.0.2.1", path)
     })
 }
 
-fn msg(conn: u64, dir: Direction, text: &str) -> Event {
+pub(super) fn msg(conn: u64, dir: Direction, text: &str) -> Event {
     Event::Message(Message {
         conn,
         ts: None,
@@ -44,7 +44,7 @@ fn msg(conn: u64, dir: Direction, text: &str) -> Event {
     })
 }
 
-fn close(conn: u64, code: u16) -> Event {
+pub(super) fn close(conn: u64, code: u16) -> Event {
     Event::ConnClose(ConnClose {
         conn,
         ts: None,
@@ -396,138 +396,4 @@ fn trace_filters_by_direction_ip_source_and_payload_text_or_regex() {
     .err()
     .unwrap();
     assert!(e.contains("invalid regular expression"), "{e}");
-}
-
-#[test]
-fn the_message_fifo_stays_proportional_to_what_is_held() {
-    let cfg = AggConfig {
-        conn_messages: 2,
-        ..AggConfig::default()
-    };
-    let mut s = State::new(cfg);
-    let mut events = vec![hello("a", None)];
-    for c in 1..=300 {
-        events.push(open(c, "/"));
-        for i in 0..10 {
-            events.push(msg(c, Direction::ClientToServer, &format!("{c}-{i}")));
-        }
-    }
-    s.apply(None, events, T0);
-    // 3,000 stored, 2 kept per connection: the FIFO's stale entries were compacted.
-    assert_eq!(s.store.held(), 600);
-    assert!(s.store.entries() <= 2048, "{} entries", s.store.entries());
-    let texts: Vec<_> = (s.detail(300, 0).unwrap().messages)
-        .into_iter()
-        .map(|m| m.text.unwrap())
-        .collect();
-    assert_eq!(texts, vec!["300-8", "300-9"]);
-    // Evicted connections leave nothing behind either.
-    s.apply(
-        None,
-        std::iter::once(hello("a", None))
-            .chain((1..=300).map(|c| close(c, 1000)))
-            .collect(),
-        T0,
-    );
-    s.second(T0 + 2 * 3_600_000_000);
-    assert_eq!((s.conns.len(), s.store.held(), s.store.bytes()), (0, 0, 0));
-    let mut events = vec![hello("a", None), open(1000, "/")];
-    events.extend((0..2100).map(|i| msg(1000, Direction::ServerToClient, &format!("{i}"))));
-    s.apply(None, events, T0);
-    assert_eq!(s.store.held(), 2);
-    assert!(s.store.entries() <= 2048, "{} entries", s.store.entries());
-}
-
-#[test]
-fn compaction_keeps_the_payload_budget_and_the_newest_payloads() {
-    let cfg = AggConfig {
-        conn_messages: 4,
-        payload_budget: 100,
-        ..AggConfig::default()
-    };
-    let mut s = State::new(cfg);
-    s.apply(
-        None,
-        std::iter::once(hello("a", None))
-            .chain((1..=10).map(|c| open(c, "/")))
-            .collect(),
-        T0,
-    );
-    for round in 0..300u64 {
-        let text = |c: u64| format!("{:>10}", round * 10 + c);
-        let events = std::iter::once(hello("a", None))
-            .chain((1..=10).map(|c| msg(c, Direction::ClientToServer, &text(c))))
-            .collect();
-        s.apply(None, events, T0);
-        assert!(s.store.bytes() <= 100, "round {round}: {}", s.store.bytes());
-        assert!(s.store.entries() <= 2048);
-    }
-    // The last round's ten 10-byte payloads fill the budget; older ones were dropped.
-    for c in 1..=10 {
-        let m = s.detail(c, 0).unwrap().messages;
-        assert_eq!(m.len(), 4);
-        assert_eq!(
-            m[3].text.as_deref(),
-            Some(format!("{:>10}", 2990 + c).as_str())
-        );
-        assert!(m[2].payload_evicted, "connection {c}");
-    }
-    assert_eq!(s.store.held(), 40);
-    assert_eq!(s.store.bytes(), 100);
-}
-
-#[test]
-fn a_source_is_forgotten_only_when_nothing_points_at_it() {
-    let cfg = AggConfig {
-        max_sources: 2,
-        trace_capacity: 4,
-        ..AggConfig::default()
-    };
-    let retention = cfg.retention.as_micros() as u64;
-    let mut s = State::new(cfg);
-    assert!(s
-        .apply(
-            None,
-            vec![hello("a", None), open(1, "/a"), close(1, 1000)],
-            T0
-        )
-        .is_empty());
-    assert!(s
-        .apply(None, vec![hello("c", None), open(7, "/c")], T0)
-        .is_empty());
-    // Full, and "a" still has a tracked connection and trace records: "b" is refused.
-    let errs = s.apply(None, vec![hello("b", None), open(1, "/b")], T0 + 1);
-    assert_eq!(
-        errs.iter().map(|e| e.code).collect::<Vec<_>>(),
-        ["source_limit", "source_limit"]
-    );
-    assert!(
-        errs[0].message.contains("--max-sources"),
-        "{}",
-        errs[0].message
-    );
-    assert_eq!(s.stats.refused.sources, 1);
-    // Retention evicts a's connection, but its trace records still name it.
-    s.second(T0 + retention + 2_000_000);
-    assert_eq!(s.totals.tracked, 1);
-    assert_eq!(
-        s.apply(None, vec![hello("b", None)], T0 + retention + 3_000_000)[0].code,
-        "source_limit"
-    );
-    // Once c's records have pushed a's out of the trace ring, "a" can go; "c" (open) stays.
-    let now = T0 + retention + 4_000_000;
-    let msgs: Vec<Event> = (0..4)
-        .map(|i| msg(7, Direction::ClientToServer, &format!("m{i}")))
-        .collect();
-    assert!(s.apply(Some("c"), msgs, now).is_empty());
-    assert!(s
-        .apply(None, vec![hello("b", None), open(1, "/b")], now)
-        .is_empty());
-    let mut ids: Vec<String> = s.sources.iter().map(|x| x.id.to_string()).collect();
-    ids.sort();
-    assert_eq!(ids, ["b", "c"]);
-    assert_eq!(s.stats.sources_forgotten, 1);
-    // Every trace record still resolves to its own source's name.
-    let names: Vec<String> = s.trace.iter().map(|r| s.trace_entry(r).source).collect();
-    assert_eq!(names, ["c", "c", "c", "b"]);
 }
