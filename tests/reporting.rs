@@ -196,7 +196,9 @@ async fn api_gateway_payloads_are_masked_before_they_are_stored() {
     ]);
     let (status, v) = post_apigw(&obs, body).await;
     assert_eq!(status, 200, "{v}");
-    let page = obs.get_ok("/api/connections?state=all").await;
+    let page = obs
+        .wait_for("/api/connections?state=all", |v| v["total"] == 1)
+        .await;
     let d = obs
         .get_ok(&format!("/api/connections/{}", page["items"][0]["id"]))
         .await;

@@ -83,11 +83,46 @@ fn mask(r: &Redactor, events: &mut [Event], max_payload: usize) {
                 if let Some(reason) = &c.reason {
                     let (masked, n) = r.redact_str(reason);
                     if n > 0 {
-                        c.reason = Some(masked.into_owned());
+                        // "[REDACTED]" can be longer than what it hides: stay within the wire limit.
+                        let mut end = masked.len().min(sockscope_wire::Limits::MAX_REASON);
+                        while !masked.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        c.reason = Some(masked[..end].to_string());
                     }
                 }
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockscope_payload::redact::RedactConfig;
+    use sockscope_wire::{Closer, ConnClose};
+
+    #[test]
+    fn a_masked_close_reason_stays_within_the_wire_limit() {
+        let r = Redactor::new(&RedactConfig {
+            mask_keys: vec![],
+            mask_regex: vec!["x".into()],
+        })
+        .unwrap();
+        let mut events = vec![Event::ConnClose(ConnClose {
+            conn: 1,
+            ts: None,
+            code: Some(1000),
+            reason: Some("x".repeat(100)),
+            by: Closer::Client,
+        })];
+        mask(&r, &mut events, 1024);
+        let Event::ConnClose(c) = &events[0] else {
+            unreachable!()
+        };
+        let reason = c.reason.as_deref().unwrap();
+        assert!(reason.starts_with("[REDACTED][REDACTED]"), "{reason}");
+        assert!(reason.len() <= sockscope_wire::Limits::MAX_REASON);
     }
 }
