@@ -106,6 +106,15 @@ async fn host_metrics_and_series_are_reported() {
     assert_eq!(hosts["hosts"]["h"][0]["rss"], 50);
 }
 
+/// Now in epoch milliseconds: gateway times from the past would close connections already
+/// older than the observer's retention, and the next tick would evict them.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 /// `POST /ingest/apigw`: the status and the JSON answer.
 async fn post_apigw(obs: &Observer, body: Value) -> (u16, Value) {
     let r = obs
@@ -124,9 +133,10 @@ async fn post_apigw(obs: &Observer, body: Value) -> (u16, Value) {
 #[tokio::test]
 async fn api_gateway_events_become_connections() {
     let obs = start_default().await;
+    let t = now_ms();
     let ctx = |ty: &str, extra: Value| {
         let mut rc = json!({"connectionId": "L0SM9cOFvHcCIhw=", "eventType": ty, "apiId": "abc123", "stage": "prod",
-            "connectedAt": 1_732_180_000_000u64, "requestTimeEpoch": 1_732_180_001_000u64,
+            "connectedAt": t - 1000, "requestTimeEpoch": t,
             "identity": {"sourceIp": "203.0.113.10", "userAgent": "Mozilla/5.0 gw"}});
         for (k, v) in extra.as_object().unwrap() {
             rc[k] = v.clone();
@@ -176,9 +186,10 @@ async fn api_gateway_events_become_connections() {
 #[tokio::test]
 async fn api_gateway_payloads_are_masked_before_they_are_stored() {
     let obs = start_default().await;
+    let t = now_ms();
     let rc = |ty: &str| {
         json!({"connectionId": "Zm9vYmFy", "eventType": ty, "apiId": "gw1", "stage": "prod",
-            "connectedAt": 1_732_180_000_000u64, "requestTimeEpoch": 1_732_180_001_000u64,
+            "connectedAt": t - 1000, "requestTimeEpoch": t,
             "identity": {"sourceIp": "203.0.113.10"}})
     };
     // A secret at the start of a body over --max-payload: masked first, then cut.
