@@ -119,10 +119,6 @@ impl Sources {
         self.0.iter().map(|(_, s)| s)
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Source> {
-        self.0.iter_mut().map(|(_, s)| s)
-    }
-
     /// The source that has been offline longest among those nothing points at any more.
     pub fn forgettable(&self) -> Option<usize> {
         self.0

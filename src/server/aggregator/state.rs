@@ -120,17 +120,18 @@ impl State {
                 continue;
             }
             let Some(si) = src else {
-                errors.push(match refused {
-                    true => EventError {
-                        code: "source_limit",
-                        index,
-                        message: "not applied: this batch's hello was refused".into(),
-                    },
-                    false => EventError {
-                        code: "no_hello",
-                        index,
-                        message: "send a hello event before any other event".into(),
-                    },
+                let (code, message) = if refused {
+                    (
+                        "source_limit",
+                        "not applied: this batch's hello was refused",
+                    )
+                } else {
+                    ("no_hello", "send a hello event before any other event")
+                };
+                errors.push(EventError {
+                    code,
+                    index,
+                    message: message.into(),
                 });
                 continue;
             };
