@@ -70,7 +70,8 @@ async fn main() {
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--site-root",
-                &format!("{root}/target/site"),
+                // ./scripts/build puts the dashboard there (scripts/env.sh).
+                &std::env::var("SOCKSCOPE_SITE").unwrap_or(format!("{root}/target/site")),
                 "--max-connections",
                 &(conns + 1000).to_string(),
             ])

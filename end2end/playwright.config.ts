@@ -1,9 +1,11 @@
 import { defineConfig } from '@playwright/test';
 import * as path from 'path';
 
-// The observer binary and built site come from `cargo leptos build` (scripts/test runs it).
+// The release binary from ./scripts/build, which carries the dashboard: no --site-root.
 const root = path.resolve(__dirname, '..');
-const bin = process.env.SOCKSCOPE_BIN ?? path.join(root, 'target', 'debug', 'sockscope');
+export const bin =
+  process.env.SOCKSCOPE_BIN ??
+  path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'release', 'sockscope');
 const port = Number(process.env.SOCKSCOPE_E2E_PORT ?? 3917);
 const demoPort = port + 1;
 // An observer that asks for a login (tests/auth.spec.ts); the secrets are test-only.
@@ -13,7 +15,6 @@ export const authSecrets = {
   viewer: 'e2e-viewer-token-0123456789',
   tap: 'e2e-tap-token-0123456789abcdef',
 };
-const site = path.join(root, 'target', 'site');
 
 export default defineConfig({
   testDir: './tests',
@@ -41,7 +42,7 @@ export default defineConfig({
   },
   webServer: [
     {
-      command: `"${bin}" serve --listen 127.0.0.1:${port} --site-root "${site}" --tick 100ms`,
+      command: `"${bin}" serve --listen 127.0.0.1:${port} --tick 100ms`,
       // Playwright waits for this URL itself (cargo leptos end-to-end would not).
       url: `http://127.0.0.1:${port}/healthz`,
       reuseExistingServer: false,
@@ -51,7 +52,7 @@ export default defineConfig({
     },
     {
       // The one-command demo: observer, sample app, two tapped proxies, live load.
-      command: `"${bin}" demo --listen 127.0.0.1:${demoPort} --site-root "${site}" --tick 100ms`,
+      command: `"${bin}" demo --listen 127.0.0.1:${demoPort} --tick 100ms`,
       url: `http://127.0.0.1:${demoPort}/healthz`,
       reuseExistingServer: false,
       timeout: 60_000,
@@ -59,7 +60,7 @@ export default defineConfig({
       stderr: 'pipe',
     },
     {
-      command: `"${bin}" serve --listen 127.0.0.1:${authPort} --site-root "${site}" --tick 100ms`,
+      command: `"${bin}" serve --listen 127.0.0.1:${authPort} --tick 100ms`,
       url: `http://127.0.0.1:${authPort}/healthz`,
       env: {
         SOCKSCOPE_INSPECTOR_TOKENS: authSecrets.inspector,

@@ -39,10 +39,11 @@ async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 
 /// Runs the demo until `shutdown` resolves.
 pub async fn run(
-    args: DemoArgs,
+    mut args: DemoArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // With tap tokens configured, the demo's own proxies use the first one.
+    args.serve.auth.read_secret_files()?;
     let tap_token = args.serve.auth.ingest_tokens.first().cloned();
     let config = args.serve.into_config()?;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -6,6 +6,8 @@
 
 pub mod app;
 pub mod chart;
+#[cfg(feature = "ssr")]
+pub mod cli;
 pub mod close_code;
 pub mod components;
 pub mod decode;

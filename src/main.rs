@@ -1,11 +1,8 @@
-//! The `sockscope` command line: `serve` runs the observer.
+//! The `sockscope` binary: parses the command line (`cli`) and runs the subcommand.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use sockscope::demo::DemoArgs;
-use sockscope::load::LoadArgs;
+use sockscope::cli::{Cli, Command, ConfigCommand};
 use sockscope::proxy::ProxyArgs;
-use sockscope::sample_app::SampleAppArgs;
 use sockscope::server::config::ServeArgs;
 
 // The aggregator churns many small allocations across runtime threads; mimalloc keeps RSS
@@ -17,36 +14,20 @@ use sockscope::server::config::ServeArgs;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser)]
-#[command(
-    name = "sockscope",
-    version,
-    about = "Real-time observability for WebSocket traffic"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the observer: tap ingest, live dashboard, JSON API.
-    Serve(ServeArgs),
-    /// Run a tapped reverse proxy in front of a WebSocket / HTTP server.
-    Proxy(ProxyArgs),
-    /// Run the sample WebSocket app (broadcast, echo, chat rooms).
-    SampleApp(SampleAppArgs),
-    /// Load a WebSocket server with the classic profiles and report what arrived.
-    Load(LoadArgs),
-    /// Observer, sample app, two tapped proxies and live load, all on loopback.
-    Demo(DemoArgs),
-    /// Read a dashboard password from stdin and print its Argon2 hash for
-    /// SOCKSCOPE_VIEWER_PASSWORD_HASH / SOCKSCOPE_INSPECTOR_PASSWORD_HASH.
-    HashPassword,
-}
-
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = sockscope::cli::parse();
+    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
+        match sockscope::cli::check(file) {
+            Ok(text) => {
+                print!("{text}");
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
     #[cfg(target_os = "linux")]
     if !matches!(&cli.command, Command::Serve(a) if a.huge_pages) {
         without_huge_pages();
@@ -134,6 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Config(_) => unreachable!("handled before the runtime starts"),
     }
 }
 
@@ -156,13 +138,19 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.into_config()?;
-    let js = config.site_root.join("pkg/sockscope.js");
-    if !js.exists() {
-        tracing::warn!(
-            "dashboard assets not found at {}: the API and ingest work, the page will not hydrate. \
-             Build them with `cargo leptos build` or point --site-root at them",
-            js.display()
-        );
+    match &config.site_root {
+        Some(root) if !root.join("pkg/sockscope.js").exists() => tracing::warn!(
+            "no dashboard at --site-root {}: the API and ingest work, the page will not hydrate. \
+             Build it with ./scripts/build (or cargo leptos build), or leave out --site-root to \
+             serve the copy inside this binary",
+            root.display()
+        ),
+        None if !sockscope::server::assets::embedded() => tracing::warn!(
+            "this binary carries no dashboard (it was built without ./scripts/build): the API \
+             and ingest work, the page will not hydrate. Build it with ./scripts/build, or pass \
+             --site-root DIR with a built dashboard"
+        ),
+        _ => {}
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -2,9 +2,8 @@
 //! could not deliver, reconnects when the observer is back and re-announces open connections.
 
 mod common;
-#[path = "common/upstream.rs"]
-mod upstream;
 
+use common::upstream;
 use futures_util::{SinkExt, StreamExt};
 use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE};
 use sockscope_tap::{Tap, TapConfig};

@@ -1,9 +1,8 @@
 //! `sockscope proxy` against a real upstream and a real observer, all on loopback.
 
 mod common;
-#[path = "common/upstream.rs"]
-mod upstream;
 
+use common::upstream;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE};

@@ -3,10 +3,9 @@
 //! refuse bad values with a clear message.
 
 mod common;
-#[path = "common/upstream.rs"]
-mod upstream;
 
 use clap::Parser;
+use common::upstream;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use sockscope::proxy::ProxyArgs;

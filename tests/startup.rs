@@ -1,7 +1,9 @@
 //! The real `sockscope serve` process: it will not listen beyond loopback without
 //! credentials, and no token or password ever reaches its logs or its `--help`.
 
-use std::io::Read;
+mod common;
+
+use common::process::{output, run_to_end, sockscope};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,51 +13,12 @@ const TAP: &str = "tap-secret-9c0e1a2b3d4f";
 const WRONG: &str = "guess-secret-000000000000";
 
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sockscope"));
-    c.arg("serve")
-        .args(["--site-root", "/nonexistent"])
-        .args(args)
-        .env_remove("SOCKSCOPE_INSPECTOR_TOKENS")
-        .env_remove("SOCKSCOPE_VIEWER_TOKENS")
-        .env_remove("SOCKSCOPE_INGEST_TOKENS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut c = sockscope(&["serve", "--site-root", "/nonexistent"]);
+    c.args(args);
     for (k, v) in env {
         c.env(k, v);
     }
     c
-}
-
-/// Everything the process wrote, stdout then stderr.
-fn output(child: &mut std::process::Child) -> String {
-    let mut out = String::new();
-    for r in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let mut r = r;
-        r.read_to_string(&mut out).unwrap();
-    }
-    out
-}
-
-/// Runs a command that should exit by itself; returns (success, stdout + stderr).
-fn run_to_end(mut c: Command) -> (bool, String) {
-    let mut child = c.spawn().expect("start sockscope");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status.success(), output(&mut child));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sockscope did not exit: it started when it should have refused");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -90,7 +53,7 @@ fn bad_limits_and_mask_settings_refuse_to_start_by_flag() {
     assert!(!ok && out.contains("--apigw-mask-regex"), "{out}");
     let (ok, out) = run_to_end(serve(&[], &[("SOCKSCOPE_MAX_SOURCES", "0")]));
     assert!(
-        !ok && out.contains("--max-sources must be at least 1"),
+        !ok && out.contains("invalid value '0' for '--max-sources"),
         "{out}"
     );
 }

@@ -1,4 +1,4 @@
-import { test, expect, APIRequestContext } from '@playwright/test';
+import { test, expect, APIRequestContext } from './fixtures';
 
 async function ingest(request: APIRequestContext, events: object[]) {
   const res = await request.post('/ingest', { data: { v: 1, events } });

@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect } from './fixtures';
 
 const demoPort = Number(process.env.SOCKSCOPE_E2E_PORT ?? 3917) + 1;
 const demo = `http://127.0.0.1:${demoPort}/`;

@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect } from './fixtures';
 
 // What the tap redacted is shown as redacted: masked values marked, withheld headers named,
 // the capture mode stated.

@@ -46,6 +46,9 @@ pub struct ProxyConfig {
 /// Flags of `sockscope proxy`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ProxyArgs {
+    /// TOML file whose [proxy] table sets any of these flags (flags and environment win).
+    #[arg(long, env = crate::cli::CONFIG_ENV, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Address to accept clients on.
     #[arg(long, env = "SOCKSCOPE_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -58,6 +61,9 @@ pub struct ProxyArgs {
     /// Token sent to the observer as `Authorization: Bearer`.
     #[arg(long, env = "SOCKSCOPE_TAP_TOKEN", hide_env_values = true)]
     pub token: Option<sockscope_wire::Secret>,
+    /// File holding the observer token (first non-empty line), instead of --token.
+    #[arg(long, env = "SOCKSCOPE_TAP_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Name of this proxy on the dashboard (also its source id).
     #[arg(long, env = "SOCKSCOPE_NAME", default_value = "proxy")]
     pub name: String,
@@ -69,10 +75,11 @@ pub struct ProxyArgs {
     )]
     pub trusted_proxy: Vec<IpNet>,
     /// Largest WebSocket message in bytes.
-    #[arg(long, env = "SOCKSCOPE_MAX_MESSAGE", default_value_t = DEFAULT_MAX_MESSAGE)]
+    #[arg(long, env = "SOCKSCOPE_MAX_MESSAGE", default_value_t = DEFAULT_MAX_MESSAGE, value_parser = crate::server::config::at_least(1024))]
     pub max_message: usize,
     /// Read buffer per WebSocket, in bytes.
-    #[arg(long, env = "SOCKSCOPE_READ_BUFFER", default_value_t = DEFAULT_READ_BUFFER)]
+    #[arg(long, env = "SOCKSCOPE_READ_BUFFER", default_value_t = DEFAULT_READ_BUFFER,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(256..=1 << 20))]
     pub read_buffer: usize,
     /// How much of each payload is mirrored: off (no message events), metadata (sizes only),
     /// truncated (the first --payload-cap bytes), full (up to 64 KiB). Masking comes first.
@@ -117,6 +124,24 @@ pub struct ProxyArgs {
 impl ProxyArgs {
     /// Validates the flags and starts the tap (if an observer is given).
     pub fn into_parts(self) -> anyhow::Result<(ProxyConfig, Tap)> {
+        let (cfg, tap) = self.into_config()?;
+        let tap = match tap {
+            Some(tap) => Tap::start(tap).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => Tap::disabled(),
+        };
+        Ok((cfg, tap))
+    }
+
+    /// Validates the flags: the proxy's settings and the tap's (if an observer is given).
+    pub fn into_config(mut self) -> anyhow::Result<(ProxyConfig, Option<TapConfig>)> {
+        if let Some(path) = self.token_file.take() {
+            anyhow::ensure!(
+                self.token.is_none(),
+                "give --token or --token-file, not both"
+            );
+            let tokens = crate::server::auth::config::read_secret_file("--token-file", &path)?;
+            self.token = tokens.into_iter().next();
+        }
         let upstream = self
             .upstream
             .strip_prefix("http://")
@@ -128,14 +153,6 @@ impl ProxyArgs {
             !upstream.is_empty() && !upstream.contains('/'),
             "--upstream {:?} must be http://host:port without a path",
             self.upstream
-        );
-        anyhow::ensure!(
-            self.max_message >= 1024,
-            "--max-message must be at least 1024 bytes"
-        );
-        anyhow::ensure!(
-            (256..=1 << 20).contains(&self.read_buffer),
-            "--read-buffer must be between 256 and 1048576"
         );
         let wire_max = sockscope_tap::wire::Limits::DEFAULT_MAX_PAYLOAD;
         anyhow::ensure!(
@@ -172,9 +189,10 @@ impl ProxyArgs {
                 cfg.route_payload = route_payload;
                 cfg.redact = redact;
                 cfg.mirror_headers = self.mirror_headers;
-                Tap::start(cfg).map_err(|e| anyhow::anyhow!("{e}"))?
+                cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+                Some(cfg)
             }
-            None => Tap::disabled(),
+            None => None,
         };
         Ok((
             ProxyConfig {

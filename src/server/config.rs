@@ -77,8 +77,9 @@ impl Default for AggConfig {
 #[derive(Clone, Debug)]
 pub struct ObserverConfig {
     pub listen: SocketAddr,
-    /// Directory with the built dashboard (`pkg/sockscope.js`, `.wasm`, `.css`).
-    pub site_root: PathBuf,
+    /// Directory with the built dashboard (`pkg/sockscope.js`, `.wasm`, `.css`); `None` serves
+    /// the copy embedded in the binary (see `server::assets`).
+    pub site_root: Option<PathBuf>,
     pub agg: AggConfig,
     pub wire: sockscope_wire::Limits,
     pub max_frame_bytes: usize,
@@ -96,7 +97,7 @@ impl Default for ObserverConfig {
     fn default() -> Self {
         ObserverConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
-            site_root: PathBuf::from("target/site"),
+            site_root: None,
             agg: AggConfig::default(),
             wire: sockscope_wire::Limits::default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
@@ -122,15 +123,24 @@ fn parse_tick(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A value parser for counts and sizes: a whole number, at least `min`.
+pub fn at_least(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..)
+}
+
 /// Flags of `sockscope serve`. Every flag also reads an environment variable.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
+    /// TOML file whose [serve] table sets any of these flags (flags and environment win).
+    #[arg(long, env = crate::cli::CONFIG_ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on. Anything but loopback needs a dashboard credential and a tap token.
     #[arg(long, env = "SOCKSCOPE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Directory of the built dashboard assets (made by `cargo leptos build`).
-    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
-    pub site_root: PathBuf,
+    /// Serve the dashboard's files from this directory instead of the copy inside the binary
+    /// (development: `cargo leptos watch` sets it).
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
     /// Interval between live frames sent to each browser (50ms..10s).
     #[arg(long, env = "SOCKSCOPE_TICK", default_value = DEFAULT_TICK, value_parser = parse_tick)]
     pub tick: Duration,
@@ -138,7 +148,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SOCKSCOPE_RETENTION", default_value = DEFAULT_RETENTION, value_parser = parse_duration)]
     pub retention: Duration,
     /// Most connections tracked at once; the oldest closed ones are evicted first.
-    #[arg(long, env = "SOCKSCOPE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "SOCKSCOPE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least(1))]
     pub max_connections: usize,
     /// Recent messages kept per connection (0 keeps none).
     #[arg(long, env = "SOCKSCOPE_CONN_MESSAGES", default_value_t = DEFAULT_CONN_MESSAGES)]
@@ -153,33 +163,33 @@ pub struct ServeArgs {
     #[arg(long, env = "SOCKSCOPE_TRACE_CAPACITY", default_value_t = DEFAULT_TRACE_CAPACITY)]
     pub trace_capacity: usize,
     /// Largest ingest frame or POST body, in bytes.
-    #[arg(long, env = "SOCKSCOPE_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    #[arg(long, env = "SOCKSCOPE_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES, value_parser = at_least(1024))]
     pub max_frame_bytes: usize,
     /// Most events in one ingest batch.
-    #[arg(long, env = "SOCKSCOPE_MAX_BATCH_EVENTS", default_value_t = sockscope_wire::Limits::DEFAULT_MAX_EVENTS)]
+    #[arg(long, env = "SOCKSCOPE_MAX_BATCH_EVENTS", default_value_t = sockscope_wire::Limits::DEFAULT_MAX_EVENTS, value_parser = at_least(1))]
     pub max_batch_events: usize,
     /// Largest captured payload of one message accepted from a tap, in bytes.
     #[arg(long, env = "SOCKSCOPE_MAX_PAYLOAD", default_value_t = sockscope_wire::Limits::DEFAULT_MAX_PAYLOAD)]
     pub max_payload: usize,
     /// Frames queued per browser before it is re-snapshotted instead of waited for.
-    #[arg(long, env = "SOCKSCOPE_BROWSER_QUEUE", default_value_t = DEFAULT_BROWSER_QUEUE)]
+    #[arg(long, env = "SOCKSCOPE_BROWSER_QUEUE", default_value_t = DEFAULT_BROWSER_QUEUE, value_parser = at_least(1))]
     pub browser_queue: usize,
     /// Most browsers connected to /live at once; more are refused (503) and counted.
-    #[arg(long, env = "SOCKSCOPE_MAX_BROWSERS", default_value_t = DEFAULT_MAX_BROWSERS)]
+    #[arg(long, env = "SOCKSCOPE_MAX_BROWSERS", default_value_t = DEFAULT_MAX_BROWSERS, value_parser = at_least(1))]
     pub max_browsers: usize,
     /// Most tap sessions on /ingest at once; more are refused (503) and counted.
-    #[arg(long, env = "SOCKSCOPE_MAX_TAPS", default_value_t = DEFAULT_MAX_TAPS)]
+    #[arg(long, env = "SOCKSCOPE_MAX_TAPS", default_value_t = DEFAULT_MAX_TAPS, value_parser = at_least(1))]
     pub max_taps: usize,
     /// Most sources (tap ids) remembered. At the limit a new source replaces the longest-offline
     /// one that has no connection or trace record left; with none such it is refused and counted.
-    #[arg(long, env = "SOCKSCOPE_MAX_SOURCES", default_value_t = DEFAULT_MAX_SOURCES)]
+    #[arg(long, env = "SOCKSCOPE_MAX_SOURCES", default_value_t = DEFAULT_MAX_SOURCES, value_parser = at_least(1))]
     pub max_sources: usize,
     /// Events per second accepted from one tap (source id); message events above it are
     /// dropped and counted per source. 0 turns the limit off.
     #[arg(long, env = "SOCKSCOPE_MAX_TAP_EVENTS_PER_SEC", default_value_t = DEFAULT_MAX_TAP_EVENTS_PER_SEC)]
     pub max_tap_events_per_sec: u32,
     /// Largest export body in bytes; an export stops there and says so in its last record.
-    #[arg(long, env = "SOCKSCOPE_MAX_EXPORT_BYTES", default_value_t = DEFAULT_MAX_EXPORT_BYTES)]
+    #[arg(long, env = "SOCKSCOPE_MAX_EXPORT_BYTES", default_value_t = DEFAULT_MAX_EXPORT_BYTES, value_parser = at_least(4096))]
     pub max_export_bytes: usize,
     /// JSON keys whose values are masked as "[REDACTED]" in API Gateway payloads (which reach
     /// the observer without a tap), comma-separated; '' masks none.
@@ -205,26 +215,6 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn into_config(self) -> anyhow::Result<ObserverConfig> {
-        anyhow::ensure!(
-            self.max_batch_events > 0,
-            "--max-batch-events must be at least 1"
-        );
-        anyhow::ensure!(
-            self.max_frame_bytes >= 1024,
-            "--max-frame-bytes must be at least 1024"
-        );
-        anyhow::ensure!(self.browser_queue > 0, "--browser-queue must be at least 1");
-        anyhow::ensure!(
-            self.max_connections > 0,
-            "--max-connections must be at least 1"
-        );
-        anyhow::ensure!(self.max_browsers > 0, "--max-browsers must be at least 1");
-        anyhow::ensure!(self.max_taps > 0, "--max-taps must be at least 1");
-        anyhow::ensure!(self.max_sources > 0, "--max-sources must be at least 1");
-        anyhow::ensure!(
-            self.max_export_bytes >= 4096,
-            "--max-export-bytes must be at least 4096"
-        );
         let auth = crate::server::auth::config::AuthConfig::from_args(self.auth, self.listen)?;
         let apigw_redactor = Redactor::new(&RedactConfig {
             mask_keys: self

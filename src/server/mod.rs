@@ -3,6 +3,7 @@
 pub mod aggregator;
 pub mod api;
 pub mod apigw;
+pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod export;
@@ -67,7 +68,13 @@ impl FromRef<AppState> for LeptosOptions {
 pub fn router(config: ObserverConfig) -> Router {
     let leptos = LeptosOptions::builder()
         .output_name("sockscope")
-        .site_root(config.site_root.to_string_lossy().to_string())
+        .site_root(
+            config
+                .site_root
+                .as_ref()
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_default(),
+        )
         .site_pkg_dir("pkg")
         .site_addr(config.listen)
         .build();
@@ -111,7 +118,7 @@ pub fn router(config: ObserverConfig) -> Router {
             state.config.max_frame_bytes,
         ))
         .leptos_routes(&state, routes, move || shell(leptos.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(assets::fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,

@@ -1,6 +1,9 @@
 //! Test harness: a real observer on 127.0.0.1:0 and real WebSocket / HTTP clients.
 #![allow(dead_code)]
 
+pub mod process;
+pub mod upstream;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use sockscope::server::config::ObserverConfig;

@@ -7,6 +7,7 @@ use sha2::{Digest as _, Sha256};
 pub use sockscope_wire::Secret;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Default lifetime of a dashboard login.
@@ -60,6 +61,31 @@ pub struct AuthArgs {
         hide_env_values = true
     )]
     pub inspector_password_hash: Option<Secret>,
+    /// Files of viewer tokens (one per line; blank lines and # comments skipped), instead of
+    /// putting them in the process list or environment.
+    #[arg(
+        long = "viewer-token-file",
+        env = "SOCKSCOPE_VIEWER_TOKENS_FILE",
+        value_name = "FILE"
+    )]
+    pub viewer_token_file: Option<PathBuf>,
+    /// File of inspector tokens (one per line).
+    #[arg(
+        long = "inspector-token-file",
+        env = "SOCKSCOPE_INSPECTOR_TOKENS_FILE",
+        value_name = "FILE"
+    )]
+    pub inspector_token_file: Option<PathBuf>,
+    /// File holding the viewer password's Argon2 hash.
+    #[arg(long, env = "SOCKSCOPE_VIEWER_PASSWORD_HASH_FILE", value_name = "FILE")]
+    pub viewer_password_hash_file: Option<PathBuf>,
+    /// File holding the inspector password's Argon2 hash.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_INSPECTOR_PASSWORD_HASH_FILE",
+        value_name = "FILE"
+    )]
+    pub inspector_password_hash_file: Option<PathBuf>,
     /// Token taps must send to /ingest (`Authorization: Bearer …`); separate from dashboard
     /// credentials. Repeatable / comma-separated. Without one, only a loopback observer
     /// accepts taps.
@@ -70,6 +96,13 @@ pub struct AuthArgs {
         hide_env_values = true
     )]
     pub ingest_tokens: Vec<Secret>,
+    /// File of tap tokens (one per line).
+    #[arg(
+        long = "ingest-token-file",
+        env = "SOCKSCOPE_INGEST_TOKENS_FILE",
+        value_name = "FILE"
+    )]
+    pub ingest_token_file: Option<PathBuf>,
     /// Host names this observer answers to (DNS-rebinding defence). Loopback names, the
     /// listen address, and any IP address when listening on 0.0.0.0/[::] are always allowed.
     #[arg(
@@ -85,11 +118,84 @@ pub struct AuthArgs {
     #[arg(long, env = "SOCKSCOPE_SECURE_COOKIE")]
     pub secure_cookie: bool,
     /// Login attempts allowed per minute from one client address.
-    #[arg(long, env = "SOCKSCOPE_LOGINS_PER_MINUTE", default_value_t = DEFAULT_LOGINS_PER_MINUTE)]
+    #[arg(long, env = "SOCKSCOPE_LOGINS_PER_MINUTE", default_value_t = DEFAULT_LOGINS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
     pub logins_per_minute: u32,
     /// Dashboard logins kept at once; the oldest is ended first.
-    #[arg(long, env = "SOCKSCOPE_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
+    #[arg(long, env = "SOCKSCOPE_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS, value_parser = crate::server::config::at_least(1))]
     pub max_sessions: usize,
+}
+
+/// Reads secrets from a file: one per line, blank lines and `#` comments skipped. Errors name
+/// the flag and the file, never a secret.
+pub fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<Vec<Secret>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{flag} {}: cannot read it: {e}", path.display()))?;
+    let secrets: Vec<Secret> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(Secret::from)
+        .collect();
+    anyhow::ensure!(
+        !secrets.is_empty(),
+        "{flag} {}: the file holds no secret (one per line)",
+        path.display()
+    );
+    Ok(secrets)
+}
+
+impl AuthArgs {
+    /// Moves the secrets of every `--…-file` flag into their lists (idempotent).
+    pub fn read_secret_files(&mut self) -> anyhow::Result<()> {
+        let lists = [
+            (
+                "--viewer-token-file",
+                self.viewer_token_file.take(),
+                &mut self.viewer_tokens,
+            ),
+            (
+                "--inspector-token-file",
+                self.inspector_token_file.take(),
+                &mut self.inspector_tokens,
+            ),
+            (
+                "--ingest-token-file",
+                self.ingest_token_file.take(),
+                &mut self.ingest_tokens,
+            ),
+        ];
+        for (flag, path, list) in lists {
+            if let Some(path) = path {
+                list.extend(read_secret_file(flag, &path)?);
+            }
+        }
+        let hashes = [
+            (
+                "--viewer-password-hash",
+                self.viewer_password_hash_file.take(),
+                &mut self.viewer_password_hash,
+            ),
+            (
+                "--inspector-password-hash",
+                self.inspector_password_hash_file.take(),
+                &mut self.inspector_password_hash,
+            ),
+        ];
+        for (flag, path, slot) in hashes {
+            if let Some(path) = path {
+                anyhow::ensure!(slot.is_none(), "give {flag} or {flag}-file, not both");
+                let mut lines = read_secret_file(&format!("{flag}-file"), &path)?;
+                anyhow::ensure!(
+                    lines.len() == 1,
+                    "{flag}-file {}: expected one hash, found {} lines",
+                    path.display(),
+                    lines.len()
+                );
+                *slot = lines.pop();
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The validated credentials. Secrets are kept only as digests (tokens) or Argon2 hashes.
@@ -163,7 +269,8 @@ impl AuthConfig {
     }
 
     /// Validates the flags and applies the start-up rule for `listen`.
-    pub fn from_args(args: AuthArgs, listen: SocketAddr) -> anyhow::Result<AuthConfig> {
+    pub fn from_args(mut args: AuthArgs, listen: SocketAddr) -> anyhow::Result<AuthConfig> {
+        args.read_secret_files()?;
         let mut cfg = AuthConfig {
             hosts: HostPolicy::for_listen(listen, &args.allowed_hosts)?,
             session_ttl: args.session_ttl,
@@ -172,6 +279,7 @@ impl AuthConfig {
             max_sessions: args.max_sessions,
             ..AuthConfig::default()
         };
+        // The flags' parsers refuse 0 already; this guards arguments built in code.
         anyhow::ensure!(
             args.logins_per_minute > 0,
             "--logins-per-minute must be at least 1"

@@ -71,7 +71,8 @@ fn page(message: Option<&str>, next: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>sockscope — log in</title><link rel="stylesheet" href="/pkg/sockscope.css"></head>
+<title>sockscope — log in</title><link rel="stylesheet" href="/pkg/sockscope.css">
+<link rel="icon" href="/favicon.ico" sizes="any"><link rel="icon" href="/icon.svg" type="image/svg+xml"></head>
 <body><main class="login"><h1>sockscope</h1>
 <form method="post" action="/auth/login">
 <label for="secret">Token or password</label>

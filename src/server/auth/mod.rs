@@ -184,7 +184,8 @@ enum Door {
 
 fn door(path: &str) -> Door {
     match path {
-        "/healthz" | "/login" | "/auth/login" | "/auth/logout" | "/favicon.ico" => Door::Public,
+        "/healthz" | "/login" | "/auth/login" | "/auth/logout" => Door::Public,
+        p if crate::server::assets::PUBLIC_FILES.contains(&p) => Door::Public,
         "/ingest" | "/ingest/apigw" => Door::Ingest,
         p if p.starts_with("/pkg/") => Door::Public,
         _ => Door::Dashboard,

@@ -1,0 +1,93 @@
+//! The real `sockscope` binary as a child process: run to the end, or until a line appears.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `sockscope <args…>` with its output piped and no credentials inherited from the shell.
+pub fn sockscope(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sockscope"));
+    c.args(args)
+        .env_remove("SOCKSCOPE_INSPECTOR_TOKENS")
+        .env_remove("SOCKSCOPE_VIEWER_TOKENS")
+        .env_remove("SOCKSCOPE_INGEST_TOKENS")
+        .env_remove("SOCKSCOPE_CONFIG")
+        .env_remove("LEPTOS_SITE_ROOT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Everything the process wrote, stdout then stderr.
+pub fn output(child: &mut Child) -> String {
+    let mut out = String::new();
+    for r in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut r = r;
+        r.read_to_string(&mut out).unwrap();
+    }
+    out
+}
+
+/// Runs a command that should exit by itself; returns (success, stdout + stderr).
+#[track_caller]
+pub fn run_to_end(mut c: Command) -> (bool, String) {
+    let mut child = c.spawn().expect("start sockscope");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.success(), output(&mut child));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sockscope did not exit: it started when it should have refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A process that is killed when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `c` and waits (up to 20 s) for a stdout line containing `needle`; returns the process
+/// and that line. Panics with everything it printed if it exits first.
+#[track_caller]
+pub fn start_until(mut c: Command, needle: &str) -> (Running, String) {
+    let mut child = c.spawn().expect("start sockscope");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.contains(needle) => return (Running(child), line),
+            Ok(line) => seen.push_str(&(line + "\n")),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    panic!(
+        "no line with {needle:?}; the process printed:\n{seen}{}",
+        output(&mut child)
+    );
+}
