@@ -5,7 +5,7 @@ mod common;
 
 use common::process::{output, run_to_end, sockscope};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INSPECTOR: &str = "inspector-secret-7f3a9c1e55";
 const VIEWER: &str = "viewer-secret-2b8d4e6f11";

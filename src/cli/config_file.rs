@@ -113,8 +113,7 @@ impl ConfigFile {
         let Some(table) = self.sections.get(section) else {
             return Ok(cli);
         };
-        let mut cli = cli;
-        cli.build();
+        // Not built: building first would break the changed command (clap re-indexes args).
         let sub = cli
             .find_subcommand(subcommand)
             .expect("a config section names a subcommand")
@@ -229,8 +228,14 @@ impl ConfigFile {
     /// The effective settings of `section` as TOML: every flag with its value after flags,
     /// environment, this file and defaults, and where it came from. Secrets show as `***`.
     pub fn effective(&self, cli: clap::Command, section: &str) -> Result<String, ConfigError> {
-        let mut cli = self.apply(cli, section, section)?;
-        cli.build();
+        // The flags in `--help` order (applying the file moves the ones it sets to the end).
+        let order: Vec<clap::Id> = cli
+            .find_subcommand(section)
+            .expect("a config section names a subcommand")
+            .get_arguments()
+            .map(|a| a.get_id().clone())
+            .collect();
+        let cli = self.apply(cli, section, section)?;
         let sub = cli
             .find_subcommand(section)
             .expect("a config section names a subcommand")
@@ -261,8 +266,11 @@ impl ConfigFile {
             })
         };
         let mut out = format!("[{section}]\n");
-        for arg in sub.get_arguments() {
-            let id = arg.get_id().as_str();
+        for id in &order {
+            let Some(arg) = sub.get_arguments().find(|a| a.get_id() == id) else {
+                continue;
+            };
+            let id = id.as_str();
             if NOT_SETTINGS.contains(&id) || arg.get_long().is_none() {
                 continue;
             }
