@@ -80,7 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "sample app on ws://{} (/broadcast, /echo, /chat?room=…)",
                 listener.local_addr()?
             );
-            sockscope::sample_app::serve(
+            sockscope::cli::sample_app::serve(
                 listener,
                 std::time::Duration::from_millis(args.interval),
                 shutdown_signal(),
@@ -89,15 +89,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .context("sample app failed")
         }
         Command::Load(args) => {
-            let report = sockscope::load::run(&args, !args.json).await?;
+            let report = sockscope::cli::load::run(&args, !args.json).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                sockscope::load::print(&report);
+                sockscope::cli::load::print(&report);
             }
             Ok(())
         }
-        Command::Demo(args) => sockscope::demo::run(args, shutdown_signal()).await,
+        Command::Demo(args) => sockscope::cli::demo::run(args, shutdown_signal()).await,
         Command::HashPassword => {
             use std::io::IsTerminal;
             let password = if std::io::stdin().is_terminal() {

@@ -182,7 +182,7 @@ async fn viewers_see_metadata_but_never_payloads_or_headers() {
     let (s, e) = obs.get_as("/api/trace?text=secret", VIEWER).await;
     assert_eq!(s, 403);
     assert!(
-        e["error"].as_str().unwrap().contains("inspector role"),
+        e["message"].as_str().unwrap().contains("inspector role") && e["code"] == "forbidden",
         "{e}"
     );
     // exports in every format

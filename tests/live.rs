@@ -173,7 +173,8 @@ async fn sorting_and_paging_run_on_the_server() {
     assert_eq!(ids(obs.get_ok("/api/connections?q=room/5").await), vec![5]);
     let (s, v) = obs.get("/api/connections?limit=100000").await;
     assert_eq!(s, 400);
-    assert!(v["error"].as_str().unwrap().contains("limit"));
+    assert!(v["message"].as_str().unwrap().contains("limit"));
+    assert_eq!(v["code"], "bad_request");
     let (s, v) = obs.get("/api/connections?sort=bogus").await;
     assert_eq!(s, 400, "{v}");
     let (s, v) = obs.get("/api/connections/abc").await;

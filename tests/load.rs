@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use sockscope::load::{run, LoadArgs, Profile};
+use sockscope::cli::load::{run, LoadArgs, Profile};
 use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE};
 use sockscope_tap::{Tap, TapConfig};
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use std::time::Duration;
 async fn sample_app(interval: Duration) -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(sockscope::sample_app::serve(
+    tokio::spawn(sockscope::cli::sample_app::serve(
         l,
         interval,
         std::future::pending(),
@@ -57,7 +57,7 @@ async fn through_proxy(
     clients: u64,
     interval: Duration,
     app_interval: Duration,
-) -> (sockscope::load::stats::Report, serde_json::Value) {
+) -> (sockscope::cli::load::stats::Report, serde_json::Value) {
     let app = sample_app(app_interval).await;
     let obs = start_default().await;
     let proxy = tapped_proxy(app, &obs).await;

@@ -2,19 +2,20 @@
 //! environment (flag > environment > file > default).
 
 pub mod config_file;
+pub mod demo;
+pub mod load;
+pub mod sample_app;
 
-use crate::demo::DemoArgs;
-use crate::load::LoadArgs;
+use crate::flags::CONFIG_ENV;
 use crate::proxy::ProxyArgs;
-use crate::sample_app::SampleAppArgs;
 use crate::server::config::ServeArgs;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use config_file::{ConfigError, ConfigFile};
+use demo::DemoArgs;
+use load::LoadArgs;
+use sample_app::SampleAppArgs;
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-/// Environment variable naming the config file when `--config` is not given.
-pub const CONFIG_ENV: &str = "SOCKSCOPE_CONFIG";
 
 #[derive(Parser)]
 #[command(

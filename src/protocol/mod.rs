@@ -2,6 +2,7 @@
 //! Shared by the observer (ssr) and the browser (hydrate); tap-side types live in `sockscope-wire`.
 
 mod access;
+pub mod close_code;
 
 pub use access::{Refusal, Refusals, Role};
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,17 @@ pub enum TraceKind {
     Open,
     Message,
     Close,
+}
+
+impl TraceKind {
+    /// The serde name, for display.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceKind::Open => "open",
+            TraceKind::Message => "message",
+            TraceKind::Close => "close",
+        }
+    }
 }
 
 /// Which trace events a browser wants, newest first.
@@ -254,6 +266,13 @@ pub struct HostPoint {
     pub cpu_pct: f32,
     pub mem_used: u64,
     pub rss: u64,
+}
+
+/// `/api/series`: one point per second, whole observer and per source host metrics.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeriesView {
+    pub points: Vec<Point>,
+    pub hosts: std::collections::BTreeMap<String, Vec<HostPoint>>,
 }
 
 /// The observer's own health, and counters of what it refused, evicted or could not deliver.

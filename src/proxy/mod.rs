@@ -47,7 +47,7 @@ pub struct ProxyConfig {
 #[derive(Clone, Debug, clap::Args)]
 pub struct ProxyArgs {
     /// TOML file whose [proxy] table sets any of these flags (flags and environment win).
-    #[arg(long, env = crate::cli::CONFIG_ENV, value_name = "FILE")]
+    #[arg(long, env = crate::flags::CONFIG_ENV, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// Address to accept clients on.
     #[arg(long, env = "SOCKSCOPE_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
@@ -75,7 +75,7 @@ pub struct ProxyArgs {
     )]
     pub trusted_proxy: Vec<IpNet>,
     /// Largest WebSocket message in bytes.
-    #[arg(long, env = "SOCKSCOPE_MAX_MESSAGE", default_value_t = DEFAULT_MAX_MESSAGE, value_parser = crate::server::config::at_least(1024))]
+    #[arg(long, env = "SOCKSCOPE_MAX_MESSAGE", default_value_t = DEFAULT_MAX_MESSAGE, value_parser = crate::flags::at_least(1024))]
     pub max_message: usize,
     /// Read buffer per WebSocket, in bytes.
     #[arg(long, env = "SOCKSCOPE_READ_BUFFER", default_value_t = DEFAULT_READ_BUFFER,
@@ -139,7 +139,7 @@ impl ProxyArgs {
                 self.token.is_none(),
                 "give --token or --token-file, not both"
             );
-            let tokens = crate::server::auth::config::read_secret_file("--token-file", &path)?;
+            let tokens = crate::flags::read_secret_file("--token-file", &path)?;
             self.token = tokens.into_iter().next();
         }
         let upstream = self

@@ -7,6 +7,7 @@ use crate::protocol::{
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::Query as Q;
 use crate::server::auth::{scrub, Principal};
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -20,29 +21,12 @@ use std::time::Duration;
 /// Most trace entries one `/api/trace` call returns.
 pub const MAX_TRACE_LIMIT: u32 = 10_000;
 
-pub struct ApiError(StatusCode, String);
-
-impl ApiError {
-    pub fn bad(msg: impl Into<String>) -> Self {
-        ApiError(StatusCode::BAD_REQUEST, msg.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
 fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into())
+    ApiError::bad(msg)
 }
 
 fn stopped<E>(_: E) -> ApiError {
-    ApiError(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the observer is shutting down".into(),
-    )
+    ApiError::stopped()
 }
 
 type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
@@ -123,8 +107,8 @@ pub async fn connection(
         .map_err(stopped)?
     {
         Some(d) => Ok(Json(scrub::detail(who.role, d)).into_response()),
-        None => Err(ApiError(
-            StatusCode::NOT_FOUND,
+        None => Err(ApiError::new(
+            ErrorCode::NotFound,
             format!("no connection {id}: it never existed or was evicted by retention"),
         )),
     }
@@ -156,7 +140,7 @@ pub async fn trace_filter(
     let q = trace_query(p, max_limit)?;
     if let Err(message) = scrub::check_query(who.role, &q) {
         let _ = app.agg.send_refused(Refusal::Role).await;
-        return Err(ApiError(StatusCode::FORBIDDEN, message));
+        return Err(ApiError::new(ErrorCode::Forbidden, message));
     }
     TraceFilter::new(q).map_err(bad)
 }

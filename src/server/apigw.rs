@@ -8,11 +8,9 @@ use crate::server::ingest::apply_batch;
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use crate::server::error::{ApiError, ErrorCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 use sockscope_payload::redact::Redactor;
 use sockscope_wire::apigw::{self, ApiGwEvent};
 use sockscope_wire::{Batch, Event, Payload};
@@ -23,12 +21,8 @@ pub struct Params {
     source: Option<String>,
 }
 
-fn bad(code: &str, message: String) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"type": "error", "code": code, "message": message})),
-    )
-        .into_response()
+fn bad(code: ErrorCode, message: String) -> Response {
+    ApiError::new(code, message).into_response()
 }
 
 /// `POST /ingest/apigw[?source=id]`: one gateway event, or an array of them.
@@ -39,12 +33,12 @@ pub async fn ingest_apigw(
 ) -> Response {
     let evs: Vec<ApiGwEvent> = match apigw::parse(&body) {
         Ok(e) => e,
-        Err(m) => return bad("malformed", m),
+        Err(m) => return bad(ErrorCode::Malformed, m),
     };
     // Whole bodies first: masking comes before the cut to --max-payload.
     let mut events = match apigw::to_events(&evs, p.source.as_deref(), usize::MAX) {
         Ok(e) => e,
-        Err(m) => return bad("invalid_event", m),
+        Err(m) => return bad(ErrorCode::InvalidEvent, m),
     };
     mask(
         &app.config.apigw_redactor,
@@ -53,7 +47,7 @@ pub async fn ingest_apigw(
     );
     let batch = Batch::new(events);
     if let Err(e) = sockscope_wire::validate(&batch, &app.config.wire) {
-        return bad(e.code(), e.to_string());
+        return ApiError::wire(&e).into_response();
     }
     apply_batch(&app, batch.events).await
 }
@@ -84,11 +78,8 @@ fn mask(r: &Redactor, events: &mut [Event], max_payload: usize) {
                     let (masked, n) = r.redact_str(reason);
                     if n > 0 {
                         // "[REDACTED]" can be longer than what it hides: stay within the wire limit.
-                        let mut end = masked.len().min(sockscope_wire::Limits::MAX_REASON);
-                        while !masked.is_char_boundary(end) {
-                            end -= 1;
-                        }
-                        c.reason = Some(masked[..end].to_string());
+                        let max = sockscope_wire::Limits::MAX_REASON;
+                        c.reason = Some(sockscope_wire::clip(&masked, max).to_string());
                     }
                 }
             }

@@ -104,7 +104,7 @@ fn embedded_response(path: &str, headers: &HeaderMap) -> Option<Response> {
 pub async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     if state.config.site_root.is_some() {
         let uri = req.uri().clone();
-        return leptos_axum::file_and_error_handler::<AppState, _>(crate::app::shell)(
+        return leptos_axum::file_and_error_handler::<AppState, _>(crate::dashboard::app::shell)(
             uri,
             State(state),
             req,
@@ -119,7 +119,7 @@ pub async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     let options = state.leptos.clone();
     let mut resp = leptos_axum::render_app_to_stream_with_context(
         move || leptos::prelude::provide_context(state.clone()),
-        move || crate::app::shell(options.clone()),
+        move || crate::dashboard::app::shell(options.clone()),
     )(req)
     .await;
     if resp.status() == StatusCode::OK {

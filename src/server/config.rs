@@ -1,6 +1,7 @@
 //! Observer configuration: typed structs, documented defaults, and the `serve` CLI flags.
 
 use sockscope_payload::redact::{RedactConfig, Redactor, DEFAULT_MASK_KEYS};
+use crate::flags::at_least;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -123,16 +124,11 @@ fn parse_tick(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// A value parser for counts and sizes: a whole number, at least `min`.
-pub fn at_least(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::new().range(min..)
-}
-
 /// Flags of `sockscope serve`. Every flag also reads an environment variable.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// TOML file whose [serve] table sets any of these flags (flags and environment win).
-    #[arg(long, env = crate::cli::CONFIG_ENV, value_name = "FILE")]
+    #[arg(long, env = crate::flags::CONFIG_ENV, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on. Anything but loopback needs a dashboard credential and a tap token.
     #[arg(long, env = "SOCKSCOPE_LISTEN", default_value = DEFAULT_LISTEN)]

@@ -6,7 +6,8 @@
 use crate::protocol::{ConnDetail, MessageView, Refusal, Role, TraceEntry, TraceKind};
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::{Aggregator, Query as Q, EXPORT_PAGE};
-use crate::server::api::{trace_filter, ApiError, TraceParams};
+use crate::server::api::{trace_filter, TraceParams};
+use crate::server::error::ApiError;
 use crate::server::auth::{scrub, Principal};
 use crate::server::AppState;
 use axum::body::{Body, Bytes};
@@ -223,11 +224,11 @@ fn csv_row(e: &TraceEntry) -> String {
     };
     let opcode = e
         .opcode
-        .map(|o| format!("{o:?}").to_lowercase())
+        .map(|o| o.as_str().to_string())
         .unwrap_or_default();
     let code = e.code.map(|c| c.to_string()).unwrap_or_default();
     let by =
-        e.by.map(|b| format!("{b:?}").to_lowercase())
+        e.by.map(|b| b.as_str().to_string())
             .unwrap_or_default();
     let _ = w.write_record([
         e.seq.to_string().as_str(),

@@ -3,7 +3,8 @@
 //! aggregator, and every rejection is answered with a clear error and counted.
 
 use crate::protocol::Refusal;
-use crate::server::aggregator::{EventError, Input};
+use crate::server::aggregator::{BatchReply, EventError, Input};
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::{AppState, Slot};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::json;
-use sockscope_wire::{decode_batch, Encoding, Event, Limits, Reply, WireError};
+use sockscope_wire::{decode_batch, Encoding, Event, Limits, Reply};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -66,15 +67,6 @@ fn rate_message(dropped: u64, limit: u32) -> String {
 /// Read buffer per tap socket; tungstenite's 128 KiB default is far more than batches need.
 const READ_BUFFER: usize = 8 * 1024;
 
-fn error_body(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let message = message.into();
-    (
-        status,
-        Json(json!({ "type": "error", "code": code, "message": message })),
-    )
-        .into_response()
-}
-
 /// `GET /ingest`: the WebSocket a tap streams batches on.
 pub async fn ingest_ws(
     State(app): State<AppState>,
@@ -87,27 +79,27 @@ pub async fn ingest_ws(
             .split(',')
             .any(|p| Encoding::from_subprotocol(p.trim()).is_some())
         {
-            return error_body(
-                StatusCode::BAD_REQUEST,
-                "unsupported_subprotocol",
+            return ApiError::new(
+                ErrorCode::UnsupportedSubprotocol,
                 format!(
                     "offered subprotocols {offered:?} are not spoken here; use {} or {}",
                     sockscope_wire::SUBPROTOCOL_MSGPACK,
                     sockscope_wire::SUBPROTOCOL_JSON
                 ),
-            );
+            )
+            .into_response();
         }
     }
     let Some(slot) = Slot::take(&app.taps, app.config.max_taps) else {
         let _ = app.agg.send_refused(Refusal::Taps).await;
-        return error_body(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_taps",
+        return ApiError::new(
+            ErrorCode::TooManyTaps,
             format!(
                 "this observer already has {} tap sessions (--max-taps)",
                 app.config.max_taps
             ),
-        );
+        )
+        .into_response();
     };
     let limits = app.config.wire.clone();
     ws.protocols([
@@ -141,14 +133,14 @@ struct Session {
 impl Session {
     /// Checks the hello rules: the first event of a session is a hello, and a session speaks
     /// for one source only.
-    fn bind(&mut self, events: &[Event]) -> Result<Option<Arc<str>>, (&'static str, String)> {
+    fn bind(&mut self, events: &[Event]) -> Result<Option<Arc<str>>, (ErrorCode, String)> {
         let mut newly = None;
         for (i, ev) in events.iter().enumerate() {
             if let Event::Hello(h) = ev {
                 match &self.source {
                     Some(s) if **s != *h.source => {
                         return Err((
-                            "source_mismatch",
+                            ErrorCode::SourceMismatch,
                             format!(
                                 "events[{i}]: this session speaks for source {s:?}; open another connection for {:?}",
                                 h.source
@@ -164,7 +156,7 @@ impl Session {
                 }
             } else if self.source.is_none() {
                 return Err((
-                    "no_hello",
+                    ErrorCode::NoHello,
                     format!("events[{i}]: the first event of a tap session must be a hello"),
                 ));
             }
@@ -173,9 +165,9 @@ impl Session {
     }
 }
 
-fn reply_text(code: &str, message: String, batch: u64, index: Option<usize>) -> Message {
+fn reply_text(code: ErrorCode, message: String, batch: u64, index: Option<usize>) -> Message {
     let r = Reply::Error {
-        code: code.into(),
+        code: code.as_str().into(),
         message,
         batch,
         index,
@@ -183,31 +175,57 @@ fn reply_text(code: &str, message: String, batch: u64, index: Option<usize>) -> 
     Message::Text(serde_json::to_string(&r).expect("reply serializes").into())
 }
 
+/// What went wrong on a tap's socket, by kind: it decides the close code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketFault {
+    /// A text frame that is not UTF-8: 1007.
+    NotUtf8,
+    /// A frame or message over the size limit: 1009.
+    TooBig,
+    /// Any other protocol violation: 1002.
+    Protocol,
+}
+
+/// An error of the socket a tap session reads from.
+pub trait SocketError: std::fmt::Display {
+    fn fault(&self) -> SocketFault;
+}
+
+impl SocketError for axum::Error {
+    fn fault(&self) -> SocketFault {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        match std::error::Error::source(self).and_then(|e| e.downcast_ref::<WsError>()) {
+            Some(WsError::Utf8(_)) => SocketFault::NotUtf8,
+            Some(WsError::Capacity(_)) => SocketFault::TooBig,
+            _ => SocketFault::Protocol,
+        }
+    }
+}
+
+/// Channel-driven sessions (tests) fail as protocol errors.
+impl SocketError for String {
+    fn fault(&self) -> SocketFault {
+        SocketFault::Protocol
+    }
+}
+
 /// The close frame for a frame the socket refused: 1007 for a text frame that is not UTF-8,
 /// 1009 for one over the size limit, 1002 for any other protocol violation.
-fn socket_error_close(e: &impl std::fmt::Display, max_frame: usize) -> CloseFrame {
-    let e = e.to_string();
-    let (code, reason) = if e.starts_with("UTF-8") {
-        (
+fn socket_error_close(e: &impl SocketError, max_frame: usize) -> CloseFrame {
+    let (code, reason) = match e.fault() {
+        SocketFault::NotUtf8 => (
             1007,
             format!("frame rejected: a text frame must be UTF-8 JSON ({e})"),
-        )
-    } else if e.starts_with("Space limit exceeded") {
-        (
+        ),
+        SocketFault::TooBig => (
             1009,
             format!("frame rejected: {e}; the limit is {max_frame} bytes"),
-        )
-    } else {
-        (1002, format!("frame rejected: {e}"))
+        ),
+        SocketFault::Protocol => (1002, format!("frame rejected: {e}")),
     };
-    // A close reason is at most 123 bytes.
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
     CloseFrame {
         code,
-        reason: reason[..end].to_string().into(),
+        reason: sockscope_wire::clip(&reason, 123).to_string().into(),
     }
 }
 
@@ -222,7 +240,7 @@ pub async fn ingest_session<S, R, E>(
 ) where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
+    E: SocketError,
 {
     let mut session = Session {
         source: None,
@@ -235,12 +253,12 @@ pub async fn ingest_session<S, R, E>(
                 if send_event_errors(&mut sink, batch, &errs).await.is_err() {
                     break;
                 }
-                if errs[0].code == "source_limit" {
+                if let Some(code) = errs[0].code.ends_tap_session() {
                     // Never went up: no session end to report.
                     session.source = None;
                     // The tap reconnects with backoff and says hello again: room may free up.
                     let close = CloseFrame {
-                        code: 1008,
+                        code,
                         reason: "source refused: the observer's --max-sources is reached".into(),
                     };
                     let _ = sink.send(Message::Close(Some(close))).await;
@@ -271,7 +289,7 @@ pub async fn ingest_session<S, R, E>(
             Err(e) => {
                 let _ = agg.send(Input::Rejected).await;
                 if sink
-                    .send(reply_text(e.code(), e.to_string(), batch, e.index()))
+                    .send(reply_text(ErrorCode::of_wire(&e), e.to_string(), batch, e.index()))
                     .await
                     .is_err()
                 {
@@ -314,8 +332,7 @@ pub async fn ingest_session<S, R, E>(
             events,
             batch,
             opens_session: newly.is_some(),
-            done: None,
-            errors: Some(err_tx.clone()),
+            reply: BatchReply::Report(err_tx.clone()),
         };
         if agg.send(input).await.is_err() {
             break;
@@ -353,15 +370,16 @@ pub async fn ingest_post(
         Ok(b) => b,
         Err(e) => {
             let _ = app.agg.send(Input::Rejected).await;
-            return error_body(
-                e.status(),
-                "body",
+            return ApiError::new(
+                ErrorCode::Body,
                 format!(
                     "{}; bodies are limited to {} bytes",
                     e.body_text(),
                     app.config.max_frame_bytes
                 ),
-            );
+            )
+            .with_status(e.status())
+            .into_response();
         }
     };
     let ctype = headers
@@ -376,20 +394,20 @@ pub async fn ingest_post(
         Encoding::MsgPack
     } else {
         let _ = app.agg.send(Input::Rejected).await;
-        return error_body(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content_type",
+        return ApiError::new(
+            ErrorCode::ContentType,
             format!(
                 "content type {ctype:?} is not accepted; send application/json or {}",
                 sockscope_wire::CONTENT_TYPE_MSGPACK
             ),
-        );
+        )
+        .into_response();
     };
     let events = match decode_batch(enc, &body, &app.config.wire) {
         Ok(b) => b.events,
         Err(e) => {
             let _ = app.agg.send(Input::Rejected).await;
-            return wire_error(&e);
+            return ApiError::wire(&e).into_response();
         }
     };
     apply_batch(&app, events).await
@@ -405,7 +423,7 @@ pub async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
     };
     if let Err((code, message)) = session.bind(&events) {
         let _ = app.agg.send(Input::Rejected).await;
-        return error_body(StatusCode::BAD_REQUEST, code, message);
+        return ApiError::new(code, message).into_response();
     }
     let mut rate_limited = 0;
     if let Some(source) = &session.source {
@@ -418,18 +436,11 @@ pub async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
         events,
         batch: 1,
         opens_session: false,
-        done: Some(tx),
-        errors: None,
+        reply: BatchReply::Wait(tx),
     };
     let errs = match app.agg.send(input).await {
         Ok(()) => rx.await.unwrap_or_default(),
-        Err(_) => {
-            return error_body(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the observer is shutting down",
-            )
-        }
+        Err(_) => return ApiError::stopped().into_response(),
     };
     let status = if errs.is_empty() && rate_limited == 0 {
         StatusCode::OK
@@ -442,7 +453,7 @@ pub async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
         .collect();
     if rate_limited > 0 {
         errors.push(json!({
-            "code": "rate_limited",
+            "code": ErrorCode::RateLimited,
             "message": rate_message(rate_limited, app.config.max_tap_events_per_sec),
         }));
     }
@@ -451,18 +462,6 @@ pub async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
         Json(json!({ "accepted": total - errs.len(), "errors": errors })),
     )
         .into_response()
-}
-
-fn wire_error(e: &WireError) -> Response {
-    let mut body = json!({ "type": "error", "code": e.code(), "message": e.to_string() });
-    if let Some(i) = e.index() {
-        body["index"] = json!(i);
-    }
-    let status = match e {
-        WireError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    (status, Json(body)).into_response()
 }
 
 #[cfg(test)]

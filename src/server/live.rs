@@ -2,8 +2,9 @@
 //! role) with the hub and forwards its frames; the browser's messages change what it is sent.
 
 use crate::protocol::{ClientMsg, Refusal, ServerMsg, ViewSpec, MAX_WINDOW};
-use crate::server::aggregator::{Aggregator, Input};
+use crate::server::aggregator::{Aggregator, Command};
 use crate::server::auth::Principal;
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::{AppState, Slot};
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::State;
@@ -42,22 +43,22 @@ pub async fn live_ws(
 ) -> Response {
     if !same_origin(&headers) {
         let _ = app.agg.send_refused(Refusal::Origin).await;
-        return (
-            StatusCode::FORBIDDEN,
+        return ApiError::new(
+            ErrorCode::Origin,
             "cross-origin /live connections are refused: open the dashboard from this observer's own address",
         )
-            .into_response();
+        .into_response();
     }
     let Some(slot) = Slot::take(&app.browsers, app.config.max_browsers) else {
         let _ = app.agg.send_refused(Refusal::Browsers).await;
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
+        return ApiError::new(
+            ErrorCode::TooManyBrowsers,
             format!(
                 "this observer already serves {} browsers (--max-browsers); close another tab or raise the limit",
                 app.config.max_browsers
             ),
         )
-            .into_response();
+        .into_response();
     };
     let queue = app.config.agg.browser_queue;
     ws.max_message_size(MAX_CLIENT_MESSAGE)
@@ -119,10 +120,10 @@ pub async fn live_session<S, R, E>(
                 let input = match serde_json::from_str::<ClientMsg>(text.as_str()) {
                     Ok(ClientMsg::Subscribe(spec)) if !subscribed => {
                         subscribed = true;
-                        Input::Subscribe { id, tx: tx.clone(), spec: sanitize(spec), role: who.role }
+                        Command::Subscribe { id, tx: tx.clone(), spec: sanitize(spec), role: who.role }
                     }
-                    Ok(ClientMsg::Subscribe(spec)) => Input::View { id, spec: sanitize(spec) },
-                    Ok(ClientMsg::Window { offset, limit }) => Input::Window { id, offset, limit: limit.min(MAX_WINDOW) },
+                    Ok(ClientMsg::Subscribe(spec)) => Command::View { id, spec: sanitize(spec) },
+                    Ok(ClientMsg::Window { offset, limit }) => Command::Window { id, offset, limit: limit.min(MAX_WINDOW) },
                     Err(e) => {
                         let err = ServerMsg::Error { message: format!("could not read that message: {e}") };
                         let text = serde_json::to_string(&err).expect("serializes");
@@ -132,11 +133,11 @@ pub async fn live_session<S, R, E>(
                         continue;
                     }
                 };
-                if agg.send(input).await.is_err() {
+                if agg.command(input).await.is_err() {
                     break;
                 }
             }
         }
     }
-    let _ = agg.send(Input::Unsubscribe { id }).await;
+    let _ = agg.command(Command::Unsubscribe { id }).await;
 }

@@ -6,12 +6,12 @@ pub mod apigw;
 pub mod assets;
 pub mod auth;
 pub mod config;
+pub mod error;
 pub mod export;
-pub mod hub;
 pub mod ingest;
 pub mod live;
 
-use crate::app::{shell, App};
+use crate::dashboard::app::{shell, App};
 use aggregator::Aggregator;
 use auth::Auth;
 use axum::extract::FromRef;
@@ -139,17 +139,4 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-/// The Content-Security-Policy of every response: never framed, no plugins, no `<base>`; with
-/// a page's nonce, only scripts carrying it run (and what they import: the dashboard's wasm),
-/// otherwise no script at all.
-pub fn csp(nonce: Option<&str>) -> String {
-    let script = match nonce {
-        Some(n) => format!("script-src 'nonce-{n}' 'strict-dynamic' 'wasm-unsafe-eval'"),
-        None => "script-src 'none'".to_string(),
-    };
-    format!(
-        "{script}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    )
 }

@@ -11,15 +11,9 @@ use sockscope_wire::{
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
-pub(crate) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use sockscope_wire::now_us;
 
 /// Events the tap could not deliver, by kind (cumulative).
 #[derive(Debug, Default)]
@@ -110,11 +104,7 @@ fn clip(s: String, max: usize) -> String {
     if s.len() <= max {
         return s;
     }
-    let mut n = max;
-    while !s.is_char_boundary(n) {
-        n -= 1;
-    }
-    s[..n].to_string()
+    sockscope_wire::clip(&s, max).to_string()
 }
 
 impl Tap {
@@ -257,13 +247,18 @@ impl ConnTap {
     }
 
     /// Records one whole message: masks its payload, then copies at most the mode's cap.
-    /// Runs on the caller's task, so it stays cheap: a payload without a masked key name is
-    /// scanned once and not parsed.
+    /// Runs on the caller's task, so it stays cheap: room in the queue is taken first, so a
+    /// full queue costs one counter and nothing is masked or copied; a payload without a
+    /// masked key name is scanned once and not parsed.
     pub fn message(&self, dir: Direction, opcode: Opcode, payload: &[u8]) {
         let Some(inner) = &self.inner else { return };
         if self.closed.load(Ordering::Relaxed) || self.mode == PayloadMode::Off {
             return;
         }
+        let Ok(permit) = inner.tx.try_reserve() else {
+            inner.drops.message.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
         let cap = self.mode.cap();
         let mut m = Message {
             conn: self.id,
@@ -295,7 +290,7 @@ impl ConnTap {
             m.redacted = c.redacted;
             m.data = Some(Payload(c.payload.into_owned()));
         }
-        inner.offer(Event::Message(m));
+        permit.send(Event::Message(m));
     }
 
     /// Records the end of the connection. Later calls do nothing.

@@ -156,13 +156,10 @@ pub fn to_events(
                     (Opcode::Text, body.as_bytes().to_vec())
                 };
                 let size = bytes.len() as u64;
-                let mut cut = bytes.len().min(max_payload);
                 let (text, data) = if opcode == Opcode::Text {
-                    while !body.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    (Some(body[..cut].to_string()), None)
+                    (Some(crate::clip(body, max_payload).to_string()), None)
                 } else {
+                    let cut = bytes.len().min(max_payload);
                     (None, Some(Payload(bytes[..cut].to_vec())))
                 };
                 out.push(Event::Message(Message {

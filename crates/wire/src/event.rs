@@ -87,6 +87,17 @@ pub enum SourceKind {
     App,
 }
 
+impl SourceKind {
+    /// The serde name, for display.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Proxy => "proxy",
+            SourceKind::Gateway => "gateway",
+            SourceKind::App => "app",
+        }
+    }
+}
+
 /// A header the tap was allowed to mirror, as `[name, value]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header(pub String, pub String);
@@ -154,7 +165,8 @@ pub enum Capture {
 }
 
 impl Capture {
-    pub fn name(self) -> &'static str {
+    /// The serde name, for display.
+    pub fn as_str(self) -> &'static str {
         match self {
             Capture::Off => "off",
             Capture::Metadata => "metadata",
@@ -185,6 +197,17 @@ pub enum Opcode {
 }
 
 impl Opcode {
+    /// The serde name, for display.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Opcode::Text => "text",
+            Opcode::Binary => "binary",
+            Opcode::Ping => "ping",
+            Opcode::Pong => "pong",
+            Opcode::Close => "close",
+        }
+    }
+
     pub fn is_control(self) -> bool {
         matches!(self, Opcode::Ping | Opcode::Pong | Opcode::Close)
     }

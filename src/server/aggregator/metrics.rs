@@ -2,7 +2,7 @@
 //! id, direction, close class and drop kind — never a connection.
 
 use super::state::State;
-use crate::close_code::CloseClass;
+use crate::protocol::close_code::CloseClass;
 use std::fmt::Write as _;
 
 struct Out(String);

@@ -1,10 +1,12 @@
-//! The aggregator: one task that owns all observer state. Ingest, the API and `/live` talk to
-//! it through one bounded channel; nothing else touches the state.
+//! The aggregator: one task that owns all observer state, and its hub (the per-browser views,
+//! published on the task's own clock). Two bounded queues feed it: tap input, and the
+//! commands of browsers, the API and the door; nothing else touches the state.
 
 #[cfg(test)]
 mod bounds_tests;
 pub mod conn;
 pub mod filter;
+pub mod hub;
 mod maintenance;
 pub mod metrics;
 pub mod query;
@@ -17,37 +19,29 @@ mod tests;
 pub mod trace;
 
 use crate::protocol::{
-    ConnDetail, ConnPage, Overview, SourceView, TableQuery, TraceEntry, ViewSpec,
+    ConnDetail, ConnPage, Overview, SeriesView, SourceView, TableQuery, TraceEntry, ViewSpec,
 };
 use crate::server::config::AggConfig;
-use crate::server::hub::{overview, Hub};
-use series::{HostPoint, Point};
+use hub::{overview, Hub};
 use sockscope_wire::Event;
 pub use state::EventError;
 use state::State;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Entries per export page: the aggregator is never busy long for one export.
 pub const EXPORT_PAGE: usize = 1000;
 
-/// Inputs queued towards the aggregator.
+/// Tap inputs queued towards the aggregator.
 pub const INPUT_QUEUE: usize = 1024;
+/// Browser/API commands queued towards the aggregator.
+pub const COMMAND_QUEUE: usize = 256;
+/// Commands handled per turn of the loop while tap input is waiting: commands are never
+/// starved, and a burst of them delays ingest by at most this many.
+pub const COMMANDS_PER_TURN: usize = 8;
 
-pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-/// `/api/series`: one point per second, whole observer and per source host metrics.
-#[derive(Debug, serde::Serialize)]
-pub struct SeriesView {
-    pub points: Vec<Point>,
-    pub hosts: std::collections::BTreeMap<String, Vec<HostPoint>>,
-}
+pub use sockscope_wire::now_us;
 
 /// Read-only questions, answered on a oneshot.
 pub enum Query {
@@ -67,6 +61,7 @@ pub enum Query {
     ),
 }
 
+/// What taps feed the aggregator, on its own queue: browser and API work never delays it.
 pub enum Input {
     /// A validated batch; `source` is the session's source once its hello was seen.
     Batch {
@@ -77,13 +72,10 @@ pub enum Input {
         /// The batch's hello starts a tap session: the source is online from the same step on,
         /// so it cannot be forgotten (`--max-sources`) between its hello and its session.
         opens_session: bool,
-        done: Option<oneshot::Sender<Vec<EventError>>>,
-        errors: Option<mpsc::Sender<(u64, Vec<EventError>)>>,
+        reply: BatchReply,
     },
     /// A frame that failed decoding or validation, for the counters.
     Rejected,
-    /// Something refused at the door (auth, Host, Origin, a limit), for the counters.
-    Refused(crate::protocol::Refusal),
     /// Message events of `source` dropped by the per-tap events/s limit.
     RateLimited {
         source: Arc<str>,
@@ -93,7 +85,22 @@ pub enum Input {
     SelfSample(sockscope_wire::Host),
     /// A tap session ended (it started with its first batch, see `opens_session`).
     SessionEnded(Arc<str>),
+}
+
+/// Where the errors of a batch go.
+pub enum BatchReply {
+    /// `POST /ingest` waits for them (an empty list: all applied).
+    Wait(oneshot::Sender<Vec<EventError>>),
+    /// A tap session is told when there are some, never waited on: if its queue is full the
+    /// report is dropped.
+    Report(mpsc::Sender<(u64, Vec<EventError>)>),
+}
+
+/// What browsers, the API and the door ask of the aggregator, on the second queue.
+pub enum Command {
     Query(Query),
+    /// Something refused at the door (auth, Host, Origin, a limit), for the counters.
+    Refused(crate::protocol::Refusal),
     Subscribe {
         id: u64,
         tx: mpsc::Sender<String>,
@@ -118,7 +125,8 @@ pub enum Input {
 /// Cheap, cloneable handle to the aggregator task.
 #[derive(Clone)]
 pub struct Aggregator {
-    tx: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<Input>,
+    commands: mpsc::Sender<Command>,
 }
 
 /// The aggregator task stopped; only happens at shutdown.
@@ -129,9 +137,10 @@ pub struct Stopped;
 impl Aggregator {
     /// Starts the task on the current runtime.
     pub fn spawn(cfg: AggConfig) -> Aggregator {
-        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-        tokio::spawn(run(State::new(cfg), rx));
-        let me = tx.downgrade();
+        let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        tokio::spawn(run(State::new(cfg), input_rx, command_rx));
+        let me = inputs.downgrade();
         // The observer's own CPU and RSS, sampled off the aggregator task.
         tokio::spawn(async move {
             let mut sampler = sockscope_tap::HostSampler::new();
@@ -147,16 +156,22 @@ impl Aggregator {
                 }
             }
         });
-        Aggregator { tx }
+        Aggregator { inputs, commands }
     }
 
+    /// Queues tap input (waits for room: a tap session is paced by the aggregator).
     pub async fn send(&self, input: Input) -> Result<(), Stopped> {
-        self.tx.send(input).await.map_err(|_| Stopped)
+        self.inputs.send(input).await.map_err(|_| Stopped)
+    }
+
+    /// Queues a browser/API command.
+    pub async fn command(&self, command: Command) -> Result<(), Stopped> {
+        self.commands.send(command).await.map_err(|_| Stopped)
     }
 
     /// Counts something refused at the door.
     pub async fn send_refused(&self, r: crate::protocol::Refusal) -> Result<(), Stopped> {
-        self.send(Input::Refused(r)).await
+        self.command(Command::Refused(r)).await
     }
 
     /// Asks a question and waits for the answer.
@@ -165,60 +180,87 @@ impl Aggregator {
         make: impl FnOnce(oneshot::Sender<T>) -> Query,
     ) -> Result<T, Stopped> {
         let (tx, rx) = oneshot::channel();
-        self.send(Input::Query(make(tx))).await?;
+        self.command(Command::Query(make(tx))).await?;
         rx.await.map_err(|_| Stopped)
     }
 }
 
-async fn run(mut state: State, mut rx: mpsc::Receiver<Input>) {
+async fn run(
+    mut state: State,
+    mut inputs: mpsc::Receiver<Input>,
+    mut commands: mpsc::Receiver<Command>,
+) {
     let mut hub = Hub::default();
     let mut publish = tokio::time::interval(state.cfg.tick);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = Vec::with_capacity(64);
+    let mut cbuf = Vec::with_capacity(COMMANDS_PER_TURN);
     loop {
+        // One clock reading per turn: everything handled in it (and every frame it
+        // publishes) agrees on "now".
         tokio::select! {
             biased;
             _ = second.tick() => state.second(now_us()),
             _ = publish.tick() => hub.publish(&state, now_us(), None),
-            n = rx.recv_many(&mut buf, 64) => {
+            n = inputs.recv_many(&mut buf, 64) => {
                 if n == 0 {
                     return;
                 }
                 let now = now_us();
                 for input in buf.drain(..) {
-                    handle(&mut state, &mut hub, input, now);
+                    handle_input(&mut state, input, now);
+                }
+                // Commands still get a turn while taps keep the input queue busy.
+                while cbuf.len() < COMMANDS_PER_TURN {
+                    match commands.try_recv() {
+                        Ok(c) => cbuf.push(c),
+                        Err(_) => break,
+                    }
+                }
+                for c in cbuf.drain(..) {
+                    handle_command(&mut state, &mut hub, c, now);
+                }
+            }
+            n = commands.recv_many(&mut cbuf, COMMANDS_PER_TURN) => {
+                if n == 0 {
+                    return;
+                }
+                let now = now_us();
+                for c in cbuf.drain(..) {
+                    handle_command(&mut state, &mut hub, c, now);
                 }
             }
         }
     }
 }
 
-fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
-    let now_s = now / 1_000_000;
+fn handle_input(state: &mut State, input: Input, now: u64) {
     match input {
         Input::Batch {
             source,
             events,
             batch,
             opens_session,
-            done,
-            errors,
+            reply,
         } => {
             let errs = state.apply(source.as_deref(), events, now);
             if let (true, Some(s)) = (opens_session, &source) {
                 state.session(s, true);
             }
-            if let Some(done) = done {
-                let _ = done.send(errs);
-            } else if let (Some(tx), false) = (errors, errs.is_empty()) {
-                // Never wait on a tap: if its error queue is full the report is dropped.
-                let _ = tx.try_send((batch, errs));
+            match reply {
+                BatchReply::Wait(done) => {
+                    let _ = done.send(errs);
+                }
+                BatchReply::Report(tx) if !errs.is_empty() => {
+                    // Never wait on a tap: if its error queue is full the report is dropped.
+                    let _ = tx.try_send((batch, errs));
+                }
+                BatchReply::Report(_) => {}
             }
         }
         Input::Rejected => state.stats.ingest_errors += 1,
-        Input::Refused(r) => state.stats.refused.count(r),
         Input::RateLimited { source, events } => {
             if let Some(i) = state.source_index(&source) {
                 state.sources[i].rate_limited += events;
@@ -229,52 +271,63 @@ fn handle(state: &mut State, hub: &mut Hub, input: Input, now: u64) {
             state.stats.rss = h.rss;
         }
         Input::SessionEnded(source) => state.session(&source, false),
-        Input::Query(q) => match q {
-            Query::Overview(tx) => {
-                let _ = tx.send(overview(state, hub));
-            }
-            Query::TracePage(q, before, tx) => {
-                let _ = tx.send(state.trace_page(&q, before, EXPORT_PAGE));
-            }
-            Query::Metrics(tx) => {
-                let _ = tx.send(state.prometheus(hub.subscribers()));
-            }
-            Query::Sources(tx) => {
-                let _ = tx.send(state.sources.iter().map(|s| s.view(now_s)).collect());
-            }
-            Query::Connections(q, tx) => {
-                let _ = tx.send(state.page(&q, now_s));
-            }
-            Query::Connection(id, tx) => {
-                let _ = tx.send(state.detail(id, now_s));
-            }
-            Query::Trace(q, tx) => {
-                let _ = tx.send(state.trace_since(&q, 0).0);
-            }
-            Query::Series(tx) => {
-                let _ = tx.send(SeriesView {
-                    points: state.series.points.iter().cloned().collect(),
-                    hosts: state
-                        .sources
-                        .iter()
-                        .map(|s| (s.id.to_string(), s.host_series.iter().cloned().collect()))
-                        .collect(),
-                });
-            }
-        },
-        Input::Subscribe { id, tx, spec, role } => {
+    }
+}
+
+fn handle_command(state: &mut State, hub: &mut Hub, command: Command, now: u64) {
+    match command {
+        Command::Refused(r) => state.stats.refused.count(r),
+        Command::Query(q) => answer(state, hub, q, now),
+        Command::Subscribe { id, tx, spec, role } => {
             hub.subscribe(id, tx, spec, role);
             hub.publish(state, now, Some(id));
         }
-        Input::View { id, spec } => {
+        Command::View { id, spec } => {
             hub.set_view(id, spec);
             hub.publish(state, now, Some(id));
         }
-        Input::Window { id, offset, limit } => {
+        Command::Window { id, offset, limit } => {
             if hub.set_window(id, offset, limit) {
                 hub.publish(state, now, Some(id));
             }
         }
-        Input::Unsubscribe { id } => hub.unsubscribe(id),
+        Command::Unsubscribe { id } => hub.unsubscribe(id),
+    }
+}
+
+fn answer(state: &mut State, hub: &Hub, q: Query, now: u64) {
+    let now_s = now / 1_000_000;
+    match q {
+        Query::Overview(tx) => {
+            let _ = tx.send(overview(state, hub, now));
+        }
+        Query::TracePage(q, before, tx) => {
+            let _ = tx.send(state.trace_page(&q, before, EXPORT_PAGE));
+        }
+        Query::Metrics(tx) => {
+            let _ = tx.send(state.prometheus(hub.subscribers()));
+        }
+        Query::Sources(tx) => {
+            let _ = tx.send(state.sources.iter().map(|s| s.view(now_s)).collect());
+        }
+        Query::Connections(q, tx) => {
+            let _ = tx.send(state.page(&q, now_s));
+        }
+        Query::Connection(id, tx) => {
+            let _ = tx.send(state.detail(id, now_s));
+        }
+        Query::Trace(q, tx) => {
+            let _ = tx.send(state.trace_since(&q, 0).0);
+        }
+        Query::Series(tx) => {
+            let _ = tx.send(SeriesView {
+                points: state.series.points.iter().cloned().collect(),
+                hosts: state
+                    .sources
+                    .iter()
+                    .map(|s| (s.id.to_string(), s.host_series.iter().cloned().collect()))
+                    .collect(),
+            });
+        }
     }
 }

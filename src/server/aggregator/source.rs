@@ -13,8 +13,8 @@ pub struct SourceCounts {
     pub msgs_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    /// Closes by [`crate::close_code::CloseClass`] index.
-    pub closes: [u64; crate::close_code::CloseClass::ALL.len()],
+    /// Closes by [`crate::protocol::close_code::CloseClass`] index.
+    pub closes: [u64; crate::protocol::close_code::CloseClass::ALL.len()],
 }
 
 #[derive(Debug)]

@@ -1,11 +1,12 @@
 //! All observer state and the rules that apply tap events to it. Owned by the aggregator task.
 
+use crate::server::error::ErrorCode;
 use super::conn::{count_data, CloseInfo, Conn, Rate, StoredMessage, StoredPayload, TapPolicy};
 use super::series::{Ring, Series};
 use super::source::{Source, SourceCounts, Sources};
 use super::store::MessageStore;
 use super::trace::{preview_hex, preview_text, TraceRec};
-use crate::close_code::CloseClass;
+use crate::protocol::close_code::CloseClass;
 use crate::protocol::{Drops, HostView, ObserverStats, Refusal, Totals, TraceKind};
 use crate::server::config::AggConfig;
 use sockscope_wire::{Closer, ConnClose, ConnOpen, Event, Hello, Message};
@@ -15,7 +16,7 @@ use std::sync::Arc;
 /// A problem with one event of an otherwise valid batch; the rest of the batch is applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub index: usize,
     pub message: String,
 }
@@ -111,7 +112,7 @@ impl State {
                     Err(message) => {
                         refused = true;
                         errors.push(EventError {
-                            code: "source_limit",
+                            code: ErrorCode::SourceLimit,
                             index,
                             message,
                         });
@@ -122,11 +123,11 @@ impl State {
             let Some(si) = src else {
                 let (code, message) = if refused {
                     (
-                        "source_limit",
+                        ErrorCode::SourceLimit,
                         "not applied: this batch's hello was refused",
                     )
                 } else {
-                    ("no_hello", "send a hello event before any other event")
+                    (ErrorCode::NoHello, "send a hello event before any other event")
                 };
                 errors.push(EventError {
                     code,
@@ -254,7 +255,7 @@ impl State {
         si: usize,
         o: ConnOpen,
         now_us: u64,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), (ErrorCode, String)> {
         let mut result = Ok(());
         if let Some(&old) = self.index.get(&(si, o.conn)) {
             // A tap re-announces its open connections after an outage: same id and
@@ -272,7 +273,7 @@ impl State {
                 Closer::Abort,
             );
             result = Err((
-                "duplicate_connection",
+                ErrorCode::DuplicateConnection,
                 format!(
                     "connection {} was already open; the old record was closed as abort",
                     o.conn
@@ -282,7 +283,7 @@ impl State {
         if self.conns.len() >= self.cfg.max_connections && !self.evict_oldest_closed() {
             self.stats.untracked += 1;
             return Err((
-                "connection_limit",
+                ErrorCode::ConnectionLimit,
                 format!(
                     "{} connections are tracked and none is closed; raise --max-connections",
                     self.conns.len()
@@ -357,7 +358,7 @@ impl State {
         m: Message,
         now_us: u64,
         now_s: u64,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), (ErrorCode, String)> {
         let Some(&id) = self.index.get(&(si, m.conn)) else {
             return Err(unknown(m.conn, "message"));
         };
@@ -425,7 +426,7 @@ impl State {
         si: usize,
         c: ConnClose,
         now_us: u64,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), (ErrorCode, String)> {
         let Some(&id) = self.index.get(&(si, c.conn)) else {
             return Err(unknown(c.conn, "conn_close"));
         };
@@ -480,9 +481,9 @@ impl State {
     }
 }
 
-fn unknown(conn: u64, what: &str) -> (&'static str, String) {
+fn unknown(conn: u64, what: &str) -> (ErrorCode, String) {
     (
-        "unknown_connection",
+        ErrorCode::UnknownConnection,
         format!(
             "{what} for connection {conn}, which is not open on this source (send conn_open first)"
         ),

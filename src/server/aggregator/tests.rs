@@ -4,7 +4,7 @@ use super::filter::TraceFilter;
 use super::state::State;
 use crate::protocol::{SortKey, StateFilter, TableQuery, TraceKind, TraceQuery};
 use crate::server::config::AggConfig;
-use crate::server::hub::Hub;
+use crate::server::aggregator::hub::Hub;
 use sockscope_wire::{
     Closer, ConnClose, ConnOpen, Direction, Event, Hello, Message, Opcode, SourceKind,
 };

@@ -7,7 +7,8 @@ use sha2::{Digest as _, Sha256};
 pub use sockscope_wire::Secret;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use crate::flags::read_secret_file;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default lifetime of a dashboard login.
@@ -121,27 +122,8 @@ pub struct AuthArgs {
     #[arg(long, env = "SOCKSCOPE_LOGINS_PER_MINUTE", default_value_t = DEFAULT_LOGINS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
     pub logins_per_minute: u32,
     /// Dashboard logins kept at once; the oldest is ended first.
-    #[arg(long, env = "SOCKSCOPE_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS, value_parser = crate::server::config::at_least(1))]
+    #[arg(long, env = "SOCKSCOPE_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS, value_parser = crate::flags::at_least(1))]
     pub max_sessions: usize,
-}
-
-/// Reads secrets from a file: one per line, blank lines and `#` comments skipped. Errors name
-/// the flag and the file, never a secret.
-pub fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<Vec<Secret>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{flag} {}: cannot read it: {e}", path.display()))?;
-    let secrets: Vec<Secret> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(Secret::from)
-        .collect();
-    anyhow::ensure!(
-        !secrets.is_empty(),
-        "{flag} {}: the file holds no secret (one per line)",
-        path.display()
-    );
-    Ok(secrets)
 }
 
 impl AuthArgs {

@@ -7,15 +7,14 @@ pub mod login;
 pub mod scrub;
 
 use crate::protocol::{Refusal, Role};
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
 use config::{digest, AuthConfig, Digest};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde_json::json;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -192,8 +191,8 @@ fn door(path: &str) -> Door {
     }
 }
 
-fn refuse(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+fn refuse(code: ErrorCode, message: String) -> Response {
+    ApiError::new(code, message).into_response()
 }
 
 /// The middleware in front of every route.
@@ -207,7 +206,7 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
         let _ = app.agg.send_refused(Refusal::Host).await;
         let shown: String = host.chars().take(100).collect();
         return refuse(
-            StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::WrongHost,
             format!(
                 "Host {shown:?} is not one of this observer's names; if it is yours, start the \
                  observer with --allowed-host <name> (DNS-rebinding defence)"
@@ -221,16 +220,12 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
                 next.run(req).await
             } else {
                 let _ = app.agg.send_refused(Refusal::TapToken).await;
-                let mut r = (
-                    StatusCode::UNAUTHORIZED,
-                    Json(json!({
-                        "type": "error",
-                        "code": "unauthorized",
-                        "message": "this observer needs a tap token: send Authorization: Bearer <token>, \
-                                    one of the observer's --ingest-token values",
-                    })),
-                )
-                    .into_response();
+                let mut r = refuse(
+                    ErrorCode::Unauthorized,
+                    "this observer needs a tap token: send Authorization: Bearer <token>, \
+                     one of the observer's --ingest-token values"
+                        .into(),
+                );
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"sockscope ingest\""),
@@ -270,7 +265,7 @@ fn unauthenticated(req: &Request) -> Response {
         return Redirect::to(&to).into_response();
     }
     let mut r = refuse(
-        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
         "authentication required: log in at /login, or send Authorization: Bearer <viewer or \
          inspector token>"
             .into(),
@@ -295,7 +290,7 @@ fn security_headers(h: &mut HeaderMap) {
     );
     // The dashboard page sets its own, with its script nonce.
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        if let Ok(v) = HeaderValue::from_str(&crate::server::csp(None)) {
+        if let Ok(v) = HeaderValue::from_str(&crate::dashboard::app::csp(None)) {
             h.insert(header::CONTENT_SECURITY_POLICY, v);
         }
     }

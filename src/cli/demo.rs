@@ -2,7 +2,7 @@
 //! once — the observer, the sample app, two tapped proxies in front of it, a mixed load that
 //! keeps running, and connection churn with varied close codes.
 
-use crate::load::{LoadArgs, Profile};
+use crate::cli::load::{LoadArgs, Profile};
 use crate::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE, DEFAULT_READ_BUFFER};
 use crate::server::config::ServeArgs;
 use anyhow::Context;
@@ -57,7 +57,7 @@ pub async fn run(
         config,
         stopped(&stop_rx),
     ));
-    servers.spawn(crate::sample_app::serve(
+    servers.spawn(crate::cli::sample_app::serve(
         app_listener,
         Duration::from_secs(1),
         stopped(&stop_rx),
@@ -133,7 +133,7 @@ pub async fn run(
                 _ = async {
                     loop {
                         // Each run is bounded; the demo starts the next one right away.
-                        if let Err(e) = crate::load::run(&la, false).await {
+                        if let Err(e) = crate::cli::load::run(&la, false).await {
                             tracing::warn!(error = %e, "demo load run failed");
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }

@@ -1,7 +1,7 @@
 //! Totals, rates, observer counters and the sources (taps) with host metrics and drops.
 
-use crate::format;
-use crate::model::LiveModel;
+use crate::dashboard::format;
+use crate::dashboard::model::LiveModel;
 use crate::protocol::SourceView;
 use leptos::prelude::*;
 
@@ -117,7 +117,7 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
     view! {
         <tr>
             <td class="text" title=format!("{} ({})", format::visible(&s.name), s.id)>{format::visible(&s.name)}</td>
-            <td>{format!("{:?}", s.kind).to_lowercase()}</td>
+            <td>{s.kind.as_str()}</td>
             <td class="text" title=format::visible(&s.hostname)>{format::visible(&s.hostname)}</td>
             <td class="text" title=format::visible(&s.version)>{format::visible(&s.version)}</td>
             <td class:offline=move || { !online && silent_ms() > 10_000 }>{state}</td>

@@ -3,7 +3,7 @@
 
 use super::stats::{expected_ticks, latency_histogram, record_ms, Spread};
 use super::Shared;
-use crate::sample_app::now_ms;
+use crate::cli::sample_app::now_ms;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Deserialize;

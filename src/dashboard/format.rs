@@ -75,12 +75,12 @@ pub fn capture(mode: Option<crate::protocol::Capture>, bytes_cap: Option<u64>) -
 pub fn redaction_parts(text: &str) -> Vec<(&str, bool)> {
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(i) = rest.find(crate::decode::REDACTED) {
+    while let Some(i) = rest.find(sockscope_payload::REDACTED) {
         if i > 0 {
             out.push((&rest[..i], false));
         }
-        out.push((&rest[i..i + crate::decode::REDACTED.len()], true));
-        rest = &rest[i + crate::decode::REDACTED.len()..];
+        out.push((&rest[i..i + sockscope_payload::REDACTED.len()], true));
+        rest = &rest[i + sockscope_payload::REDACTED.len()..];
     }
     if !rest.is_empty() {
         out.push((rest, false));

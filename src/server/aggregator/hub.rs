@@ -105,7 +105,7 @@ impl Hub {
             return;
         }
         let now_s = now_us / 1_000_000;
-        let overview = overview(state, self);
+        let overview = overview(state, self, now_us);
         let mut gone = Vec::new();
         for (&id, sub) in self.subs.iter_mut() {
             if only.is_some_and(|o| o != id) {
@@ -135,8 +135,9 @@ impl Hub {
     }
 }
 
-pub fn overview(state: &State, hub: &Hub) -> Overview {
-    let now_s = super::aggregator::now_us() / 1_000_000;
+/// The overview cards, as of the aggregator's clock `now_us`.
+pub fn overview(state: &State, hub: &Hub, now_us: u64) -> Overview {
+    let now_s = now_us / 1_000_000;
     let mut observer = state.stats.clone();
     observer.ingest_rate = state.ingest_rate.last_second(now_s).0;
     observer.browser_resnapshots = hub.resnapshots;

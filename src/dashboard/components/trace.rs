@@ -2,11 +2,11 @@
 //! observer (kind, source, connection, IP, direction, text or regex over payloads); pause that
 //! keeps buffering and counts what arrives; gap rows for what was not shown or was dropped.
 
-use crate::app::ViewControls;
-use crate::format;
-use crate::model::{LiveModel, DEFAULT_TRACE_KEEP};
+use crate::dashboard::controls::ViewControls;
+use crate::dashboard::format;
+use crate::dashboard::model::{LiveModel, DEFAULT_TRACE_KEEP};
 use crate::protocol::{Direction, TraceEntry, TraceKind, TraceQuery};
-use crate::trace_buffer::TraceItem;
+use crate::dashboard::trace_buffer::TraceItem;
 use leptos::prelude::*;
 
 #[component]
@@ -54,7 +54,7 @@ fn export_url(format: &str, q: &TraceQuery) -> String {
         "kind",
         &q.kinds
             .iter()
-            .map(|k| format!("{k:?}").to_lowercase())
+            .map(|k| k.as_str().to_string())
             .collect::<Vec<_>>()
             .join(","),
     );
@@ -179,9 +179,9 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
             format!(
                 "{}{}",
                 e.code
-                    .map(|c| format!("{c} {} ", crate::close_code::meaning(c)))
+                    .map(|c| format!("{c} {} ", crate::protocol::close_code::meaning(c)))
                     .unwrap_or_default(),
-                e.by.map(|b| format!("by {b:?}").to_lowercase())
+                e.by.map(|b| format!("by {}", b.as_str()))
                     .unwrap_or_default()
             ),
         ),
@@ -193,7 +193,7 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
             format!(
                 "{} {}{}",
                 e.opcode
-                    .map(|o| format!("{o:?}").to_lowercase())
+                    .map(|o| o.as_str().to_string())
                     .unwrap_or_default(),
                 format::bytes(e.size),
                 if e.truncated { " (truncated)" } else { "" }
@@ -201,7 +201,7 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
         ),
     };
     view! {
-        <li class=format!("ev {}", kind.replace(['→', '←', ' '], "")) data-kind=format!("{:?}", e.kind).to_lowercase()>
+        <li class=format!("ev {}", kind.replace(['→', '←', ' '], "")) data-kind=e.kind.as_str()>
             <span class="time">{format::clock_us(e.ts_us)}</span>
             <span class="kind">{kind}</span>
             <span class="conn" title=format!("source {}", format::visible(&e.source))>{format!("#{}", e.conn)}</span>

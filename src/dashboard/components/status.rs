@@ -1,6 +1,6 @@
 //! The connection-state indicator of the dashboard's own live socket, and who is signed in.
 
-use crate::model::LiveModel;
+use crate::dashboard::model::LiveModel;
 use leptos::prelude::*;
 
 #[component]

@@ -4,10 +4,10 @@
 //! redacted. Payloads are rendered as text only.
 
 use super::json::JsonTree;
-use crate::app::ViewControls;
-use crate::decode;
-use crate::format;
-use crate::model::LiveModel;
+use crate::dashboard::controls::ViewControls;
+use sockscope_payload::decode;
+use crate::dashboard::format;
+use crate::dashboard::model::LiveModel;
 use crate::protocol::{ConnDetail, Direction, MessageView};
 use base64::Engine as _;
 use leptos::prelude::*;
@@ -43,10 +43,10 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
         (_, None) => "open".to_string(),
         (Some(c), Some(by)) => format!(
             "{c} {} (by {})",
-            crate::close_code::meaning(c),
-            format!("{by:?}").to_lowercase()
+            crate::protocol::close_code::meaning(c),
+            by.as_str()
         ),
-        (None, Some(by)) => format!("no close frame (by {})", format!("{by:?}").to_lowercase()),
+        (None, Some(by)) => format!("no close frame (by {})", by.as_str()),
     };
     let meta = vec![
         ("source", r.source.clone()),
@@ -98,8 +98,8 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                 .map(|(t, n, _)| (*t, *n as f64))
                 .collect();
             let end = pts.last().map(|p| p.0).unwrap_or(0);
-            let max = crate::chart::nice_max(pts.iter().map(|p| p.1).fold(0.0, f64::max));
-            (crate::chart::path(&pts, end, 300.0, 40.0, max), max)
+            let max = crate::dashboard::chart::nice_max(pts.iter().map(|p| p.1).fold(0.0, f64::max));
+            (crate::dashboard::chart::path(&pts, end, 300.0, 40.0, max), max)
         })
     });
     let export = format!("/api/export?format=har&conn={}", r.id);
@@ -124,7 +124,7 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                 <svg class="spark" viewBox="0 0 300 40" preserveAspectRatio="none" data-testid="sparkline">
                     <path d=move || spark.get().0 stroke="#4fb3ff" fill="none" stroke-width="1.2" vector-effect="non-scaling-stroke"/>
                 </svg>
-                <span class="axis">{move || format!("max {}", crate::chart::short(spark.get().1))}</span>
+                <span class="axis">{move || format!("max {}", crate::dashboard::chart::short(spark.get().1))}</span>
                 <p><a href=export download="sockscope-connection.har" data-testid="export-conn">"export this connection (HAR)"</a></p>
                 <h3>"Headers mirrored by the tap"</h3>
                 <div class="headers">
@@ -157,7 +157,7 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                         <li class:picked=move || picked.get() == Some(seq) on:click=move |_| picked.set(Some(seq))>
                             <span class="time">{format::clock_us(m.ts_us)}</span>
                             <span class="kind">{dir}</span>
-                            <span>{format!("{:?}", m.opcode).to_lowercase()}</span>
+                            <span>{m.opcode.as_str()}</span>
                             <span class="num">{format::bytes(m.size)}</span>
                             {(m.redacted > 0).then(|| view! { <span class="redacted-badge" title="values redacted at the tap">"masked"</span> })}
                             <span class="text">{preview}</span>
@@ -216,7 +216,7 @@ fn Inspect(m: MessageView) -> impl IntoView {
     view! {
         <div class="inspect" data-testid="inspect">
             <div class="inspect-head">
-                {format!("{} {} · {}", if m.dir == Direction::ClientToServer { "client → server" } else { "server → client" }, format!("{:?}", m.opcode).to_lowercase(), format::clock_us(m.ts_us))}
+                {format!("{} {} · {}", if m.dir == Direction::ClientToServer { "client → server" } else { "server → client" }, m.opcode.as_str(), format::clock_us(m.ts_us))}
                 <span class:warn=m.truncated || m.payload_evicted>{" · "}{note}</span>
                 {redacted}
             </div>

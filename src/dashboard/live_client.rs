@@ -1,8 +1,8 @@
 //! The browser's `/live` connection: subscribes with the current view, feeds frames into the
 //! model, resubscribes when the view changes, and reconnects with capped backoff.
 
-use crate::app::ViewControls;
-use crate::model::{Applied, LinkStatus, LiveModel};
+use crate::dashboard::controls::ViewControls;
+use crate::dashboard::model::{Applied, LinkStatus, LiveModel};
 use crate::protocol::{ClientMsg, ServerMsg};
 use leptos::prelude::*;
 use std::cell::RefCell;

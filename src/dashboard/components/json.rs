@@ -22,7 +22,7 @@ fn scalar(v: &Value) -> (String, &'static str) {
         Value::Bool(b) => (b.to_string(), "j-bool"),
         Value::Number(n) => (n.to_string(), "j-num"),
         // Masked by the tap: shown as such, not as a string the app sent.
-        Value::String(s) if s == crate::decode::REDACTED => (s.clone(), "j-redacted"),
+        Value::String(s) if s == sockscope_payload::REDACTED => (s.clone(), "j-redacted"),
         Value::String(s) => (format!("{s:?}"), "j-str"),
         _ => (String::new(), ""),
     }
@@ -35,7 +35,7 @@ pub fn JsonTree(
     #[prop(optional)] label: Option<String>,
     #[prop(default = 0)] depth: usize,
 ) -> impl IntoView {
-    let key = label.map(|l| view! { <span class="j-key">{crate::format::visible(&l)}": "</span> });
+    let key = label.map(|l| view! { <span class="j-key">{crate::dashboard::format::visible(&l)}": "</span> });
     match value {
         Value::Object(_) | Value::Array(_) if depth >= MAX_DEPTH => {
             let what = match &value {

@@ -1,10 +1,12 @@
-//! The dashboard shell and page: the live model lives in a signal, components render it.
+//! The page shell (with its Content-Security-Policy) and the dashboard page: the live model
+//! lives in a signal, components render it.
 
-use crate::components::{
+use crate::dashboard::components::{
     Charts, ConnTable, DetailPanel, Overview, SessionBadge, StatusBadge, TracePanel,
 };
-use crate::model::LiveModel;
-use crate::protocol::{TableQuery, TraceQuery, ViewSpec};
+use crate::dashboard::model::LiveModel;
+use crate::dashboard::controls::ViewControls;
+use crate::protocol::{TableQuery, TraceQuery};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
@@ -44,9 +46,22 @@ fn content_security_policy() {
     ) else {
         return;
     };
-    if let Ok(v) = HeaderValue::from_str(&crate::server::csp(Some(&nonce))) {
+    if let Ok(v) = HeaderValue::from_str(&csp(Some(&nonce))) {
         res.insert_header(header::CONTENT_SECURITY_POLICY, v);
     }
+}
+
+/// The Content-Security-Policy of every response: never framed, no plugins, no `<base>`; with
+/// a page's nonce, only scripts carrying it run (and what they import: the dashboard's wasm),
+/// otherwise no script at all.
+pub fn csp(nonce: Option<&str>) -> String {
+    let script = match nonce {
+        Some(n) => format!("script-src 'nonce-{n}' 'strict-dynamic' 'wasm-unsafe-eval'"),
+        None => "script-src 'none'".to_string(),
+    };
+    format!(
+        "{script}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
 }
 
 #[component]
@@ -63,40 +78,6 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// What the user chose to look at; turned into the [`ViewSpec`] sent to the observer.
-#[derive(Clone, Copy)]
-pub struct ViewControls {
-    pub table: RwSignal<TableQuery>,
-    /// The trace filter (kinds, source, connection, IP, direction, text or regex).
-    pub trace: RwSignal<TraceQuery>,
-    /// The connection open in the inspector.
-    pub selected: RwSignal<Option<u64>>,
-    /// The table rows on screen (offset, limit): moved by scrolling without a resubscribe.
-    pub window: RwSignal<(u32, u32)>,
-}
-
-impl ViewControls {
-    /// The current view, read without tracking (called from socket callbacks).
-    pub fn spec(&self) -> ViewSpec {
-        ViewSpec {
-            table: Some({
-                let (offset, limit) = self.window.get_untracked();
-                TableQuery {
-                    offset,
-                    limit,
-                    ..self.table.get_untracked()
-                }
-            }),
-            trace: Some(TraceQuery {
-                limit: crate::model::DEFAULT_TRACE_KEEP as u32,
-                ..self.trace.get_untracked()
-            }),
-            detail: self.selected.get_untracked(),
-            charts: true,
-        }
-    }
-}
-
 #[component]
 fn Dashboard() -> impl IntoView {
     let model = RwSignal::new(LiveModel::default());
@@ -109,7 +90,7 @@ fn Dashboard() -> impl IntoView {
     provide_context(model);
     provide_context(controls);
     #[cfg(feature = "hydrate")]
-    crate::live_client::start(model, controls);
+    crate::dashboard::live_client::start(model, controls);
     view! {
         <header class="top">
             <h1>"sockscope"</h1>

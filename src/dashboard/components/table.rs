@@ -1,11 +1,11 @@
 //! The connection table: sorted and filtered on the observer, virtualized in the browser —
 //! scrolling asks for the rows on screen, the scrollbar spans every matching row.
 
-use crate::app::ViewControls;
-use crate::format;
-use crate::model::LiveModel;
+use crate::dashboard::controls::ViewControls;
+use crate::dashboard::format;
+use crate::dashboard::model::LiveModel;
 use crate::protocol::{ConnRow, ConnState, SortKey, StateFilter};
-use crate::virtual_scroll::{spacers, window};
+use crate::dashboard::virtual_scroll::{spacers, window};
 use leptos::prelude::*;
 
 #[component]
@@ -162,7 +162,7 @@ fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
     let state = match r.state {
         ConnState::Open => "open".to_string(),
         ConnState::Closed => match r.close_code {
-            Some(c) => format!("closed {c} ({})", crate::close_code::meaning(c)),
+            Some(c) => format!("closed {c} ({})", crate::protocol::close_code::meaning(c)),
             None => "closed (no code)".to_string(),
         },
     };
@@ -171,7 +171,7 @@ fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
     let reason = format::visible(r.close_reason.as_deref().unwrap_or_default());
     let by = r
         .closed_by
-        .map(|b| format!("by {:?}", b).to_lowercase())
+        .map(|b| format!("by {}", b.as_str()))
         .unwrap_or_default();
     view! {
         <tr

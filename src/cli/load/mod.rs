@@ -21,6 +21,17 @@ pub enum Profile {
     Chat,
 }
 
+impl Profile {
+    /// The serde (and flag) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Broadcast => "broadcast",
+            Profile::Echo => "echo",
+            Profile::Chat => "chat",
+        }
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 100ms, 30s, 2m)"))
 }
@@ -139,7 +150,7 @@ pub async fn run(args: &LoadArgs, progress: bool) -> anyhow::Result<Report> {
         connected: AtomicU64::new(0),
         chat_expected: AtomicU64::new(0),
         room_members: (0..args.rooms).map(|_| AtomicU64::new(0)).collect(),
-        started_ms: crate::sample_app::now_ms(),
+        started_ms: crate::cli::sample_app::now_ms(),
     });
     let start = Instant::now();
     let end = start + args.ramp * (args.clients.saturating_sub(1) as u32) + args.duration;
@@ -207,7 +218,7 @@ pub async fn run(args: &LoadArgs, progress: bool) -> anyhow::Result<Report> {
         })
     });
     let mut report = Report {
-        profile: format!("{:?}", args.profile).to_lowercase(),
+        profile: args.profile.as_str().to_string(),
         clients: args.clients,
         ..Default::default()
     };

@@ -2,8 +2,8 @@
 //! open connections, connects/disconnects per second, and CPU and memory per source. Plain SVG
 //! paths recomputed once per second, when a point arrives.
 
-use crate::chart::{nice_max, path, short};
-use crate::model::LiveModel;
+use crate::dashboard::chart::{nice_max, path, short};
+use crate::dashboard::model::LiveModel;
 use crate::protocol::Point;
 use leptos::prelude::*;
 

@@ -2,7 +2,7 @@
 //! Leptos in it, so it is unit-tested natively; components only render it.
 
 use crate::protocol::{ConnDetail, ConnRow, Frame, HostPoint, Overview, Point, Role, ServerMsg};
-use crate::trace_buffer::TraceBuffer;
+use crate::dashboard::trace_buffer::TraceBuffer;
 use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -162,7 +162,7 @@ impl LiveModel {
             let keep: std::collections::HashSet<u64> = self.ids.iter().copied().collect();
             self.rows.retain(|id, _| keep.contains(id));
         }
-        let cap = crate::chart::WINDOW_S as usize;
+        let cap = crate::dashboard::chart::WINDOW_S as usize;
         for p in f.series {
             if self.series.back().is_none_or(|last| p.t > last.t) {
                 self.series.push_back(p);
@@ -206,7 +206,7 @@ impl LiveModel {
             if self.detail_rates.back().is_none_or(|(t, _, _)| *t < second) {
                 self.detail_rates
                     .push_back((second, d.row.rate_msgs, d.row.rate_bytes));
-                if self.detail_rates.len() > crate::chart::WINDOW_S as usize {
+                if self.detail_rates.len() > crate::dashboard::chart::WINDOW_S as usize {
                     self.detail_rates.pop_front();
                 }
             }

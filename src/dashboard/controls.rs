@@ -1,0 +1,40 @@
+//! What the user chose to look at (table query and window, trace filter, inspected
+//! connection): signals shared by the components and the `/live` client.
+
+use crate::protocol::{TableQuery, TraceQuery, ViewSpec};
+use leptos::prelude::*;
+
+/// What the user chose to look at; turned into the [`ViewSpec`] sent to the observer.
+#[derive(Clone, Copy)]
+pub struct ViewControls {
+    pub table: RwSignal<TableQuery>,
+    /// The trace filter (kinds, source, connection, IP, direction, text or regex).
+    pub trace: RwSignal<TraceQuery>,
+    /// The connection open in the inspector.
+    pub selected: RwSignal<Option<u64>>,
+    /// The table rows on screen (offset, limit): moved by scrolling without a resubscribe.
+    pub window: RwSignal<(u32, u32)>,
+}
+
+impl ViewControls {
+    /// The current view, read without tracking (called from socket callbacks).
+    pub fn spec(&self) -> ViewSpec {
+        ViewSpec {
+            table: Some({
+                let (offset, limit) = self.window.get_untracked();
+                TableQuery {
+                    offset,
+                    limit,
+                    ..self.table.get_untracked()
+                }
+            }),
+            trace: Some(TraceQuery {
+                limit: crate::dashboard::model::DEFAULT_TRACE_KEEP as u32,
+                ..self.trace.get_untracked()
+            }),
+            detail: self.selected.get_untracked(),
+            charts: true,
+        }
+    }
+}
+

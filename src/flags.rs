@@ -1,0 +1,32 @@
+//! Helpers every command's settings share: value parsers, secrets read from files, and the
+//! variable that names a config file.
+
+use sockscope_wire::Secret;
+use std::path::Path;
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "SOCKSCOPE_CONFIG";
+
+/// A value parser for counts and sizes: a whole number, at least `min`.
+pub fn at_least(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..)
+}
+
+/// Reads secrets from a file: one per line, blank lines and `#` comments skipped. Errors name
+/// the flag and the file, never a secret.
+pub fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<Vec<Secret>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{flag} {}: cannot read it: {e}", path.display()))?;
+    let secrets: Vec<Secret> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(Secret::from)
+        .collect();
+    anyhow::ensure!(
+        !secrets.is_empty(),
+        "{flag} {}: the file holds no secret (one per line)",
+        path.display()
+    );
+    Ok(secrets)
+}

@@ -1,0 +1,213 @@
+//! What the observer refuses and how it says so: one code enum ([`ErrorCode`]), one HTTP error
+//! type ([`ApiError`]) whose body is always `{"type":"error","code":…,"message":…}` (plus
+//! `index` when one event is to blame; docs/api.md), and the close code of each kind that ends
+//! a WebSocket. Control flow looks at the code, never at a message's text.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use sockscope_wire::WireError;
+
+/// Why something was refused. The serde (and [`ErrorCode::as_str`]) names are the `code` of
+/// every error body, ingest reply and `/live` error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // A frame or body that is not a valid batch (sockscope-wire's checks).
+    Malformed,
+    UnsupportedVersion,
+    TooManyEvents,
+    InvalidEvent,
+    /// The request body could not be read (too large, cut off).
+    Body,
+    ContentType,
+    UnsupportedSubprotocol,
+    // The rules of a tap session.
+    NoHello,
+    SourceMismatch,
+    // What the aggregator refused for one event.
+    SourceLimit,
+    DuplicateConnection,
+    ConnectionLimit,
+    UnknownConnection,
+    // Limits and the door.
+    RateLimited,
+    TooManyTaps,
+    TooManyBrowsers,
+    Unauthorized,
+    Forbidden,
+    WrongHost,
+    Origin,
+    // The JSON API.
+    BadRequest,
+    NotFound,
+    ShuttingDown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            Malformed => "malformed",
+            UnsupportedVersion => "unsupported_version",
+            TooManyEvents => "too_many_events",
+            InvalidEvent => "invalid_event",
+            Body => "body",
+            ContentType => "content_type",
+            UnsupportedSubprotocol => "unsupported_subprotocol",
+            NoHello => "no_hello",
+            SourceMismatch => "source_mismatch",
+            SourceLimit => "source_limit",
+            DuplicateConnection => "duplicate_connection",
+            ConnectionLimit => "connection_limit",
+            UnknownConnection => "unknown_connection",
+            RateLimited => "rate_limited",
+            TooManyTaps => "too_many_taps",
+            TooManyBrowsers => "too_many_browsers",
+            Unauthorized => "unauthorized",
+            Forbidden => "forbidden",
+            WrongHost => "wrong_host",
+            Origin => "origin",
+            BadRequest => "bad_request",
+            NotFound => "not_found",
+            ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// The HTTP status an error of this kind answers with.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            TooManyEvents => StatusCode::PAYLOAD_TOO_LARGE,
+            ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            SourceLimit | DuplicateConnection | ConnectionLimit | UnknownConnection => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            TooManyTaps | TooManyBrowsers | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden | Origin => StatusCode::FORBIDDEN,
+            WrongHost => StatusCode::MISDIRECTED_REQUEST,
+            NotFound => StatusCode::NOT_FOUND,
+            Malformed | UnsupportedVersion | InvalidEvent | Body | UnsupportedSubprotocol
+            | NoHello | SourceMismatch | BadRequest => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The close code a tap session ends with after an event error of this kind, if it ends:
+    /// a refused source cannot speak on this session (the tap reconnects with backoff).
+    pub fn ends_tap_session(self) -> Option<u16> {
+        match self {
+            ErrorCode::SourceLimit => Some(1008),
+            _ => None,
+        }
+    }
+
+    pub fn of_wire(e: &WireError) -> ErrorCode {
+        match e {
+            WireError::Malformed { .. } => ErrorCode::Malformed,
+            WireError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            WireError::TooManyEvents { .. } => ErrorCode::TooManyEvents,
+            WireError::Invalid { .. } => ErrorCode::InvalidEvent,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Tests read codes as the strings clients see.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Every HTTP error the observer answers with.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+    /// The event to blame, for batch errors.
+    pub index: Option<usize>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status: code.status(),
+            code,
+            message: message.into(),
+            index: None,
+        }
+    }
+
+    pub fn bad(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    /// The aggregator has stopped: only at shutdown.
+    pub fn stopped() -> Self {
+        Self::new(ErrorCode::ShuttingDown, "the observer is shutting down")
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn wire(e: &WireError) -> Self {
+        ApiError {
+            index: e.index(),
+            ..Self::new(ErrorCode::of_wire(e), e.to_string())
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: ErrorCode,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            kind: "error",
+            code: self.code,
+            message: &self.message,
+            index: self.index,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_serde_and_statuses_are_errors() {
+        use ErrorCode::*;
+        for c in [
+            Malformed, UnsupportedVersion, TooManyEvents, InvalidEvent, Body, ContentType,
+            UnsupportedSubprotocol, NoHello, SourceMismatch, SourceLimit, DuplicateConnection,
+            ConnectionLimit, UnknownConnection, RateLimited, TooManyTaps, TooManyBrowsers,
+            Unauthorized, Forbidden, WrongHost, Origin, BadRequest, NotFound, ShuttingDown,
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+            assert!(c.status().is_client_error() || c.status().is_server_error());
+        }
+        assert_eq!(SourceLimit.ends_tap_session(), Some(1008));
+        assert_eq!(UnknownConnection.ends_tap_session(), None);
+    }
+}
