@@ -4,8 +4,8 @@
 use crate::dashboard::components::{
     Charts, ConnTable, DetailPanel, Overview, SessionBadge, StatusBadge, TracePanel,
 };
-use crate::dashboard::model::LiveModel;
 use crate::dashboard::controls::ViewControls;
+use crate::dashboard::model::LiveModel;
 use crate::protocol::{TableQuery, TraceQuery};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

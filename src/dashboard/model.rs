@@ -1,8 +1,8 @@
 //! The browser-side live model: applies `/live` snapshots and deltas. Plain Rust with no
 //! Leptos in it, so it is unit-tested natively; components only render it.
 
-use crate::protocol::{ConnDetail, ConnRow, Frame, HostPoint, Overview, Point, Role, ServerMsg};
 use crate::dashboard::trace_buffer::TraceBuffer;
+use crate::protocol::{ConnDetail, ConnRow, Frame, HostPoint, Overview, Point, Role, ServerMsg};
 use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 

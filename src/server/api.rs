@@ -6,8 +6,9 @@ use crate::protocol::{
 };
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::Query as Q;
-use crate::server::auth::{scrub, Principal};
+use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ErrorCode};
+use crate::server::scrub;
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

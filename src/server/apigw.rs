@@ -4,11 +4,11 @@
 //! front of a gateway, so the observer masks their payloads (`--apigw-mask-keys`,
 //! `--apigw-mask-regex`) before anything is stored. See docs/apigw.md.
 
+use crate::server::error::{ApiError, ErrorCode};
 use crate::server::ingest::apply_batch;
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use crate::server::error::{ApiError, ErrorCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sockscope_payload::redact::Redactor;

@@ -1,7 +1,7 @@
 //! Observer configuration: typed structs, documented defaults, and the `serve` CLI flags.
 
-use sockscope_payload::redact::{RedactConfig, Redactor, DEFAULT_MASK_KEYS};
 use crate::flags::at_least;
+use sockscope_payload::redact::{RedactConfig, Redactor, DEFAULT_MASK_KEYS};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

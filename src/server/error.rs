@@ -90,8 +90,14 @@ impl ErrorCode {
             Forbidden | Origin => StatusCode::FORBIDDEN,
             WrongHost => StatusCode::MISDIRECTED_REQUEST,
             NotFound => StatusCode::NOT_FOUND,
-            Malformed | UnsupportedVersion | InvalidEvent | Body | UnsupportedSubprotocol
-            | NoHello | SourceMismatch | BadRequest => StatusCode::BAD_REQUEST,
+            Malformed
+            | UnsupportedVersion
+            | InvalidEvent
+            | Body
+            | UnsupportedSubprotocol
+            | NoHello
+            | SourceMismatch
+            | BadRequest => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -199,10 +205,29 @@ mod tests {
     fn names_match_serde_and_statuses_are_errors() {
         use ErrorCode::*;
         for c in [
-            Malformed, UnsupportedVersion, TooManyEvents, InvalidEvent, Body, ContentType,
-            UnsupportedSubprotocol, NoHello, SourceMismatch, SourceLimit, DuplicateConnection,
-            ConnectionLimit, UnknownConnection, RateLimited, TooManyTaps, TooManyBrowsers,
-            Unauthorized, Forbidden, WrongHost, Origin, BadRequest, NotFound, ShuttingDown,
+            Malformed,
+            UnsupportedVersion,
+            TooManyEvents,
+            InvalidEvent,
+            Body,
+            ContentType,
+            UnsupportedSubprotocol,
+            NoHello,
+            SourceMismatch,
+            SourceLimit,
+            DuplicateConnection,
+            ConnectionLimit,
+            UnknownConnection,
+            RateLimited,
+            TooManyTaps,
+            TooManyBrowsers,
+            Unauthorized,
+            Forbidden,
+            WrongHost,
+            Origin,
+            BadRequest,
+            NotFound,
+            ShuttingDown,
         ] {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
             assert!(c.status().is_client_error() || c.status().is_server_error());

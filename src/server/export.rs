@@ -7,8 +7,9 @@ use crate::protocol::{ConnDetail, MessageView, Refusal, Role, TraceEntry, TraceK
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::{Aggregator, Query as Q, EXPORT_PAGE};
 use crate::server::api::{trace_filter, TraceParams};
+use crate::server::auth::Principal;
 use crate::server::error::ApiError;
-use crate::server::auth::{scrub, Principal};
+use crate::server::scrub;
 use crate::server::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -222,14 +223,9 @@ fn csv_row(e: &TraceEntry) -> String {
         Some(Direction::ServerToClient) => "s2c",
         None => "",
     };
-    let opcode = e
-        .opcode
-        .map(|o| o.as_str().to_string())
-        .unwrap_or_default();
+    let opcode = e.opcode.map(|o| o.as_str().to_string()).unwrap_or_default();
     let code = e.code.map(|c| c.to_string()).unwrap_or_default();
-    let by =
-        e.by.map(|b| b.as_str().to_string())
-            .unwrap_or_default();
+    let by = e.by.map(|b| b.as_str().to_string()).unwrap_or_default();
     let _ = w.write_record([
         e.seq.to_string().as_str(),
         &e.ts_us.to_string(),

@@ -289,7 +289,12 @@ pub async fn ingest_session<S, R, E>(
             Err(e) => {
                 let _ = agg.send(Input::Rejected).await;
                 if sink
-                    .send(reply_text(ErrorCode::of_wire(&e), e.to_string(), batch, e.index()))
+                    .send(reply_text(
+                        ErrorCode::of_wire(&e),
+                        e.to_string(),
+                        batch,
+                        e.index(),
+                    ))
                     .await
                     .is_err()
                 {
@@ -317,7 +322,7 @@ pub async fn ingest_session<S, R, E>(
             let dropped = charge(&agg, &rate, source, &mut events).await;
             if dropped > 0 {
                 let reply = reply_text(
-                    "rate_limited",
+                    ErrorCode::RateLimited,
                     rate_message(dropped, rate_limit),
                     batch,
                     None,

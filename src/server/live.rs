@@ -8,7 +8,7 @@ use crate::server::error::{ApiError, ErrorCode};
 use crate::server::{AppState, Slot};
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};

@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod ingest;
 pub mod live;
+pub mod scrub;
 
 use crate::dashboard::app::{shell, App};
 use aggregator::Aggregator;

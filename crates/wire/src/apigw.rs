@@ -156,11 +156,12 @@ pub fn to_events(
                     (Opcode::Text, body.as_bytes().to_vec())
                 };
                 let size = bytes.len() as u64;
-                let (text, data) = if opcode == Opcode::Text {
-                    (Some(crate::clip(body, max_payload).to_string()), None)
+                let (text, data, cut) = if opcode == Opcode::Text {
+                    let text = crate::clip(body, max_payload);
+                    (Some(text.to_string()), None, text.len())
                 } else {
                     let cut = bytes.len().min(max_payload);
-                    (None, Some(Payload(bytes[..cut].to_vec())))
+                    (None, Some(Payload(bytes[..cut].to_vec())), cut)
                 };
                 out.push(Event::Message(Message {
                     conn,

@@ -261,6 +261,18 @@ pub enum Closer {
     Abort,
 }
 
+impl Closer {
+    /// The serde name, for display.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Closer::Client => "client",
+            Closer::Server => "server",
+            Closer::Proxy => "proxy",
+            Closer::Abort => "abort",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnClose {

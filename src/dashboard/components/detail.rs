@@ -5,12 +5,12 @@
 
 use super::json::JsonTree;
 use crate::dashboard::controls::ViewControls;
-use sockscope_payload::decode;
 use crate::dashboard::format;
 use crate::dashboard::model::LiveModel;
 use crate::protocol::{ConnDetail, Direction, MessageView};
 use base64::Engine as _;
 use leptos::prelude::*;
+use sockscope_payload::decode;
 
 #[component]
 pub fn DetailPanel() -> impl IntoView {
@@ -98,8 +98,12 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                 .map(|(t, n, _)| (*t, *n as f64))
                 .collect();
             let end = pts.last().map(|p| p.0).unwrap_or(0);
-            let max = crate::dashboard::chart::nice_max(pts.iter().map(|p| p.1).fold(0.0, f64::max));
-            (crate::dashboard::chart::path(&pts, end, 300.0, 40.0, max), max)
+            let max =
+                crate::dashboard::chart::nice_max(pts.iter().map(|p| p.1).fold(0.0, f64::max));
+            (
+                crate::dashboard::chart::path(&pts, end, 300.0, 40.0, max),
+                max,
+            )
         })
     });
     let export = format!("/api/export?format=har&conn={}", r.id);

@@ -35,7 +35,8 @@ pub fn JsonTree(
     #[prop(optional)] label: Option<String>,
     #[prop(default = 0)] depth: usize,
 ) -> impl IntoView {
-    let key = label.map(|l| view! { <span class="j-key">{crate::dashboard::format::visible(&l)}": "</span> });
+    let key = label
+        .map(|l| view! { <span class="j-key">{crate::dashboard::format::visible(&l)}": "</span> });
     match value {
         Value::Object(_) | Value::Array(_) if depth >= MAX_DEPTH => {
             let what = match &value {

@@ -4,8 +4,8 @@
 use crate::dashboard::controls::ViewControls;
 use crate::dashboard::format;
 use crate::dashboard::model::LiveModel;
-use crate::protocol::{ConnRow, ConnState, SortKey, StateFilter};
 use crate::dashboard::virtual_scroll::{spacers, window};
+use crate::protocol::{ConnRow, ConnState, SortKey, StateFilter};
 use leptos::prelude::*;
 
 #[component]

@@ -5,8 +5,8 @@
 use crate::dashboard::controls::ViewControls;
 use crate::dashboard::format;
 use crate::dashboard::model::{LiveModel, DEFAULT_TRACE_KEEP};
-use crate::protocol::{Direction, TraceEntry, TraceKind, TraceQuery};
 use crate::dashboard::trace_buffer::TraceItem;
+use crate::protocol::{Direction, TraceEntry, TraceKind, TraceQuery};
 use leptos::prelude::*;
 
 #[component]
@@ -192,9 +192,7 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
             },
             format!(
                 "{} {}{}",
-                e.opcode
-                    .map(|o| o.as_str().to_string())
-                    .unwrap_or_default(),
+                e.opcode.map(|o| o.as_str().to_string()).unwrap_or_default(),
                 format::bytes(e.size),
                 if e.truncated { " (truncated)" } else { "" }
             ),

@@ -6,7 +6,7 @@ use crate::protocol::{
 };
 use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::state::State;
-use crate::server::auth::scrub;
+use crate::server::scrub;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 

@@ -77,10 +77,7 @@ pub enum Input {
     /// A frame that failed decoding or validation, for the counters.
     Rejected,
     /// Message events of `source` dropped by the per-tap events/s limit.
-    RateLimited {
-        source: Arc<str>,
-        events: u64,
-    },
+    RateLimited { source: Arc<str>, events: u64 },
     /// The observer's own host metrics, once a second.
     SelfSample(sockscope_wire::Host),
     /// A tap session ended (it started with its first batch, see `opens_session`).

@@ -1,6 +1,5 @@
 //! All observer state and the rules that apply tap events to it. Owned by the aggregator task.
 
-use crate::server::error::ErrorCode;
 use super::conn::{count_data, CloseInfo, Conn, Rate, StoredMessage, StoredPayload, TapPolicy};
 use super::series::{Ring, Series};
 use super::source::{Source, SourceCounts, Sources};
@@ -9,6 +8,7 @@ use super::trace::{preview_hex, preview_text, TraceRec};
 use crate::protocol::close_code::CloseClass;
 use crate::protocol::{Drops, HostView, ObserverStats, Refusal, Totals, TraceKind};
 use crate::server::config::AggConfig;
+use crate::server::error::ErrorCode;
 use sockscope_wire::{Closer, ConnClose, ConnOpen, Event, Hello, Message};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -127,7 +127,10 @@ impl State {
                         "not applied: this batch's hello was refused",
                     )
                 } else {
-                    (ErrorCode::NoHello, "send a hello event before any other event")
+                    (
+                        ErrorCode::NoHello,
+                        "send a hello event before any other event",
+                    )
                 };
                 errors.push(EventError {
                     code,

@@ -3,8 +3,8 @@
 use super::filter::TraceFilter;
 use super::state::State;
 use crate::protocol::{SortKey, StateFilter, TableQuery, TraceKind, TraceQuery};
-use crate::server::config::AggConfig;
 use crate::server::aggregator::hub::Hub;
+use crate::server::config::AggConfig;
 use sockscope_wire::{
     Closer, ConnClose, ConnOpen, Direction, Event, Hello, Message, Opcode, SourceKind,
 };
@@ -102,7 +102,7 @@ fn semantic_errors_name_the_event_and_the_rest_applies() {
         ],
         T0,
     );
-    let codes: Vec<_> = errs.iter().map(|e| (e.code, e.index)).collect();
+    let codes: Vec<_> = errs.iter().map(|e| (e.code.as_str(), e.index)).collect();
     assert_eq!(
         codes,
         vec![

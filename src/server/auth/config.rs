@@ -2,12 +2,12 @@
 //! non-loopback observer must have credentials.
 
 use super::host::HostPolicy;
+use crate::flags::read_secret_file;
 use crate::protocol::Role;
 use sha2::{Digest as _, Sha256};
 pub use sockscope_wire::Secret;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use crate::flags::read_secret_file;
 use std::path::PathBuf;
 use std::time::Duration;
 

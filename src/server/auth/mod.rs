@@ -4,13 +4,12 @@
 pub mod config;
 pub mod host;
 pub mod login;
-pub mod scrub;
 
 use crate::protocol::{Refusal, Role};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::AppState;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use config::{digest, AuthConfig, Digest};
