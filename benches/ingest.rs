@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use sockscope_wire::{
     encode_batch, Batch, ConnOpen, Direction, Encoding, Event, Hello, Message, Opcode, SourceKind,
 };
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 mod support;
 use std::time::{Duration, Instant};
@@ -219,16 +219,7 @@ fn list(v: &[f64]) -> String {
 async fn main() {
     let a = args();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sockscope"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--site-root",
-            "/nonexistent",
-        ])
-        .env("SOCKSCOPE_LOG", "warn")
-        .stdout(Stdio::null())
+    let child = support::process::observer(port, "warn")
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start sockscope serve");

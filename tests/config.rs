@@ -12,17 +12,20 @@ use std::time::Duration;
 const TAP_TOKEN: &str = "file-tap-token-5e1f2a9c7b";
 const INSPECTOR: &str = "file-inspector-token-77aa01";
 
+#[track_caller]
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
 }
 
+#[track_caller]
 fn parse(args: &[&str]) -> Cli {
     let args = std::iter::once("sockscope").chain(args.iter().copied());
     try_parse_from(args.map(Into::into).collect()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+#[track_caller]
 fn serve_args(args: &[&str]) -> ServeArgs {
     match parse(args).command {
         Command::Serve(a) => a,

@@ -10,6 +10,7 @@ use sockscope_wire::{
 };
 use tokio_tungstenite::tungstenite::Message;
 
+#[track_caller]
 fn conn_page_item(v: &Value, id: u64) -> Value {
     v["items"]
         .as_array()

@@ -106,9 +106,9 @@ async fn browsers_and_taps_over_their_limits_are_refused_and_counted() {
     send_json(&mut first, json!({"type": "subscribe", "charts": false})).await;
     let snap = common::next_json(&mut first).await;
     assert_eq!(snap["type"], "snapshot");
-    let o = obs.get_ok("/api/overview").await;
-    assert_eq!(o["observer"]["refused"]["browsers"], 1, "{o}");
-    assert_eq!(o["observer"]["refused"]["taps"], 1, "{o}");
+    let refused = obs.overview().await.observer.refused;
+    assert_eq!(refused.browsers, 1, "{refused:?}");
+    assert_eq!(refused.taps, 1, "{refused:?}");
     // A place frees up when its holder leaves.
     drop(first);
     let mut again = None;
@@ -167,8 +167,8 @@ async fn sources_over_their_limit_replace_a_forgettable_one_or_are_refused() {
     .await
     .expect("closed within 3 s");
     assert_eq!(closed.map(|c| u16::from(c.code)), Some(1008));
-    let o = obs.get_ok("/api/overview").await;
-    assert_eq!(o["observer"]["refused"]["sources"], 1, "{o}");
+    let o = obs.overview().await;
+    assert_eq!(o.observer.refused.sources, 1, "{o:?}");
     // POST gets the same answer.
     let (status, v) = obs
         .post(batch(vec![hello("posted")]).to_string(), "application/json")
@@ -205,9 +205,9 @@ async fn sources_over_their_limit_replace_a_forgettable_one_or_are_refused() {
         ["busy", "fourth"],
         "the source with a tracked connection stays"
     );
-    let o = obs.get_ok("/api/overview").await;
-    assert_eq!(o["observer"]["sources_forgotten"], 1, "{o}");
-    assert_eq!(o["totals"]["tracked"], 1, "{o}");
+    let o = obs.overview().await;
+    assert_eq!(o.observer.sources_forgotten, 1, "{o:?}");
+    assert_eq!(o.totals.tracked, 1, "{o:?}");
     let metrics = obs.text("/metrics", None).await;
     assert!(
         metrics.contains("sockscope_sources_forgotten_total 1"),

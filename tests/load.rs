@@ -4,8 +4,6 @@
 mod common;
 use common::*;
 use sockscope::cli::load::{run, LoadArgs, Profile};
-use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE};
-use sockscope_tap::{Tap, TapConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -21,19 +19,11 @@ async fn sample_app(interval: Duration) -> SocketAddr {
 }
 
 async fn tapped_proxy(app: SocketAddr, obs: &Observer) -> SocketAddr {
-    let mut tc = TapConfig::new(format!("ws://{}/ingest", obs.addr), "load-test");
-    tc.flush = Duration::from_millis(1);
-    let tap = Tap::start(tc).unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let cfg = ProxyConfig {
-        upstream: app.to_string(),
-        trusted: vec![],
-        max_message: DEFAULT_MAX_MESSAGE,
-        read_buffer: 4096,
-    };
-    tokio::spawn(sockscope::proxy::serve(l, cfg, tap, std::future::pending()));
-    addr
+    common::proxy::start_proxy(
+        common::proxy::cfg(app, &[]),
+        common::proxy::tap_for(obs, "load-test"),
+    )
+    .await
 }
 
 fn args(target: SocketAddr, profile: Profile, clients: u64, interval: Duration) -> LoadArgs {

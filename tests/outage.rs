@@ -7,7 +7,7 @@ use common::upstream;
 use futures_util::{SinkExt, StreamExt};
 use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE};
 use sockscope_tap::{Tap, TapConfig};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,17 +21,7 @@ impl Drop for Proc {
 }
 
 async fn spawn_observer(port: u16) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_sockscope"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--site-root",
-            "/nonexistent",
-        ])
-        .env("SOCKSCOPE_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let child = common::process::observer(port, "error")
         .spawn()
         .expect("start the observer");
     let proc = Proc(child);

@@ -2,11 +2,11 @@
 
 mod common;
 
+use common::proxy::{cfg, start_proxy, tap_for};
 use common::upstream;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE};
-use sockscope_tap::{Tap, TapConfig};
+use sockscope_tap::Tap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -14,29 +14,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-
-fn cfg(upstream: SocketAddr, trusted: &[&str]) -> ProxyConfig {
-    ProxyConfig {
-        upstream: upstream.to_string(),
-        trusted: trusted.iter().map(|t| t.parse().unwrap()).collect(),
-        max_message: DEFAULT_MAX_MESSAGE,
-        read_buffer: 4096,
-    }
-}
-
-pub fn tap_for(obs: &Observer, source: &str) -> Tap {
-    let mut c = TapConfig::new(format!("ws://{}/ingest", obs.addr), source);
-    c.flush = Duration::from_millis(1);
-    c.mirror_headers = vec!["origin".into(), "x-request-id".into()];
-    Tap::start(c).unwrap()
-}
-
-async fn start_proxy(cfg: ProxyConfig, tap: Tap) -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(sockscope::proxy::serve(l, cfg, tap, std::future::pending()));
-    addr
-}
 
 async fn client(proxy: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Ws {
     let mut req = format!("ws://{proxy}{path}").into_client_request().unwrap();

@@ -27,12 +27,9 @@ async fn closed_connections_are_evicted_after_retention() {
         .wait_for("/api/connections?state=all", |v| v["total"] == 1)
         .await;
     assert_eq!(page["items"][0]["path"], "/b", "the open one stays");
-    let ov = obs.get_ok("/api/overview").await;
-    assert_eq!(ov["observer"]["evicted"], 1);
-    assert_eq!(
-        ov["totals"]["closed"], 1,
-        "totals keep counting what was evicted"
-    );
+    let ov = obs.overview().await;
+    assert_eq!(ov.observer.evicted, 1);
+    assert_eq!(ov.totals.closed, 1, "totals keep counting what was evicted");
     let (s, _) = obs.get("/api/connections/1").await;
     assert_eq!(s, 404);
 }
@@ -71,14 +68,8 @@ async fn connection_limit_evicts_oldest_closed_then_refuses() {
     .await;
     assert_eq!(s, 422);
     assert_eq!(v["errors"][0]["code"], "connection_limit");
-    let ov = obs.get_ok("/api/overview").await;
-    assert_eq!(
-        (
-            ov["observer"]["evicted"].as_u64(),
-            ov["observer"]["untracked"].as_u64()
-        ),
-        (Some(1), Some(1))
-    );
+    let ov = obs.overview().await;
+    assert_eq!((ov.observer.evicted, ov.observer.untracked), (1, 1));
 }
 
 #[tokio::test]

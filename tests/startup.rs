@@ -169,6 +169,7 @@ async fn tokens_never_appear_in_logs() {
 
 /// `THP_enabled` of a running process, once it has started (None without THP support).
 #[cfg(target_os = "linux")]
+#[track_caller]
 fn thp_enabled(args: &[&str]) -> Option<bool> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sockscope"))
         .args(args)

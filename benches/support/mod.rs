@@ -1,6 +1,9 @@
 //! Shared by the benchmarks: child processes that are stopped on drop, RSS, free ports.
 #![allow(dead_code)]
 
+#[path = "../../tests/common/process.rs"]
+pub mod process;
+
 use std::process::{Child, Command};
 use std::time::Duration;
 

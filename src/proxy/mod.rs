@@ -2,7 +2,10 @@
 //! proxies WebSocket upgrades message by message, mirroring them to the observer via the tap.
 
 pub mod client_ip;
+mod deflate;
+pub mod frames;
 mod http;
+mod relay;
 mod ws;
 
 use crate::proxy::http::{forward, Body};
@@ -21,8 +24,9 @@ use tokio::sync::watch;
 
 /// Default largest WebSocket message proxied (64 MiB).
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
-/// Default per-socket read buffer; tungstenite's 128 KiB default costs 134 KiB RSS per socket.
-pub const DEFAULT_READ_BUFFER: usize = 4096;
+/// Default bytes read at once. The relay has one read buffer per worker thread, none per
+/// connection, so it can be large: fewer system calls for big messages.
+pub const DEFAULT_READ_BUFFER: usize = 64 << 10;
 /// Time open connections get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Default payload capture: the first `--payload-cap` bytes of each message, after masking.
@@ -74,10 +78,11 @@ pub struct ProxyArgs {
         value_delimiter = ','
     )]
     pub trusted_proxy: Vec<IpNet>,
-    /// Largest WebSocket message in bytes.
+    /// Largest WebSocket message in bytes; a bigger one ends the connection (1009 to its
+    /// sender when possible). Messages are never buffered, whatever their size.
     #[arg(long, env = "SOCKSCOPE_MAX_MESSAGE", default_value_t = DEFAULT_MAX_MESSAGE, value_parser = crate::flags::at_least(1024))]
     pub max_message: usize,
-    /// Read buffer per WebSocket, in bytes.
+    /// Bytes read at once when relaying (one buffer per worker thread, not per connection).
     #[arg(long, env = "SOCKSCOPE_READ_BUFFER", default_value_t = DEFAULT_READ_BUFFER,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(256..=1 << 20))]
     pub read_buffer: usize,

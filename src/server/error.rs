@@ -9,72 +9,62 @@ use axum::Json;
 use serde::Serialize;
 use sockscope_wire::WireError;
 
-/// Why something was refused. The serde (and [`ErrorCode::as_str`]) names are the `code` of
-/// every error body, ingest reply and `/live` error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] once: each variant with the name clients see.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $v:ident = $name:literal,)*) => {
+        /// Why something was refused. The names are the `code` of every error body, ingest
+        /// reply and `/live` error.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $name)] $v,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$v,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$v => $name,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
     // A frame or body that is not a valid batch (sockscope-wire's checks).
-    Malformed,
-    UnsupportedVersion,
-    TooManyEvents,
-    InvalidEvent,
+    Malformed = "malformed",
+    UnsupportedVersion = "unsupported_version",
+    TooManyEvents = "too_many_events",
+    InvalidEvent = "invalid_event",
     /// The request body could not be read (too large, cut off).
-    Body,
-    ContentType,
-    UnsupportedSubprotocol,
+    Body = "body",
+    ContentType = "content_type",
+    UnsupportedSubprotocol = "unsupported_subprotocol",
     // The rules of a tap session.
-    NoHello,
-    SourceMismatch,
+    NoHello = "no_hello",
+    SourceMismatch = "source_mismatch",
     // What the aggregator refused for one event.
-    SourceLimit,
-    DuplicateConnection,
-    ConnectionLimit,
-    UnknownConnection,
+    SourceLimit = "source_limit",
+    DuplicateConnection = "duplicate_connection",
+    ConnectionLimit = "connection_limit",
+    UnknownConnection = "unknown_connection",
     // Limits and the door.
-    RateLimited,
-    TooManyTaps,
-    TooManyBrowsers,
-    Unauthorized,
-    Forbidden,
-    WrongHost,
-    Origin,
+    RateLimited = "rate_limited",
+    TooManyTaps = "too_many_taps",
+    TooManyBrowsers = "too_many_browsers",
+    Unauthorized = "unauthorized",
+    Forbidden = "forbidden",
+    WrongHost = "wrong_host",
+    Origin = "origin",
     // The JSON API.
-    BadRequest,
-    NotFound,
-    ShuttingDown,
+    BadRequest = "bad_request",
+    NotFound = "not_found",
+    ShuttingDown = "shutting_down",
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            Malformed => "malformed",
-            UnsupportedVersion => "unsupported_version",
-            TooManyEvents => "too_many_events",
-            InvalidEvent => "invalid_event",
-            Body => "body",
-            ContentType => "content_type",
-            UnsupportedSubprotocol => "unsupported_subprotocol",
-            NoHello => "no_hello",
-            SourceMismatch => "source_mismatch",
-            SourceLimit => "source_limit",
-            DuplicateConnection => "duplicate_connection",
-            ConnectionLimit => "connection_limit",
-            UnknownConnection => "unknown_connection",
-            RateLimited => "rate_limited",
-            TooManyTaps => "too_many_taps",
-            TooManyBrowsers => "too_many_browsers",
-            Unauthorized => "unauthorized",
-            Forbidden => "forbidden",
-            WrongHost => "wrong_host",
-            Origin => "origin",
-            BadRequest => "bad_request",
-            NotFound => "not_found",
-            ShuttingDown => "shutting_down",
-        }
-    }
-
     /// The HTTP status an error of this kind answers with.
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
@@ -203,36 +193,12 @@ mod tests {
 
     #[test]
     fn names_match_serde_and_statuses_are_errors() {
-        use ErrorCode::*;
-        for c in [
-            Malformed,
-            UnsupportedVersion,
-            TooManyEvents,
-            InvalidEvent,
-            Body,
-            ContentType,
-            UnsupportedSubprotocol,
-            NoHello,
-            SourceMismatch,
-            SourceLimit,
-            DuplicateConnection,
-            ConnectionLimit,
-            UnknownConnection,
-            RateLimited,
-            TooManyTaps,
-            TooManyBrowsers,
-            Unauthorized,
-            Forbidden,
-            WrongHost,
-            Origin,
-            BadRequest,
-            NotFound,
-            ShuttingDown,
-        ] {
+        for &c in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
             assert!(c.status().is_client_error() || c.status().is_server_error());
         }
-        assert_eq!(SourceLimit.ends_tap_session(), Some(1008));
-        assert_eq!(UnknownConnection.ends_tap_session(), None);
+        assert_eq!(ErrorCode::ALL.len(), 23);
+        assert_eq!(ErrorCode::SourceLimit.ends_tap_session(), Some(1008));
+        assert_eq!(ErrorCode::UnknownConnection.ends_tap_session(), None);
     }
 }

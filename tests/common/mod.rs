@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod proxy;
 pub mod upstream;
 
 use futures_util::{SinkExt, StreamExt};
@@ -54,6 +55,16 @@ impl Observer {
         let (s, v) = self.get(path).await;
         assert_eq!(s, 200, "GET {path} → {s} {v}");
         v
+    }
+
+    /// `GET path`, expected 200, read as `T` (for tests that are not about the JSON itself).
+    pub async fn get_as_type<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let v = self.get_ok(path).await;
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("GET {path}: {e} in {v}"))
+    }
+
+    pub async fn overview(&self) -> sockscope::protocol::Overview {
+        self.get_as_type("/api/overview").await
     }
 
     pub async fn post(&self, body: impl Into<reqwest::Body>, ctype: &str) -> (u16, Value) {

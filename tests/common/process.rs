@@ -1,4 +1,5 @@
 //! The real `sockscope` binary as a child process: run to the end, or until a line appears.
+//! Shared by the integration tests and the benchmarks (`benches/support`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,17 @@ pub fn sockscope(args: &[&str]) -> Command {
         .env_remove("LEPTOS_SITE_ROOT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    c
+}
+
+/// `sockscope serve` on `127.0.0.1:port` with no dashboard files and quiet logs (`level`),
+/// output discarded: the observer tests and benchmarks run against.
+pub fn observer(port: u16, level: &str) -> Command {
+    let mut c = sockscope(&["serve", "--site-root", "/nonexistent"]);
+    c.args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("SOCKSCOPE_LOG", level)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     c
 }
 

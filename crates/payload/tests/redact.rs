@@ -17,6 +17,7 @@ fn with(keys: &[&str], regex: &[&str]) -> Redactor {
     .unwrap()
 }
 
+#[track_caller]
 fn text(r: &Redactor, t: &str) -> (String, u32) {
     let (s, n) = r.redact_str(t);
     (s.into_owned(), n)

@@ -251,6 +251,14 @@ impl ConnTap {
     /// full queue costs one counter and nothing is masked or copied; a payload without a
     /// masked key name is scanned once and not parsed.
     pub fn message(&self, dir: Direction, opcode: Opcode, payload: &[u8]) {
+        self.message_seen(dir, opcode, payload, payload.len() as u64);
+    }
+
+    /// Records a message the caller saw only in part, as a proxy relaying bytes does: its
+    /// first bytes (`captured`, at least the mode's cap when the message is that long) and its
+    /// whole `size`. Masked and cut like [`ConnTap::message`]; marked truncated when
+    /// `captured` is shorter than `size`.
+    pub fn message_seen(&self, dir: Direction, opcode: Opcode, captured: &[u8], size: u64) {
         let Some(inner) = &self.inner else { return };
         if self.closed.load(Ordering::Relaxed) || self.mode == PayloadMode::Off {
             return;
@@ -259,34 +267,36 @@ impl ConnTap {
             inner.drops.message.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let payload = captured;
         let cap = self.mode.cap();
         let mut m = Message {
             conn: self.id,
             ts: Some(now_us()),
             dir,
             opcode,
-            size: payload.len() as u64,
+            size,
             text: None,
             data: None,
             truncated: false,
             redacted: 0,
         };
+        let partial = (payload.len() as u64) < size;
         if cap > 0 && opcode == Opcode::Text {
             let (text, cut_bad) = match std::str::from_utf8(payload) {
                 Ok(s) => (s, false),
-                // Not UTF-8 after all: keep the valid prefix.
+                // Not UTF-8 (or cut inside a character): keep the valid prefix.
                 Err(e) => (
                     std::str::from_utf8(&payload[..e.valid_up_to()]).unwrap_or(""),
                     true,
                 ),
             };
             let c = inner.redactor.capture_text(text, cap);
-            m.truncated = c.truncated || cut_bad;
+            m.truncated = c.truncated || cut_bad || partial;
             m.redacted = c.redacted;
             m.text = Some(c.payload.into_owned());
         } else if cap > 0 {
             let c = inner.redactor.capture_bytes(payload, cap);
-            m.truncated = c.truncated;
+            m.truncated = c.truncated || partial;
             m.redacted = c.redacted;
             m.data = Some(Payload(c.payload.into_owned()));
         }

@@ -27,6 +27,7 @@ async fn next_message(rx: &mut UnboundedReceiver<Event>) -> Message {
 }
 
 /// The mirrored headers of an open, as (name, value) pairs.
+#[track_caller]
 fn sent_headers(o: &ConnOpen) -> Vec<(&str, &str)> {
     o.headers
         .iter()

@@ -46,8 +46,8 @@ pub fn Overview() -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
-                    <For each=move || sources.get() key=|s: &SourceView| format!("{s:?}") let:s>
-                        <SourceRow s=s now_ms=now_ms/>
+                    <For each=move || sources.get() key=|s: &SourceView| s.id.clone() let:s>
+                        <SourceRow id=s.id sources=sources now_ms=now_ms/>
                     </For>
                 </tbody>
             </table>
@@ -75,8 +75,15 @@ fn refused_summary(r: &crate::protocol::Refusals) -> String {
     }
 }
 
+/// One source's row, kept while the source is listed; its cells are redrawn when its figures
+/// change.
 #[component]
-fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
+fn SourceRow(id: String, sources: Memo<Vec<SourceView>>, now_ms: Memo<u64>) -> impl IntoView {
+    let source = Memo::new(move |_| sources.with(|all| all.iter().find(|s| s.id == id).cloned()));
+    view! { <tr>{move || source.get().map(|s| source_cells(s, now_ms))}</tr> }
+}
+
+fn source_cells(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
     let last_seen = s.last_seen_ms;
     let online = s.online;
     // Sources that post over HTTP have no session; "last seen" is their health.
@@ -115,7 +122,6 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
         ));
     }
     view! {
-        <tr>
             <td class="text" title=format!("{} ({})", format::visible(&s.name), s.id)>{format::visible(&s.name)}</td>
             <td>{s.kind.as_str()}</td>
             <td class="text" title=format::visible(&s.hostname)>{format::visible(&s.hostname)}</td>
@@ -127,6 +133,5 @@ fn SourceRow(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
             <td class="num">{mem}</td>
             <td class="num">{rss}</td>
             <td class="num" data-testid="source-drops">{drops}</td>
-        </tr>
     }
 }

@@ -134,8 +134,8 @@ pub fn ConnTable() -> impl IntoView {
                     </thead>
                     <tbody>
                         <tr class="pad" style=move || format!("height:{}px", pads().0)></tr>
-                        <For each=move || rows.get() key=|r: &ConnRow| r.clone() let:r>
-                            <Row r=r now_ms=now_ms/>
+                        <For each=move || rows.get() key=|r: &ConnRow| r.id let:r>
+                            <Row id=r.id rows=rows now_ms=now_ms/>
                         </For>
                         <tr class="pad" style=move || format!("height:{}px", pads().1)></tr>
                     </tbody>
@@ -146,53 +146,73 @@ pub fn ConnTable() -> impl IntoView {
     .into_any()
 }
 
+/// One table row, kept (same DOM) while its connection stays in the window; each cell
+/// updates on its own when that connection's figures change.
 #[component]
-fn Row(r: ConnRow, now_ms: Memo<u64>) -> impl IntoView {
+fn Row(id: u64, rows: Memo<Vec<ConnRow>>, now_ms: Memo<u64>) -> impl IntoView {
     let controls = expect_context::<ViewControls>();
-    let id = r.id;
-    let opened = r.opened_ms;
-    let closed = r.closed_ms;
-    let age = move || {
-        format::duration_ms(
-            closed
-                .unwrap_or_else(|| now_ms.get())
-                .saturating_sub(opened),
-        )
+    // This row's data; `None` for the moment between leaving the window and being removed.
+    let row = Memo::new(move |_| rows.with(|rs| rs.iter().find(|r| r.id == id).cloned()));
+    let cell = move |f: fn(&ConnRow) -> String| {
+        move || row.with(|r| r.as_ref().map(f).unwrap_or_default())
     };
-    let state = match r.state {
+    let age = move || {
+        row.with(|r| {
+            r.as_ref()
+                .map(|r| {
+                    format::duration_ms(
+                        r.closed_ms
+                            .unwrap_or_else(|| now_ms.get())
+                            .saturating_sub(r.opened_ms),
+                    )
+                })
+                .unwrap_or_default()
+        })
+    };
+    // Everything a tap sent is shown as text with hidden characters made visible.
+    let ua = cell(|r| format::visible(&r.user_agent));
+    let path = cell(|r| format::visible(&r.path));
+    let closed = move || row.with(|r| r.as_ref().is_some_and(|r| r.state == ConnState::Closed));
+    view! {
+        <tr
+            data-conn=id
+            class:closed=closed
+            class="clickable"
+            title="open in the inspector"
+            on:click=move |_| controls.selected.set(Some(id))
+        >
+            <td class="num">{id}</td>
+            <td>{cell(|r| r.ip.clone())}</td>
+            <td class="ua" title=ua>{ua}</td>
+            <td class="path" title=path>{path}</td>
+            <td class="source">{cell(|r| format::visible(&r.source))}</td>
+            <td class="num">{age}</td>
+            <td class="num">{cell(|r| format::count(r.msgs_in))}</td>
+            <td class="num">{cell(|r| format::count(r.msgs_out))}</td>
+            <td class="num">{cell(|r| format::bytes(r.bytes_in))}</td>
+            <td class="num">{cell(|r| format::bytes(r.bytes_out))}</td>
+            <td class="num">{cell(|r| format!("{}/s", r.rate_msgs))}</td>
+            <td class="state" title=cell(close_detail)>{cell(state_text)}</td>
+        </tr>
+    }
+}
+
+fn state_text(r: &ConnRow) -> String {
+    match r.state {
         ConnState::Open => "open".to_string(),
         ConnState::Closed => match r.close_code {
             Some(c) => format!("closed {c} ({})", crate::protocol::close_code::meaning(c)),
             None => "closed (no code)".to_string(),
         },
-    };
-    // Everything a tap sent is shown as text with hidden characters made visible.
-    let (ua, path) = (format::visible(&r.user_agent), format::visible(&r.path));
+    }
+}
+
+/// The close reason (as visible text) and who closed, for the state cell's tooltip.
+fn close_detail(r: &ConnRow) -> String {
     let reason = format::visible(r.close_reason.as_deref().unwrap_or_default());
     let by = r
         .closed_by
         .map(|b| format!("by {}", b.as_str()))
         .unwrap_or_default();
-    view! {
-        <tr
-            data-conn=r.id
-            class:closed=r.state == ConnState::Closed
-            class="clickable"
-            title="open in the inspector"
-            on:click=move |_| controls.selected.set(Some(id))
-        >
-            <td class="num">{r.id}</td>
-            <td>{r.ip.clone()}</td>
-            <td class="ua" title=ua.clone()>{ua.clone()}</td>
-            <td class="path" title=path.clone()>{path.clone()}</td>
-            <td class="source">{format::visible(&r.source)}</td>
-            <td class="num">{age}</td>
-            <td class="num">{format::count(r.msgs_in)}</td>
-            <td class="num">{format::count(r.msgs_out)}</td>
-            <td class="num">{format::bytes(r.bytes_in)}</td>
-            <td class="num">{format::bytes(r.bytes_out)}</td>
-            <td class="num">{format!("{}/s", r.rate_msgs)}</td>
-            <td class="state" title=format!("{reason} {by}")>{state}</td>
-        </tr>
-    }
+    format!("{reason} {by}")
 }

@@ -257,23 +257,16 @@ fn handle_input(state: &mut State, input: Input, now: u64) {
                 BatchReply::Report(_) => {}
             }
         }
-        Input::Rejected => state.stats.ingest_errors += 1,
-        Input::RateLimited { source, events } => {
-            if let Some(i) = state.source_index(&source) {
-                state.sources[i].rate_limited += events;
-            }
-        }
-        Input::SelfSample(h) => {
-            state.stats.cpu_pct = h.cpu_pct;
-            state.stats.rss = h.rss;
-        }
+        Input::Rejected => state.rejected(),
+        Input::RateLimited { source, events } => state.rate_limited(&source, events),
+        Input::SelfSample(h) => state.self_sample(&h),
         Input::SessionEnded(source) => state.session(&source, false),
     }
 }
 
 fn handle_command(state: &mut State, hub: &mut Hub, command: Command, now: u64) {
     match command {
-        Command::Refused(r) => state.stats.refused.count(r),
+        Command::Refused(r) => state.refused(r),
         Command::Query(q) => answer(state, hub, q, now),
         Command::Subscribe { id, tx, spec, role } => {
             hub.subscribe(id, tx, spec, role);

@@ -22,29 +22,52 @@ pub struct EventError {
 }
 
 pub struct State {
-    pub cfg: AggConfig,
-    pub conns: BTreeMap<u64, Conn>,
+    pub(crate) cfg: AggConfig,
+    pub(crate) conns: BTreeMap<u64, Conn>,
     /// (source, tap connection id) → observer id, for open connections.
     pub(super) index: HashMap<(usize, u64), u64>,
-    pub sources: Sources,
+    pub(crate) sources: Sources,
     source_ids: HashMap<Arc<str>, usize>,
     pub(super) user_agents: HashSet<Arc<str>>,
     pub(super) policies: HashSet<Arc<TapPolicy>>,
-    pub totals: Totals,
-    pub stats: ObserverStats,
-    pub trace: VecDeque<TraceRec>,
-    pub trace_seq: u64,
-    pub series: Series,
+    pub(crate) totals: Totals,
+    pub(crate) stats: ObserverStats,
+    pub(crate) trace: VecDeque<TraceRec>,
+    pub(crate) trace_seq: u64,
+    pub(crate) series: Series,
     /// (closed at, id) in close order: retention and the limit evict from the front.
     pub(super) closed_order: VecDeque<(u64, u64)>,
-    pub store: MessageStore,
+    pub(crate) store: MessageStore,
     next_id: u64,
     msg_seq: u64,
     /// Events accepted per second.
-    pub ingest_rate: Rate,
+    pub(crate) ingest_rate: Rate,
 }
 
 impl State {
+    /// A frame that failed decoding or validation.
+    pub(crate) fn rejected(&mut self) {
+        self.stats.ingest_errors += 1;
+    }
+
+    /// Something refused at the door.
+    pub(crate) fn refused(&mut self, r: Refusal) {
+        self.stats.refused.count(r);
+    }
+
+    /// Message events of `source` dropped by the per-tap events/s limit.
+    pub(crate) fn rate_limited(&mut self, source: &str, events: u64) {
+        if let Some(i) = self.source_index(source) {
+            self.sources[i].rate_limited += events;
+        }
+    }
+
+    /// The observer's own CPU and RSS.
+    pub(crate) fn self_sample(&mut self, h: &sockscope_wire::Host) {
+        self.stats.cpu_pct = h.cpu_pct;
+        self.stats.rss = h.rss;
+    }
+
     pub fn new(cfg: AggConfig) -> Self {
         State {
             store: MessageStore::new(
