@@ -39,10 +39,12 @@ pub fn negotiated(accepted: Option<&str>) -> Option<Deflate> {
     })
 }
 
-/// Inflates one direction's compressed messages (raw DEFLATE, 32 KiB window).
+/// Inflates one direction's compressed messages (raw DEFLATE, 32 KiB window). The inflate
+/// state (about 43 KiB with its window) exists only once a compressed message arrives, and
+/// without context takeover only while one is in flight.
 #[derive(Debug)]
 pub struct Inflater {
-    z: Decompress,
+    z: Option<Box<Decompress>>,
     takeover: bool,
     /// Inflated bytes of the current message.
     out: u64,
@@ -55,7 +57,7 @@ pub struct Inflater {
 impl Inflater {
     pub fn new(context_takeover: bool) -> Self {
         Inflater {
-            z: Decompress::new(false),
+            z: None,
             takeover: context_takeover,
             out: 0,
             skipped: false,
@@ -65,8 +67,8 @@ impl Inflater {
 
     /// A compressed message begins.
     pub fn start(&mut self) {
-        if !self.takeover {
-            self.z.reset(false);
+        if !self.takeover || self.z.is_none() {
+            self.z = Some(Box::new(Decompress::new(false)));
         }
         self.out = 0;
         self.skipped = false;
@@ -77,13 +79,16 @@ impl Inflater {
         if self.dead || self.skipped {
             return;
         }
+        let Some(z) = self.z.as_deref_mut() else {
+            return;
+        };
         let mut input = compressed;
         let mut buf = [0u8; 8192];
         loop {
-            let (before_in, before_out) = (self.z.total_in(), self.z.total_out());
-            let status = self.z.decompress(input, &mut buf, FlushDecompress::Sync);
-            let used = (self.z.total_in() - before_in) as usize;
-            let made = (self.z.total_out() - before_out) as usize;
+            let (before_in, before_out) = (z.total_in(), z.total_out());
+            let status = z.decompress(input, &mut buf, FlushDecompress::Sync);
+            let used = (z.total_in() - before_in) as usize;
+            let made = (z.total_out() - before_out) as usize;
             input = &input[used..];
             let room = cap.saturating_sub(captured.len()).min(made);
             captured.extend_from_slice(&buf[..room]);
@@ -97,7 +102,7 @@ impl Inflater {
                 Ok(Status::Ok) if used > 0 || made > 0 => continue,
                 Ok(Status::StreamEnd) => {
                     // A final block: the peer reset its compressor.
-                    self.z.reset(false);
+                    z.reset(false);
                     if input.is_empty() {
                         return;
                     }
@@ -115,6 +120,9 @@ impl Inflater {
     /// or `None` when no copy could be made (over the limit, or history lost).
     pub fn finish(&mut self, cap: usize, captured: &mut Vec<u8>) -> Option<u64> {
         self.feed(&[0x00, 0x00, 0xff, 0xff], cap, captured);
+        if !self.takeover || self.dead {
+            self.z = None;
+        }
         (!self.dead && !self.skipped).then_some(self.out)
     }
 }

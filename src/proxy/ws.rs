@@ -122,22 +122,23 @@ pub async fn upgrade(
         });
         sender.send_request(up_req).await
     };
-    let up_resp =
-        match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                return bad_gateway(
-                    StatusCode::BAD_GATEWAY,
-                    format!("upstream WebSocket handshake failed ({e})"),
-                )
-            }
-            Err(_) => return bad_gateway(
+    let up_resp = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return bad_gateway(
+                StatusCode::BAD_GATEWAY,
+                format!("upstream WebSocket handshake failed ({e})"),
+            )
+        }
+        Err(_) => {
+            return bad_gateway(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
                     "upstream {upstream} did not answer the handshake within {CONNECT_TIMEOUT:?}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let mut headers = up_resp.headers().clone();
     strip_hop_by_hop(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
