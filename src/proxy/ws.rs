@@ -201,22 +201,19 @@ pub async fn upgrade(
             tracing::warn!("upgraded connections are not TCP streams: not relayed");
             return;
         };
-        let conn = tap.open(info);
+        // Only the sockets and a copy of the early bytes go on: the rest of the HTTP layer's
+        // state, its read buffer included, is dropped here.
+        let early = |b: Bytes| b.to_vec();
         let setup = Setup {
-            client_early: client.read_buf,
-            upstream_early: upstream.read_buf,
+            client_early: early(client.read_buf),
+            upstream_early: early(upstream.read_buf),
             deflate,
             read_size,
             max_message,
         };
-        relay::run(
-            client.io.into_inner(),
-            upstream.io.into_inner(),
-            setup,
-            &conn,
-            shutdown,
-        )
-        .await;
+        let (client, upstream) = (client.io.into_inner(), upstream.io.into_inner());
+        let conn = tap.open(info);
+        relay::run(client, upstream, setup, &conn, shutdown).await;
         drop(held);
     });
     let mut resp = Response::new(
