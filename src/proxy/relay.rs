@@ -80,17 +80,22 @@ pub async fn run(
         e = &mut b => (Direction::ServerToClient, e),
         _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
             // A close frame to each side whose stream is between frames, then a moment for
-            // the replies.
+            // the replies. Boxed: this state exists only at shutdown, not in every idle
+            // connection's task.
             conn.close(Some(1001), Some("proxy shutting down"), Closer::Proxy);
-            if u2c.idle_at_boundary() {
-                let _ = write_all(&client, &close_frame(1001, "proxy shutting down", None)).await;
-            }
-            if c2u.idle_at_boundary() {
-                let f = close_frame(1001, "proxy shutting down", Some(rand_mask()));
-                let _ = write_all(&upstream, &f).await;
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                tokio::join!(drained(&client), drained(&upstream))
+            let (to_client, to_upstream) = (u2c.idle_at_boundary(), c2u.idle_at_boundary());
+            Box::pin(async {
+                if to_client {
+                    let _ = write_all(&client, &close_frame(1001, "proxy shutting down", None)).await;
+                }
+                if to_upstream {
+                    let f = close_frame(1001, "proxy shutting down", Some(rand_mask()));
+                    let _ = write_all(&upstream, &f).await;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    tokio::join!(drained(&client), drained(&upstream))
+                })
+                .await;
             })
             .await;
             return;
@@ -110,7 +115,7 @@ pub async fn run(
                     Direction::ServerToClient => (&mut a).await,
                 }
             };
-            if let Ok(End::Failed(e)) = tokio::time::timeout(CLOSE_GRACE, other).await {
+            if let Ok(End::Failed(e)) = Box::pin(tokio::time::timeout(CLOSE_GRACE, other)).await {
                 tracing::debug!(error = %e, "connection failed while closing");
             }
             let _ = socket2::SockRef::from(src).shutdown(std::net::Shutdown::Write);
@@ -126,10 +131,10 @@ pub async fn run(
             };
             if back.idle_at_boundary() {
                 let mask = (dir == Direction::ServerToClient).then(rand_mask);
-                let _ = tokio::time::timeout(
+                let _ = Box::pin(tokio::time::timeout(
                     Duration::from_secs(1),
                     write_all(sender, &close_frame(1009, "message too big", mask)),
-                )
+                ))
                 .await;
             }
         }
@@ -205,7 +210,7 @@ impl Half {
         if !early.is_empty() {
             self.reader().feed(&early, &mut on);
             self.busy(true);
-            let r = write_all(dst, &early).await;
+            let r = Box::pin(write_all(dst, &early)).await;
             self.busy(false);
             drop(early);
             if let Err(e) = r {
@@ -251,7 +256,7 @@ impl Half {
                 Step::Pending(rest) => {
                     // The other side is slow: only now does this connection hold a buffer.
                     self.busy(true);
-                    let r = write_all(dst, &rest).await;
+                    let r = Box::pin(write_all(dst, &rest)).await;
                     self.busy(false);
                     if let Err(e) = r {
                         return End::Failed(e);
@@ -285,7 +290,7 @@ async fn write_all(dst: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
 
 /// Reads (and drops) what a socket still sends, until its peer closes it.
 async fn drained(s: &TcpStream) {
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; 64];
     loop {
         if s.readable().await.is_err() {
             return;
