@@ -30,3 +30,23 @@ pub fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<Vec<Secret>> 
     );
     Ok(secrets)
 }
+
+/// Fills `slot` (a single-secret flag such as `--token`) from its `--…-file` twin: the file must
+/// hold exactly one secret, and the flag and its file may not both be given.
+pub fn read_single_secret(
+    flag: &str,
+    slot: &mut Option<Secret>,
+    file: Option<&Path>,
+) -> anyhow::Result<()> {
+    let Some(path) = file else { return Ok(()) };
+    anyhow::ensure!(slot.is_none(), "give {flag} or {flag}-file, not both");
+    let mut lines = read_secret_file(&format!("{flag}-file"), path)?;
+    anyhow::ensure!(
+        lines.len() == 1,
+        "{flag}-file {}: expected one secret, found {} lines",
+        path.display(),
+        lines.len()
+    );
+    *slot = lines.pop();
+    Ok(())
+}

@@ -235,11 +235,20 @@ impl FrameReader {
         let Some(msg) = &mut self.msg else { return };
         msg.size += bytes.len() as u64;
         match (&mut self.inflater, msg.compressed) {
-            (Some(inf), true) if cap > 0 => {
-                let mut plain = Vec::new();
-                unmask(&mut plain, bytes, self.mask);
-                inf.feed(&plain, cap, &mut msg.captured);
-            }
+            (Some(inf), true) if cap > 0 => match self.mask {
+                None => inf.feed(bytes, cap, &mut msg.captured),
+                // Unmasked through a stack buffer: no allocation on the relaying task.
+                Some(m) => {
+                    let mut plain = [0u8; 1024];
+                    for (k, part) in bytes.chunks(plain.len()).enumerate() {
+                        let at = start as usize + k * plain.len();
+                        for (i, b) in part.iter().enumerate() {
+                            plain[i] = b ^ m[(at + i) % 4];
+                        }
+                        inf.feed(&plain[..part.len()], cap, &mut msg.captured);
+                    }
+                }
+            },
             (_, true) => {}
             (_, false) => {
                 let room = cap.saturating_sub(msg.captured.len()).min(bytes.len());

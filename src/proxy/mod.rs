@@ -139,14 +139,11 @@ impl ProxyArgs {
 
     /// Validates the flags: the proxy's settings and the tap's (if an observer is given).
     pub fn into_config(mut self) -> anyhow::Result<(ProxyConfig, Option<TapConfig>)> {
-        if let Some(path) = self.token_file.take() {
-            anyhow::ensure!(
-                self.token.is_none(),
-                "give --token or --token-file, not both"
-            );
-            let tokens = crate::flags::read_secret_file("--token-file", &path)?;
-            self.token = tokens.into_iter().next();
-        }
+        crate::flags::read_single_secret(
+            "--token",
+            &mut self.token,
+            self.token_file.take().as_deref(),
+        )?;
         let upstream = self
             .upstream
             .strip_prefix("http://")

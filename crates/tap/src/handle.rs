@@ -255,10 +255,10 @@ impl ConnTap {
     }
 
     /// Records a message the caller saw only in part, as a proxy relaying bytes does: its
-    /// first bytes (`captured`, at least the mode's cap when the message is that long) and its
+    /// first bytes (`payload`, at least the mode's cap when the message is that long) and its
     /// whole `size`. Masked and cut like [`ConnTap::message`]; marked truncated when
-    /// `captured` is shorter than `size`.
-    pub fn message_seen(&self, dir: Direction, opcode: Opcode, captured: &[u8], size: u64) {
+    /// `payload` is shorter than `size`.
+    pub fn message_seen(&self, dir: Direction, opcode: Opcode, payload: &[u8], size: u64) {
         let Some(inner) = &self.inner else { return };
         if self.closed.load(Ordering::Relaxed) || self.mode == PayloadMode::Off {
             return;
@@ -267,7 +267,6 @@ impl ConnTap {
             inner.drops.message.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let payload = captured;
         let cap = self.mode.cap();
         let mut m = Message {
             conn: self.id,

@@ -1,17 +1,19 @@
 //! All observer state and the rules that apply tap events to it. Owned by the aggregator task.
 
 use super::conn::{count_data, CloseInfo, Conn, Rate, StoredMessage, StoredPayload, TapPolicy};
-use super::series::{Ring, Series};
-use super::source::{Source, SourceCounts, Sources};
+use super::series::Series;
+use super::source::Sources;
 use super::store::MessageStore;
 use super::trace::{preview_hex, preview_text, TraceRec};
 use crate::protocol::close_code::CloseClass;
-use crate::protocol::{Drops, HostView, ObserverStats, Refusal, Totals, TraceKind};
+use crate::protocol::{HostView, ObserverStats, Refusal, Totals, TraceKind};
 use crate::server::config::AggConfig;
 use crate::server::error::ErrorCode;
-use sockscope_wire::{Closer, ConnClose, ConnOpen, Event, Hello, Message};
+use sockscope_wire::{Closer, ConnClose, ConnOpen, Event, Message};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+
+mod sources;
 
 /// A problem with one event of an otherwise valid batch; the rest of the batch is applied.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,13 +57,6 @@ impl State {
         self.stats.refused.count(r);
     }
 
-    /// Message events of `source` dropped by the per-tap events/s limit.
-    pub(crate) fn rate_limited(&mut self, source: &str, events: u64) {
-        if let Some(i) = self.source_index(source) {
-            self.sources[i].rate_limited += events;
-        }
-    }
-
     /// The observer's own CPU and RSS.
     pub(crate) fn self_sample(&mut self, h: &sockscope_wire::Host) {
         self.stats.cpu_pct = h.cpu_pct;
@@ -91,26 +86,6 @@ impl State {
             next_id: 1,
             msg_seq: 0,
             ingest_rate: Rate::default(),
-        }
-    }
-
-    pub fn source_index(&self, id: &str) -> Option<usize> {
-        self.source_ids.get(id).copied()
-    }
-
-    pub fn source_name(&self, idx: usize) -> &str {
-        &self.sources[idx].name
-    }
-
-    /// A tap session bound to `source` went up or down.
-    pub fn session(&mut self, source: &str, up: bool) {
-        if let Some(i) = self.source_index(source) {
-            let s = &mut self.sources[i];
-            s.sessions = if up {
-                s.sessions + 1
-            } else {
-                s.sessions.saturating_sub(1)
-            };
         }
     }
 
@@ -194,86 +169,6 @@ impl State {
         }
         self.stats.ingest_errors += errors.len() as u64;
         errors
-    }
-
-    /// Registers or updates the hello's source; at `--max-sources` a new one replaces the
-    /// longest-offline source nothing points at, or is refused (the error says what to do).
-    fn hello(&mut self, h: Hello, now_us: u64) -> Result<usize, String> {
-        let name = if h.name.is_empty() {
-            h.source.clone()
-        } else {
-            h.name
-        };
-        let idx = match self.source_ids.get(h.source.as_str()) {
-            Some(&i) => i,
-            None => {
-                if self.sources.len() >= self.cfg.max_sources {
-                    let Some(old) = self.sources.forgettable() else {
-                        self.stats.refused.count(Refusal::Sources);
-                        return Err(format!(
-                            "source {:?} refused: {} sources are known and each is online or still \
-                             has connections or trace records; raise --max-sources or lower --retention",
-                            h.source,
-                            self.sources.len()
-                        ));
-                    };
-                    let gone = self.sources.remove(old);
-                    self.source_ids.remove(&gone.id);
-                    self.stats.sources_forgotten += 1;
-                }
-                let id: Arc<str> = h.source.as_str().into();
-                let idx = self.sources.insert(Source {
-                    id: id.clone(),
-                    name: String::new(),
-                    kind: h.kind,
-                    version: String::new(),
-                    hostname: String::new(),
-                    instance: h.instance,
-                    sessions: 0,
-                    last_seen_us: now_us,
-                    open: 0,
-                    host: None,
-                    host_series: Ring::new(self.cfg.series_len),
-                    drops: Drops::default(),
-                    rate_limited: 0,
-                    drops_reported: Drops::default(),
-                    counts: SourceCounts::default(),
-                    rate: Rate::default(),
-                    refs: 0,
-                });
-                self.source_ids.insert(id, idx);
-                idx
-            }
-        };
-        let restarted = {
-            let s = &self.sources[idx];
-            matches!((s.instance, h.instance), (Some(a), Some(b)) if a != b)
-        };
-        if restarted {
-            let stale: Vec<u64> = self
-                .index
-                .iter()
-                .filter(|((si, _), _)| *si == idx)
-                .map(|(_, &id)| id)
-                .collect();
-            for id in stale {
-                self.close(
-                    id,
-                    now_us,
-                    None,
-                    Some("tap restarted".into()),
-                    Closer::Abort,
-                );
-            }
-            self.sources[idx].drops_reported = Drops::default();
-        }
-        let s = &mut self.sources[idx];
-        s.name = name;
-        s.kind = h.kind;
-        s.version = h.version;
-        s.hostname = h.hostname;
-        s.instance = h.instance.or(s.instance);
-        Ok(idx)
     }
 
     fn conn_open(

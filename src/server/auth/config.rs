@@ -2,7 +2,7 @@
 //! non-loopback observer must have credentials.
 
 use super::host::HostPolicy;
-use crate::flags::read_secret_file;
+use crate::flags::{read_secret_file, read_single_secret};
 use crate::protocol::Role;
 use sha2::{Digest as _, Sha256};
 pub use sockscope_wire::Secret;
@@ -151,31 +151,16 @@ impl AuthArgs {
                 list.extend(read_secret_file(flag, &path)?);
             }
         }
-        let hashes = [
-            (
-                "--viewer-password-hash",
-                self.viewer_password_hash_file.take(),
-                &mut self.viewer_password_hash,
-            ),
-            (
-                "--inspector-password-hash",
-                self.inspector_password_hash_file.take(),
-                &mut self.inspector_password_hash,
-            ),
-        ];
-        for (flag, path, slot) in hashes {
-            if let Some(path) = path {
-                anyhow::ensure!(slot.is_none(), "give {flag} or {flag}-file, not both");
-                let mut lines = read_secret_file(&format!("{flag}-file"), &path)?;
-                anyhow::ensure!(
-                    lines.len() == 1,
-                    "{flag}-file {}: expected one hash, found {} lines",
-                    path.display(),
-                    lines.len()
-                );
-                *slot = lines.pop();
-            }
-        }
+        read_single_secret(
+            "--viewer-password-hash",
+            &mut self.viewer_password_hash,
+            self.viewer_password_hash_file.take().as_deref(),
+        )?;
+        read_single_secret(
+            "--inspector-password-hash",
+            &mut self.inspector_password_hash,
+            self.inspector_password_hash_file.take().as_deref(),
+        )?;
         Ok(())
     }
 }
