@@ -5,16 +5,16 @@ use sockscope_wire::Secret;
 use std::path::Path;
 
 /// Environment variable naming the config file when `--config` is not given.
-pub const CONFIG_ENV: &str = "SOCKSCOPE_CONFIG";
+pub(crate) const CONFIG_ENV: &str = "SOCKSCOPE_CONFIG";
 
 /// A value parser for counts and sizes: a whole number, at least `min`.
-pub fn at_least(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
+pub(crate) fn at_least(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(min..)
 }
 
 /// Reads secrets from a file: one per line, blank lines and `#` comments skipped. Errors name
 /// the flag and the file, never a secret.
-pub fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<Vec<Secret>> {
+pub(crate) fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<Vec<Secret>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("{flag} {}: cannot read it: {e}", path.display()))?;
     let secrets: Vec<Secret> = text
@@ -33,7 +33,7 @@ pub fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<Vec<Secret>> 
 
 /// Fills `slot` (a single-secret flag such as `--token`) from its `--…-file` twin: the file must
 /// hold exactly one secret, and the flag and its file may not both be given.
-pub fn read_single_secret(
+pub(crate) fn read_single_secret(
     flag: &str,
     slot: &mut Option<Secret>,
     file: Option<&Path>,

@@ -1,4 +1,5 @@
 #![recursion_limit = "256"]
+#![warn(unreachable_pub)]
 //! sockscope: real-time observability for WebSocket traffic.
 //!
 //! The rooms, in dependency order (each uses only the ones above it):
@@ -12,13 +13,13 @@
 //! A tap event's path: `crates/tap` → `server::ingest` → `server::aggregator` →
 //! `server::aggregator::hub` → `server::live` → `dashboard::model` → `dashboard::components`.
 
-pub mod dashboard;
+pub(crate) mod dashboard;
 pub mod protocol;
 
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
-pub mod flags;
+pub(crate) mod flags;
 #[cfg(feature = "ssr")]
 pub mod proxy;
 #[cfg(feature = "ssr")]

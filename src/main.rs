@@ -109,10 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("cannot read the password from stdin")?;
                 line.trim_end_matches(['\r', '\n']).to_string()
             };
-            println!(
-                "{}",
-                sockscope::server::auth::login::hash_password(&password)?
-            );
+            println!("{}", sockscope::server::hash_password(&password)?);
             Ok(())
         }
         Command::Config(_) => unreachable!("handled before the runtime starts"),
@@ -145,7 +142,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              serve the copy inside this binary",
             root.display()
         ),
-        None if !sockscope::server::assets::embedded() => tracing::warn!(
+        None if !sockscope::server::dashboard_embedded() => tracing::warn!(
             "this binary carries no dashboard (it was built without ./scripts/build): the API \
              and ingest work, the page will not hydrate. Build it with ./scripts/build, or pass \
              --site-root DIR with a built dashboard"

@@ -7,8 +7,8 @@ mod common;
 use common::{batch, hello, next_json, send_json, start, Observer};
 use serde_json::{json, Value};
 use sockscope::protocol::Role;
-use sockscope::server::auth::config::AuthConfig;
 use sockscope::server::config::ObserverConfig;
+use sockscope::server::AuthConfig;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const INSPECTOR: &str = "inspector-token-0123456789";
@@ -17,7 +17,7 @@ const TAP: &str = "tap-token-0123456789abcdef";
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn locked() -> Observer {
-    let phc = sockscope::server::auth::login::hash_password(PASSWORD).unwrap();
+    let phc = sockscope::server::hash_password(PASSWORD).unwrap();
     let mut auth = AuthConfig::default()
         .with_token(Role::Inspector, INSPECTOR)
         .with_token(Role::Viewer, VIEWER)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// The sections a file may have: the subcommands that read it.
-pub const SECTIONS: &[&str] = &["serve", "proxy"];
+pub(crate) const SECTIONS: &[&str] = &["serve", "proxy"];
 /// Arguments that are not settings (and cannot be set from a file).
 const NOT_SETTINGS: &[&str] = &["help", "version", "config"];
 
@@ -25,14 +25,14 @@ pub struct ConfigError {
 }
 
 /// A parsed config file.
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     path: PathBuf,
     text: String,
     sections: BTreeMap<Spanned<String>, Spanned<Section>>,
 }
 
 impl ConfigFile {
-    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.display().to_string(),
             line: 0,
@@ -41,7 +41,7 @@ impl ConfigFile {
         Self::parse(path, text)
     }
 
-    pub fn parse(path: &Path, text: String) -> Result<ConfigFile, ConfigError> {
+    pub(crate) fn parse(path: &Path, text: String) -> Result<ConfigFile, ConfigError> {
         let mut file = ConfigFile {
             path: path.to_path_buf(),
             text,
@@ -77,12 +77,8 @@ impl ConfigFile {
         Ok(file)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The sections present in the file.
-    pub fn section_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn section_names(&self) -> impl Iterator<Item = &str> {
         self.sections.keys().map(|k| k.get_ref().as_str())
     }
 
@@ -104,7 +100,7 @@ impl ConfigFile {
     /// Validates `[section]` against the subcommand `section` of `cli` and makes every value
     /// the default of its flag. Refuses unknown keys, wrong types and values the flag's own
     /// parser refuses, naming the line.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         cli: clap::Command,
         section: &str,
@@ -227,7 +223,11 @@ impl ConfigFile {
 
     /// The effective settings of `section` as TOML: every flag with its value after flags,
     /// environment, this file and defaults, and where it came from. Secrets show as `***`.
-    pub fn effective(&self, cli: clap::Command, section: &str) -> Result<String, ConfigError> {
+    pub(crate) fn effective(
+        &self,
+        cli: clap::Command,
+        section: &str,
+    ) -> Result<String, ConfigError> {
         // The flags in `--help` order (applying the file moves the ones it sets to the end).
         let order: Vec<clap::Id> = cli
             .find_subcommand(section)

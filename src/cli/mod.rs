@@ -1,7 +1,7 @@
 //! The `sockscope` command line: subcommands, and `--config FILE` merged under flags and
 //! environment (flag > environment > file > default).
 
-pub mod config_file;
+pub(crate) mod config_file;
 pub mod demo;
 pub mod load;
 pub mod sample_app;

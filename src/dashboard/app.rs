@@ -1,5 +1,7 @@
 //! The page shell (with its Content-Security-Policy) and the dashboard page: the live model
 //! lives in a signal, components render it.
+// `#[component]` expands to `pub` props structs whatever the function's visibility.
+#![allow(unreachable_pub)]
 
 use crate::dashboard::components::{
     Charts, ConnTable, DetailPanel, Overview, SessionBadge, StatusBadge, TracePanel,
@@ -8,11 +10,13 @@ use crate::dashboard::controls::ViewControls;
 use crate::dashboard::model::LiveModel;
 use crate::protocol::{TableQuery, TraceQuery};
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::StaticSegment;
 
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+#[cfg(feature = "ssr")]
+pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
+    use leptos_meta::MetaTags;
     #[cfg(feature = "ssr")]
     content_security_policy();
     view! {
@@ -54,7 +58,8 @@ fn content_security_policy() {
 /// The Content-Security-Policy of every response: never framed, no plugins, no `<base>`; with
 /// a page's nonce, only scripts carrying it run (and what they import: the dashboard's wasm),
 /// otherwise no script at all.
-pub fn csp(nonce: Option<&str>) -> String {
+#[cfg(feature = "ssr")]
+pub(crate) fn csp(nonce: Option<&str>) -> String {
     let script = match nonce {
         Some(n) => format!("script-src 'nonce-{n}' 'strict-dynamic' 'wasm-unsafe-eval'"),
         None => "script-src 'none'".to_string(),
@@ -65,7 +70,7 @@ pub fn csp(nonce: Option<&str>) -> String {
 }
 
 #[component]
-pub fn App() -> impl IntoView {
+pub(crate) fn App() -> impl IntoView {
     provide_meta_context();
     view! {
         <Stylesheet id="leptos" href="/pkg/sockscope.css"/>

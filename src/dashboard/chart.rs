@@ -2,10 +2,10 @@
 //! rounded axis maxima. Recomputed once per second (when a point arrives), not per frame.
 
 /// Seconds shown on the time axis (the series length).
-pub const WINDOW_S: u64 = 900;
+pub(crate) const WINDOW_S: u64 = 900;
 
 /// A rounded-up maximum for the value axis: 1, 2, 5 × 10^n.
-pub fn nice_max(v: f64) -> f64 {
+pub(crate) fn nice_max(v: f64) -> f64 {
     if v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
@@ -21,7 +21,7 @@ pub fn nice_max(v: f64) -> f64 {
 
 /// An SVG path through `(t, v)` points on the window ending at `t_end`, in a `w`×`h` box with
 /// values scaled to `vmax`. Gaps of more than one second break the line.
-pub fn path(points: &[(u64, f64)], t_end: u64, w: f64, h: f64, vmax: f64) -> String {
+pub(crate) fn path(points: &[(u64, f64)], t_end: u64, w: f64, h: f64, vmax: f64) -> String {
     let t0 = t_end.saturating_sub(WINDOW_S);
     let x = |t: u64| (t.saturating_sub(t0)) as f64 / WINDOW_S as f64 * w;
     let y = |v: f64| h - (v / vmax).clamp(0.0, 1.0) * h;
@@ -40,7 +40,7 @@ pub fn path(points: &[(u64, f64)], t_end: u64, w: f64, h: f64, vmax: f64) -> Str
 }
 
 /// Short axis label: 1.5k, 2.3M.
-pub fn short(v: f64) -> String {
+pub(crate) fn short(v: f64) -> String {
     let a = v.abs();
     if a >= 1e9 {
         format!("{:.1}G", v / 1e9)

@@ -1,12 +1,15 @@
 //! What the user chose to look at (table query and window, trace filter, inspected
 //! connection): signals shared by the components and the `/live` client.
+// The server build renders only the page shell; the browser build (`hydrate`) and the
+// native unit tests drive the rest.
+#![cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 
 use crate::protocol::{TableQuery, TraceQuery, ViewSpec};
 use leptos::prelude::*;
 
 /// What the user chose to look at; turned into the [`ViewSpec`] sent to the observer.
 #[derive(Clone, Copy)]
-pub struct ViewControls {
+pub(crate) struct ViewControls {
     pub table: RwSignal<TableQuery>,
     /// The trace filter (kinds, source, connection, IP, direction, text or regex).
     pub trace: RwSignal<TraceQuery>,
@@ -18,7 +21,7 @@ pub struct ViewControls {
 
 impl ViewControls {
     /// The current view, read without tracking (called from socket callbacks).
-    pub fn spec(&self) -> ViewSpec {
+    pub(crate) fn spec(&self) -> ViewSpec {
         ViewSpec {
             table: Some({
                 let (offset, limit) = self.window.get_untracked();

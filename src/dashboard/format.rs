@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 /// `1536` → `1.5 KiB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -20,7 +20,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// `3725_000` ms → `1h 2m`; under a minute shows seconds.
-pub fn duration_ms(ms: u64) -> String {
+pub(crate) fn duration_ms(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..=59 => format!("{s}s"),
@@ -31,7 +31,7 @@ pub fn duration_ms(ms: u64) -> String {
 }
 
 /// Thousands separators: `1234567` → `1,234,567`.
-pub fn count(n: u64) -> String {
+pub(crate) fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -44,7 +44,7 @@ pub fn count(n: u64) -> String {
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a microsecond timestamp.
-pub fn clock_us(ts_us: u64) -> String {
+pub(crate) fn clock_us(ts_us: u64) -> String {
     let ms = ts_us / 1000;
     let day_ms = ms % 86_400_000;
     format!(
@@ -57,7 +57,7 @@ pub fn clock_us(ts_us: u64) -> String {
 }
 
 /// A tap's payload capture mode as the inspector states it.
-pub fn capture(mode: Option<crate::protocol::Capture>, bytes_cap: Option<u64>) -> String {
+pub(crate) fn capture(mode: Option<crate::protocol::Capture>, bytes_cap: Option<u64>) -> String {
     use crate::protocol::Capture;
     let cap = bytes_cap.map(bytes).unwrap_or_else(|| "a limit".into());
     match mode {
@@ -72,7 +72,7 @@ pub fn capture(mode: Option<crate::protocol::Capture>, bytes_cap: Option<u64>) -
 }
 
 /// Splits text around the redaction sentinel: `(piece, is_sentinel)` in order.
-pub fn redaction_parts(text: &str) -> Vec<(&str, bool)> {
+pub(crate) fn redaction_parts(text: &str) -> Vec<(&str, bool)> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(i) = rest.find(sockscope_payload::REDACTED) {
@@ -138,12 +138,12 @@ fn show(s: &str, keep_breaks: bool) -> String {
 /// C0 controls and DEL become control pictures (`␀`, `␛`, `␊`), other control, bidi and
 /// invisible characters become `\u{202e}`-style escapes. Everything else, markup included, is
 /// left as it is: it is rendered as text.
-pub fn visible(s: &str) -> String {
+pub(crate) fn visible(s: &str) -> String {
     show(s, false)
 }
 
 /// Like [`visible`], but keeps line breaks and tabs (for multi-line payload views).
-pub fn visible_lines(s: &str) -> String {
+pub(crate) fn visible_lines(s: &str) -> String {
     show(s, true)
 }
 

@@ -37,7 +37,7 @@ fn send_spec(ws: &WebSocket, controls: ViewControls) {
     }
 }
 
-pub fn start(model: RwSignal<LiveModel>, controls: ViewControls) {
+pub(super) fn start(model: RwSignal<LiveModel>, controls: ViewControls) {
     let link = Rc::new(RefCell::new(Link {
         ws: None,
         attempt: 0,

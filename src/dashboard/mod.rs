@@ -2,13 +2,13 @@
 //! page shell, the `/live` socket client, the pure live model and its trace buffer, chart and
 //! virtual-scroll geometry, formatting, and the components that render the model.
 
-pub mod app;
-pub mod chart;
-pub mod components;
-pub mod controls;
-pub mod format;
+pub(crate) mod app;
+pub(crate) mod chart;
+pub(crate) mod components;
+pub(crate) mod controls;
+pub(crate) mod format;
 #[cfg(feature = "hydrate")]
 mod live_client;
-pub mod model;
-pub mod trace_buffer;
-pub mod virtual_scroll;
+pub(crate) mod model;
+pub(crate) mod trace_buffer;
+pub(crate) mod virtual_scroll;

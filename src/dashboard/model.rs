@@ -1,5 +1,8 @@
 //! The browser-side live model: applies `/live` snapshots and deltas. Plain Rust with no
 //! Leptos in it, so it is unit-tested natively; components only render it.
+// The server build renders only the page shell; the browser build (`hydrate`) and the
+// native unit tests drive the rest.
+#![cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 
 use crate::dashboard::trace_buffer::TraceBuffer;
 use crate::protocol::{ConnDetail, ConnRow, Frame, HostPoint, Overview, Point, Role, ServerMsg};
@@ -7,11 +10,11 @@ use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Trace entries a browser keeps at most.
-pub const DEFAULT_TRACE_KEEP: usize = 200;
+pub(crate) const DEFAULT_TRACE_KEEP: usize = 200;
 
 /// State of the dashboard's own socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkStatus {
+pub(crate) enum LinkStatus {
     Connecting,
     Live,
     /// Lost; the next attempt is number `attempt`.
@@ -21,7 +24,7 @@ pub enum LinkStatus {
 }
 
 impl LinkStatus {
-    pub fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         match self {
             LinkStatus::Connecting => "connecting…".into(),
             LinkStatus::Live => "live".into(),
@@ -29,7 +32,7 @@ impl LinkStatus {
         }
     }
 
-    pub fn css(self) -> &'static str {
+    pub(crate) fn css(self) -> &'static str {
         match self {
             LinkStatus::Connecting => "connecting",
             LinkStatus::Live => "live",
@@ -40,7 +43,7 @@ impl LinkStatus {
 
 /// What applying a message asks of the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Applied {
+pub(crate) enum Applied {
     Ok,
     /// A delta did not follow the last frame: subscribe again to get a snapshot.
     Resubscribe,
@@ -49,7 +52,7 @@ pub enum Applied {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct LiveModel {
+pub(crate) struct LiveModel {
     pub status: LinkStatus,
     /// Who this browser is signed in as (from the observer's welcome).
     pub role: Role,
@@ -111,7 +114,7 @@ impl Default for LiveModel {
 }
 
 impl LiveModel {
-    pub fn apply(&mut self, msg: ServerMsg) -> Applied {
+    pub(crate) fn apply(&mut self, msg: ServerMsg) -> Applied {
         match msg {
             ServerMsg::Welcome { role, login } => {
                 self.role = role;
@@ -219,7 +222,7 @@ impl LiveModel {
     }
 
     /// The table window in display order.
-    pub fn visible_rows(&self) -> Vec<ConnRow> {
+    pub(crate) fn visible_rows(&self) -> Vec<ConnRow> {
         self.ids
             .iter()
             .filter_map(|id| self.rows.get(id).cloned())
@@ -227,7 +230,7 @@ impl LiveModel {
     }
 
     /// The link dropped: keep showing the last data, mark it stale.
-    pub fn disconnected(&mut self, attempt: u32) {
+    pub(crate) fn disconnected(&mut self, attempt: u32) {
         self.status = LinkStatus::Reconnecting { attempt };
         self.seq = 0;
     }

@@ -1,14 +1,17 @@
 //! The browser's trace buffer: newest first, bounded, with gap rows for what was not shown or
 //! was dropped, and a pause that freezes the view while events keep being buffered and counted.
+// The server build renders only the page shell; the browser build (`hydrate`) and the
+// native unit tests drive the rest.
+#![cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 
 use crate::protocol::TraceEntry;
 use std::collections::VecDeque;
 
 /// Entries buffered in the browser (a pause of a few minutes at typical rates loses nothing).
-pub const TRACE_BUFFER: usize = 5000;
+pub(crate) const TRACE_BUFFER: usize = 5000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum TraceItem {
+pub(crate) enum TraceItem {
     Event(TraceEntry),
     /// Events that exist but are not in this list: too fast to send, or dropped by a tap.
     Gap {
@@ -19,7 +22,7 @@ pub enum TraceItem {
 }
 
 impl TraceItem {
-    pub fn key(&self) -> (u8, u64) {
+    pub(crate) fn key(&self) -> (u8, u64) {
         match self {
             TraceItem::Event(e) => (0, e.seq),
             TraceItem::Gap { id, .. } => (1, *id),
@@ -28,7 +31,7 @@ impl TraceItem {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct TraceBuffer {
+pub(crate) struct TraceBuffer {
     items: VecDeque<TraceItem>,
     cap: usize,
     paused: Option<Vec<TraceItem>>,
@@ -45,7 +48,7 @@ impl Default for TraceBuffer {
 }
 
 impl TraceBuffer {
-    pub fn with_capacity(cap: usize) -> Self {
+    pub(crate) fn with_capacity(cap: usize) -> Self {
         TraceBuffer {
             items: VecDeque::new(),
             cap,
@@ -57,12 +60,12 @@ impl TraceBuffer {
     }
 
     /// A snapshot replaces the buffer (a pause stays frozen).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.items.clear();
     }
 
     /// New entries (newest first), and how many more matched but were not sent.
-    pub fn push(&mut self, entries: Vec<TraceEntry>, skipped: u64) {
+    pub(crate) fn push(&mut self, entries: Vec<TraceEntry>, skipped: u64) {
         if skipped > 0 {
             self.gap(
                 skipped,
@@ -81,7 +84,7 @@ impl TraceBuffer {
         self.items.truncate(self.cap);
     }
 
-    pub fn gap(&mut self, count: u64, why: &str) {
+    pub(crate) fn gap(&mut self, count: u64, why: &str) {
         self.gaps += 1;
         self.items.push_front(TraceItem::Gap {
             id: self.gaps,
@@ -93,29 +96,29 @@ impl TraceBuffer {
         }
     }
 
-    pub fn pause(&mut self, show: usize) {
+    pub(crate) fn pause(&mut self, show: usize) {
         if self.paused.is_none() {
             self.paused = Some(self.items.iter().take(show).cloned().collect());
             self.new_since_pause = 0;
         }
     }
 
-    pub fn resume(&mut self) {
+    pub(crate) fn resume(&mut self) {
         self.paused = None;
         self.new_since_pause = 0;
     }
 
-    pub fn is_paused(&self) -> bool {
+    pub(crate) fn is_paused(&self) -> bool {
         self.paused.is_some()
     }
 
     /// Events (and gaps) that arrived since the pause.
-    pub fn new_since_pause(&self) -> u64 {
+    pub(crate) fn new_since_pause(&self) -> u64 {
         self.new_since_pause
     }
 
     /// Empties the list; events already seen do not come back with the next snapshot.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         let top = self.items.iter().find_map(|i| match i {
             TraceItem::Event(e) => Some(e.seq),
             _ => None,
@@ -128,23 +131,26 @@ impl TraceBuffer {
     }
 
     /// What to render: the frozen view while paused, else the newest `n` items.
-    pub fn visible(&self, n: usize) -> Vec<TraceItem> {
+    pub(crate) fn visible(&self, n: usize) -> Vec<TraceItem> {
         match &self.paused {
             Some(frozen) => frozen.clone(),
             None => self.items.iter().take(n).cloned().collect(),
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
-    /// Sequence numbers of the buffered events, newest first (for tests and exports).
-    pub fn seqs(&self) -> Vec<u64> {
+    #[cfg(test)]
+    /// Sequence numbers of the buffered events, newest first.
+    pub(crate) fn seqs(&self) -> Vec<u64> {
         self.items
             .iter()
             .filter_map(|i| match i {

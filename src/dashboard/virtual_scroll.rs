@@ -3,14 +3,14 @@
 //! stays within what browsers can lay out.
 
 /// Height of one table row in CSS pixels (the stylesheet fixes it).
-pub const ROW_H: f64 = 24.0;
+pub(crate) const ROW_H: f64 = 24.0;
 /// Tallest scroll content used; longer tables are scaled into it.
-pub const MAX_PX: f64 = 8_000_000.0;
+pub(crate) const MAX_PX: f64 = 8_000_000.0;
 /// Extra rows fetched above and below the visible ones.
-pub const OVERSCAN: u32 = 10;
+pub(crate) const OVERSCAN: u32 = 10;
 
 /// Scroll content height for `total` rows.
-pub fn content_height(total: u64) -> f64 {
+pub(crate) fn content_height(total: u64) -> f64 {
     (total as f64 * ROW_H).min(MAX_PX)
 }
 
@@ -27,7 +27,7 @@ fn px_per_row(total: u64, viewport: f64) -> f64 {
 }
 
 /// The window (offset, limit) to ask the observer for at this scroll position.
-pub fn window(scroll_top: f64, viewport: f64, total: u64) -> (u32, u32) {
+pub(crate) fn window(scroll_top: f64, viewport: f64, total: u64) -> (u32, u32) {
     let first = (scroll_top.max(0.0) / px_per_row(total, viewport)).floor() as u64;
     let first = first.min(total.saturating_sub(1));
     let visible = (viewport / ROW_H).ceil() as u32 + 1;
@@ -36,7 +36,7 @@ pub fn window(scroll_top: f64, viewport: f64, total: u64) -> (u32, u32) {
 }
 
 /// Heights of the spacers above and below `rows` rendered rows starting at `offset`.
-pub fn spacers(offset: u32, rows: usize, total: u64, viewport: f64) -> (f64, f64) {
+pub(crate) fn spacers(offset: u32, rows: usize, total: u64, viewport: f64) -> (f64, f64) {
     let top = offset as f64 * px_per_row(total, viewport);
     let bottom = (content_height(total) - top - rows as f64 * ROW_H).max(0.0);
     (top, bottom)

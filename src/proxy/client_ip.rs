@@ -47,13 +47,13 @@ fn forwarded_hops(headers: &HeaderMap) -> Vec<IpAddr> {
     hops
 }
 
-pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+pub(crate) fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|n| n.contains(&ip))
 }
 
 /// The client address. Headers are believed only from trusted peers, walking from the right
 /// (the hop nearest to us) past further trusted proxies.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
@@ -67,7 +67,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 }
 
 /// The `X-Forwarded-For` to send upstream: the trusted chain plus the peer, or just the peer.
-pub fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> String {
+pub(crate) fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> String {
     let existing = headers
         .get_all("x-forwarded-for")
         .iter()

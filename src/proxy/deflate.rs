@@ -7,11 +7,11 @@ use flate2::{Decompress, FlushDecompress, Status};
 /// Most bytes one message may inflate to before the copy is given up (a small compressed
 /// message can stand for gigabytes). With context takeover the inflater then stops for good:
 /// later messages depend on the skipped history.
-pub const MAX_INFLATE: u64 = 1 << 20;
+pub(super) const MAX_INFLATE: u64 = 1 << 20;
 
 /// The negotiated parameters that matter to a reader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Deflate {
+pub(super) struct Deflate {
     /// Client→server messages are compressed afresh each time.
     pub client_no_context_takeover: bool,
     /// Server→client messages are compressed afresh each time.
@@ -19,7 +19,7 @@ pub struct Deflate {
 }
 
 /// permessage-deflate as accepted in the upstream's `Sec-WebSocket-Extensions`, if it was.
-pub fn negotiated(accepted: Option<&str>) -> Option<Deflate> {
+pub(super) fn negotiated(accepted: Option<&str>) -> Option<Deflate> {
     accepted?.split(',').find_map(|ext| {
         let mut params = ext.split(';').map(str::trim);
         (params.next()? == "permessage-deflate").then(|| {

@@ -10,9 +10,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub(super) type Body = BoxBody<Bytes, hyper::Error>;
 
-pub fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
+pub(super) fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from(msg.into() + "\n"))
             .map_err(|never| match never {})
@@ -38,7 +38,7 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
-pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+pub(super) fn strip_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<String> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -52,7 +52,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Adds X-Forwarded-For / -Proto / -Host for the upstream.
-pub fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared) {
+pub(super) fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared) {
     let xff = forwarded_for(peer.ip(), h, &shared.cfg.trusted);
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert("x-forwarded-for", v);
@@ -63,7 +63,7 @@ pub fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared) {
     h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
 }
 
-pub async fn forward(
+pub(super) async fn forward(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     shared: &Shared,

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// After one side ended, how long the other gets to finish.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 thread_local! {
     /// The one read buffer of each worker thread.
@@ -25,7 +25,7 @@ thread_local! {
 }
 
 /// What the relay needs besides the two sockets.
-pub struct Setup {
+pub(super) struct Setup {
     /// Bytes each side sent right after the handshake that the HTTP layer already read. Copied
     /// out (usually nothing): the HTTP layer's `Bytes` would keep its whole read buffer alive
     /// for the life of the connection (8 KiB each way, measured).
@@ -49,7 +49,7 @@ enum End {
 }
 
 /// Relays until both sides are done, a limit is broken, or shutdown.
-pub async fn run(
+pub(super) async fn run(
     client: TcpStream,
     upstream: TcpStream,
     setup: Setup,

@@ -23,7 +23,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest refusal body from the upstream passed on to the client.
 const MAX_REFUSAL_BODY: usize = 64 << 10;
 
-pub fn is_upgrade(req: &Request<Incoming>) -> bool {
+pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
     let has = |name, token: &str| {
         req.headers()
             .get_all(name)
@@ -46,7 +46,7 @@ fn bad_gateway(status: StatusCode, msg: String) -> Response<Body> {
     text(status, format!("sockscope proxy: {msg}"))
 }
 
-pub async fn upgrade(
+pub(super) async fn upgrade(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,

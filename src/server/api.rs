@@ -20,7 +20,7 @@ use serde_json::json;
 use std::time::Duration;
 
 /// Most trace entries one `/api/trace` call returns.
-pub const MAX_TRACE_LIMIT: u32 = 10_000;
+pub(crate) const MAX_TRACE_LIMIT: u32 = 10_000;
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad(msg)
@@ -36,23 +36,23 @@ fn params<T>(q: QueryResult<T>) -> Result<T, ApiError> {
     q.map(|Query(t)| t).map_err(|e| bad(e.body_text()))
 }
 
-pub async fn sources(State(app): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn sources(State(app): State<AppState>) -> Result<Response, ApiError> {
     let s = app.agg.ask(Q::Sources).await.map_err(stopped)?;
     Ok(Json(s).into_response())
 }
 
-pub async fn overview(State(app): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn overview(State(app): State<AppState>) -> Result<Response, ApiError> {
     let o = app.agg.ask(Q::Overview).await.map_err(stopped)?;
     Ok(Json(o).into_response())
 }
 
-pub async fn series(State(app): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn series(State(app): State<AppState>) -> Result<Response, ApiError> {
     let s = app.agg.ask(Q::Series).await.map_err(stopped)?;
     Ok(Json(s).into_response())
 }
 
 #[derive(Deserialize)]
-pub struct ConnParams {
+pub(crate) struct ConnParams {
     state: Option<StateFilter>,
     q: Option<String>,
     sort: Option<SortKey>,
@@ -61,7 +61,7 @@ pub struct ConnParams {
     offset: Option<u32>,
 }
 
-pub async fn connections(
+pub(crate) async fn connections(
     State(app): State<AppState>,
     q: QueryResult<ConnParams>,
 ) -> Result<Response, ApiError> {
@@ -91,7 +91,7 @@ pub async fn connections(
     Ok(Json(page).into_response())
 }
 
-pub async fn connection(
+pub(crate) async fn connection(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
@@ -116,7 +116,7 @@ pub async fn connection(
 }
 
 #[derive(Deserialize)]
-pub struct TraceParams {
+pub(crate) struct TraceParams {
     /// Comma-separated kinds: open, message, close.
     pub kind: Option<String>,
     pub conn: Option<u64>,
@@ -132,7 +132,7 @@ pub struct TraceParams {
 
 /// Validates `/api/trace` and `/api/export` filters for the caller's role and compiles them;
 /// a viewer asking to search payloads is refused (403) and counted.
-pub async fn trace_filter(
+pub(crate) async fn trace_filter(
     app: &AppState,
     who: Principal,
     p: TraceParams,
@@ -190,7 +190,7 @@ fn trace_query(p: TraceParams, max_limit: u32) -> Result<TraceQuery, ApiError> {
     Ok(q)
 }
 
-pub async fn trace(
+pub(crate) async fn trace(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     q: QueryResult<TraceParams>,
@@ -206,7 +206,7 @@ pub async fn trace(
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
     let body = app.agg.ask(Q::Metrics).await.map_err(stopped)?;
     Ok((
         [(
@@ -219,7 +219,7 @@ pub async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> 
 }
 
 /// `GET /healthz`: 200 when the aggregator answers within a second.
-pub async fn healthz(State(app): State<AppState>) -> Response {
+pub(crate) async fn healthz(State(app): State<AppState>) -> Response {
     match tokio::time::timeout(Duration::from_secs(1), app.agg.ask(Q::Sources)).await {
         Ok(Ok(_)) => Json(json!({ "status": "ok" })).into_response(),
         _ => (

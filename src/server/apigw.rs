@@ -16,7 +16,7 @@ use sockscope_wire::apigw::{self, ApiGwEvent};
 use sockscope_wire::{Batch, Event, Payload};
 
 #[derive(Deserialize)]
-pub struct Params {
+pub(crate) struct Params {
     /// Source id to report under; defaults to `apigw-<apiId>`.
     source: Option<String>,
 }
@@ -26,7 +26,7 @@ fn bad(code: ErrorCode, message: String) -> Response {
 }
 
 /// `POST /ingest/apigw[?source=id]`: one gateway event, or an array of them.
-pub async fn ingest_apigw(
+pub(crate) async fn ingest_apigw(
     State(app): State<AppState>,
     Query(p): Query<Params>,
     body: Bytes,

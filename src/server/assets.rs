@@ -21,7 +21,7 @@ pub(crate) struct Asset {
 static EMBEDDED: &[Asset] = include!(concat!(env!("OUT_DIR"), "/site_assets.rs"));
 
 /// Static paths every visitor may fetch without logging in (the login page uses them too).
-pub const PUBLIC_FILES: &[&str] = &["/favicon.ico", "/icon.svg", "/apple-touch-icon.png"];
+pub(crate) const PUBLIC_FILES: &[&str] = &["/favicon.ico", "/icon.svg", "/apple-touch-icon.png"];
 
 /// Whether this binary carries a built dashboard.
 pub fn embedded() -> bool {
@@ -101,7 +101,7 @@ fn embedded_response(path: &str, headers: &HeaderMap) -> Option<Response> {
 
 /// The router's fallback. With `--site-root`: Leptos's handler (files under the site root,
 /// then the 404 page). Without: an embedded file, then the 404 page — never a file from disk.
-pub async fn fallback(State(state): State<AppState>, req: Request) -> Response {
+pub(crate) async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     if state.config.site_root.is_some() {
         let uri = req.uri().clone();
         return leptos_axum::file_and_error_handler::<AppState, _>(crate::dashboard::app::shell)(

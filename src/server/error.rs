@@ -15,15 +15,16 @@ macro_rules! error_codes {
         /// Why something was refused. The names are the `code` of every error body, ingest
         /// reply and `/live` error.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-        pub enum ErrorCode {
+        pub(crate) enum ErrorCode {
             $($(#[$doc])* #[serde(rename = $name)] $v,)*
         }
 
         impl ErrorCode {
             /// Every code, in declaration order.
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$v,)*];
+            #[cfg(test)]
+            pub(crate) const ALL: &'static [ErrorCode] = &[$(ErrorCode::$v,)*];
 
-            pub fn as_str(self) -> &'static str {
+            pub(crate) fn as_str(self) -> &'static str {
                 match self {
                     $(ErrorCode::$v => $name,)*
                 }
@@ -66,7 +67,7 @@ error_codes! {
 
 impl ErrorCode {
     /// The HTTP status an error of this kind answers with.
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
             TooManyEvents => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,14 +94,14 @@ impl ErrorCode {
 
     /// The close code a tap session ends with after an event error of this kind, if it ends:
     /// a refused source cannot speak on this session (the tap reconnects with backoff).
-    pub fn ends_tap_session(self) -> Option<u16> {
+    pub(crate) fn ends_tap_session(self) -> Option<u16> {
         match self {
             ErrorCode::SourceLimit => Some(1008),
             _ => None,
         }
     }
 
-    pub fn of_wire(e: &WireError) -> ErrorCode {
+    pub(crate) fn of_wire(e: &WireError) -> ErrorCode {
         match e {
             WireError::Malformed { .. } => ErrorCode::Malformed,
             WireError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
@@ -125,7 +126,7 @@ impl PartialEq<&str> for ErrorCode {
 
 /// Every HTTP error the observer answers with.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
@@ -134,7 +135,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status: code.status(),
             code,
@@ -143,21 +144,21 @@ impl ApiError {
         }
     }
 
-    pub fn bad(message: impl Into<String>) -> Self {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
     }
 
     /// The aggregator has stopped: only at shutdown.
-    pub fn stopped() -> Self {
+    pub(crate) fn stopped() -> Self {
         Self::new(ErrorCode::ShuttingDown, "the observer is shutting down")
     }
 
-    pub fn with_status(mut self, status: StatusCode) -> Self {
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
         self
     }
 
-    pub fn wire(e: &WireError) -> Self {
+    pub(crate) fn wire(e: &WireError) -> Self {
         ApiError {
             index: e.index(),
             ..Self::new(ErrorCode::of_wire(e), e.to_string())

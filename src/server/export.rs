@@ -23,7 +23,7 @@ use sockscope_wire::{Direction, Opcode};
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub(crate) enum Format {
     Har,
     Ndjson,
     Csv,
@@ -32,7 +32,7 @@ pub enum Format {
 /// The `/api/trace` filters plus the format. (Not `#[serde(flatten)]`: flattened query
 /// values arrive as strings and numbers would fail to parse.)
 #[derive(Deserialize)]
-pub struct ExportParams {
+pub(crate) struct ExportParams {
     format: Format,
     kind: Option<String>,
     conn: Option<u64>,
@@ -45,7 +45,7 @@ pub struct ExportParams {
     limit: Option<u32>,
 }
 
-pub async fn export(
+pub(crate) async fn export(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     q: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// The per-tap events/s limiter, keyed by source id.
-pub type TapRate = Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>>>;
+pub(crate) type TapRate = Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>>>;
 
 /// Charges a batch to its source's events/s budget. Over budget, the batch's message events
 /// are dropped (opens, closes and host samples always pass, so the picture stays consistent)
@@ -68,7 +68,7 @@ fn rate_message(dropped: u64, limit: u32) -> String {
 const READ_BUFFER: usize = 8 * 1024;
 
 /// `GET /ingest`: the WebSocket a tap streams batches on.
-pub async fn ingest_ws(
+pub(crate) async fn ingest_ws(
     State(app): State<AppState>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -177,7 +177,7 @@ fn reply_text(code: ErrorCode, message: String, batch: u64, index: Option<usize>
 
 /// What went wrong on a tap's socket, by kind: it decides the close code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SocketFault {
+pub(crate) enum SocketFault {
     /// A text frame that is not UTF-8: 1007.
     NotUtf8,
     /// A frame or message over the size limit: 1009.
@@ -187,7 +187,7 @@ pub enum SocketFault {
 }
 
 /// An error of the socket a tap session reads from.
-pub trait SocketError: std::fmt::Display {
+pub(crate) trait SocketError: std::fmt::Display {
     fn fault(&self) -> SocketFault;
 }
 
@@ -230,7 +230,7 @@ fn socket_error_close(e: &impl SocketError, max_frame: usize) -> CloseFrame {
 }
 
 /// One tap connection. Generic over the socket halves so it can be driven by channels in tests.
-pub async fn ingest_session<S, R, E>(
+pub(crate) async fn ingest_session<S, R, E>(
     mut sink: S,
     mut stream: R,
     agg: crate::server::aggregator::Aggregator,
@@ -366,7 +366,7 @@ async fn send_event_errors<S: Sink<Message> + Unpin>(
 }
 
 /// `POST /ingest`: one batch, which must start with a hello. Answers once it is applied.
-pub async fn ingest_post(
+pub(crate) async fn ingest_post(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -421,7 +421,7 @@ pub async fn ingest_post(
 /// Applies one self-contained batch (it must start with a hello) and answers once applied:
 /// 200 with the count, or 422 listing the events that could not be applied (and those the
 /// per-tap rate limit dropped).
-pub async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
+pub(crate) async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
     let mut session = Session {
         source: None,
         batches: 1,

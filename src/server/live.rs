@@ -21,7 +21,7 @@ static NEXT_BROWSER: AtomicU64 = AtomicU64::new(1);
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
 /// True when the request's `Origin` (if any) names the host it was sent to.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return true; // not a browser
     };
@@ -35,7 +35,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     origin_host.eq_ignore_ascii_case(host)
 }
 
-pub async fn live_ws(
+pub(crate) async fn live_ws(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
@@ -82,7 +82,7 @@ fn sanitize(mut spec: ViewSpec) -> ViewSpec {
 }
 
 /// One browser. Generic over the socket halves so tests can drive it with channels.
-pub async fn live_session<S, R, E>(
+pub(crate) async fn live_session<S, R, E>(
     mut sink: S,
     mut stream: R,
     agg: Aggregator,

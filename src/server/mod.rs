@@ -1,16 +1,20 @@
 //! The observer server: ingest → aggregator → hub → `/live`, plus the API and the dashboard.
 
-pub mod aggregator;
-pub mod api;
-pub mod apigw;
-pub mod assets;
-pub mod auth;
+pub(crate) mod aggregator;
+pub(crate) mod api;
+pub(crate) mod apigw;
+pub(crate) mod assets;
+pub(crate) mod auth;
 pub mod config;
-pub mod error;
-pub mod export;
-pub mod ingest;
-pub mod live;
-pub mod scrub;
+pub(crate) mod error;
+pub(crate) mod export;
+pub(crate) mod ingest;
+pub(crate) mod live;
+pub(crate) mod scrub;
+
+pub use assets::embedded as dashboard_embedded;
+pub use auth::config::AuthConfig;
+pub use auth::login::hash_password;
 
 use crate::dashboard::app::{shell, App};
 use aggregator::Aggregator;
@@ -26,7 +30,7 @@ use std::sync::Arc;
 
 /// Shared by every handler: the aggregator handle, the configuration and the door.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub agg: Aggregator,
     pub config: Arc<ObserverConfig>,
     pub leptos: LeptosOptions,

@@ -4,12 +4,12 @@
 use crate::protocol::{ConnDetail, Role, TraceEntry, TraceKind, TraceQuery};
 
 /// What a viewer's filter may not do, and why.
-pub const PAYLOAD_SEARCH_NEEDS_INSPECTOR: &str =
+pub(crate) const PAYLOAD_SEARCH_NEEDS_INSPECTOR: &str =
     "searching text looks inside payloads, which needs the inspector role; \
      filter by kind, source, connection, IP or direction instead";
 
 /// A connection as `role` may see it.
-pub fn detail(role: Role, mut d: ConnDetail) -> ConnDetail {
+pub(crate) fn detail(role: Role, mut d: ConnDetail) -> ConnDetail {
     if !role.sees_payloads() {
         d.headers.clear();
         for m in &mut d.messages {
@@ -22,7 +22,7 @@ pub fn detail(role: Role, mut d: ConnDetail) -> ConnDetail {
 }
 
 /// Trace entries as `role` may see them: a viewer gets no payload previews.
-pub fn trace(role: Role, mut entries: Vec<TraceEntry>) -> Vec<TraceEntry> {
+pub(crate) fn trace(role: Role, mut entries: Vec<TraceEntry>) -> Vec<TraceEntry> {
     if !role.sees_payloads() {
         for e in &mut entries {
             if e.kind == TraceKind::Message {
@@ -34,7 +34,7 @@ pub fn trace(role: Role, mut entries: Vec<TraceEntry>) -> Vec<TraceEntry> {
 }
 
 /// Refuses trace filters that would reveal payload content to a viewer.
-pub fn check_query(role: Role, q: &TraceQuery) -> Result<(), String> {
+pub(crate) fn check_query(role: Role, q: &TraceQuery) -> Result<(), String> {
     let searches = q.text.as_deref().is_some_and(|t| !t.is_empty());
     if searches && !role.sees_payloads() {
         return Err(PAYLOAD_SEARCH_NEEDS_INSPECTOR.into());

@@ -14,10 +14,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Time allowed after the end for messages already in flight.
-pub const GRACE: Duration = Duration::from_millis(500);
+pub(super) const GRACE: Duration = Duration::from_millis(500);
 
 /// What one client measured.
-pub struct Outcome {
+pub(super) struct Outcome {
     pub connected: bool,
     /// The connection dropped before the end.
     pub dropped: bool,
@@ -95,7 +95,12 @@ fn padded(seq: u64, from: usize, size: usize) -> String {
 }
 
 /// Broadcast: receive the server's ticks until `end`; missed is counted against the schedule.
-pub async fn broadcast(url: String, end: Instant, interval_ms: f64, shared: &Shared) -> Outcome {
+pub(super) async fn broadcast(
+    url: String,
+    end: Instant,
+    interval_ms: f64,
+    shared: &Shared,
+) -> Outcome {
     let mut o = Outcome::new();
     let Some(mut ws) = connect(&url).await else {
         return o;
@@ -160,7 +165,7 @@ pub async fn broadcast(url: String, end: Instant, interval_ms: f64, shared: &Sha
 }
 
 /// Echo: send every `interval` until `end`, measure round trips; unanswered sends are missed.
-pub async fn echo(
+pub(super) async fn echo(
     url: String,
     end: Instant,
     interval: Duration,
@@ -214,7 +219,7 @@ struct Post {
 }
 
 /// The classic chat mix: 10 % post every 11 intervals, 20 % every 59, 70 % only read.
-pub fn chat_period(idx: usize) -> Option<u64> {
+pub(super) fn chat_period(idx: usize) -> Option<u64> {
     match idx % 10 {
         0 => Some(11),
         1 | 2 => Some(59),
@@ -224,7 +229,7 @@ pub fn chat_period(idx: usize) -> Option<u64> {
 
 /// Chat: join the room, post on the client's schedule; every post is expected once by each
 /// member the room had when it was sent (members count themselves once the server confirms).
-pub async fn chat(
+pub(super) async fn chat(
     url: String,
     room: usize,
     end: Instant,

@@ -80,7 +80,7 @@ fn Chart(l: Lines, t_end: u64) -> impl IntoView {
 }
 
 #[component]
-pub fn Charts() -> impl IntoView {
+pub(crate) fn Charts() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
     // Only changes when a new second arrives.
     let charts = Memo::new(move |_| {

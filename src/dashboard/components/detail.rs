@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use sockscope_payload::decode;
 
 #[component]
-pub fn DetailPanel() -> impl IntoView {
+pub(crate) fn DetailPanel() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
     let controls = expect_context::<ViewControls>();
     let detail = Memo::new(move |_| model.with(|m| m.detail.clone()));

@@ -5,9 +5,9 @@ use leptos::prelude::*;
 use serde_json::Value;
 
 /// Levels of objects and arrays shown; deeper ones are summarized.
-pub const MAX_DEPTH: usize = 64;
+pub(super) const MAX_DEPTH: usize = 64;
 /// Members of one object or array shown; the rest are counted.
-pub const MAX_CHILDREN: usize = 500;
+pub(super) const MAX_CHILDREN: usize = 500;
 
 /// The "… N more" entry after the first [`MAX_CHILDREN`] members.
 fn more(n: usize) -> impl IntoView {
@@ -30,7 +30,7 @@ fn scalar(v: &Value) -> (String, &'static str) {
 
 /// Renders `value` under `label`; objects and arrays fold, the first two levels open.
 #[component]
-pub fn JsonTree(
+pub(super) fn JsonTree(
     value: Value,
     #[prop(optional)] label: Option<String>,
     #[prop(default = 0)] depth: usize,

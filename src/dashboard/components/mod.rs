@@ -1,5 +1,7 @@
 //! Dashboard widgets. Each renders part of the live model; none holds logic of its own.
 //! Everything a tap supplied is rendered as text nodes, never as HTML.
+// `#[component]` expands to `pub` props structs whatever the function's visibility.
+#![allow(unreachable_pub)]
 
 mod charts;
 mod detail;
@@ -11,9 +13,9 @@ mod table;
 mod tests;
 mod trace;
 
-pub use charts::Charts;
-pub use detail::DetailPanel;
-pub use overview::Overview;
-pub use status::{SessionBadge, StatusBadge};
-pub use table::ConnTable;
-pub use trace::TracePanel;
+pub(crate) use charts::Charts;
+pub(crate) use detail::DetailPanel;
+pub(crate) use overview::Overview;
+pub(crate) use status::{SessionBadge, StatusBadge};
+pub(crate) use table::ConnTable;
+pub(crate) use trace::TracePanel;

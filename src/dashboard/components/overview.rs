@@ -16,7 +16,7 @@ fn Card(label: &'static str, testid: &'static str, value: Signal<String>) -> imp
 }
 
 #[component]
-pub fn Overview() -> impl IntoView {
+pub(crate) fn Overview() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
     let ov = Memo::new(move |_| model.with(|m| m.overview.clone()));
     let t = move |f: fn(&crate::protocol::Overview) -> String| Signal::derive(move || ov.with(f));

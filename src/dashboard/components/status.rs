@@ -4,7 +4,7 @@ use crate::dashboard::model::LiveModel;
 use leptos::prelude::*;
 
 #[component]
-pub fn StatusBadge() -> impl IntoView {
+pub(crate) fn StatusBadge() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
     let status = Memo::new(move |_| model.with(|m| m.status));
     view! {
@@ -17,7 +17,7 @@ pub fn StatusBadge() -> impl IntoView {
 
 /// The signed-in role, and a logout button when the observer asks for a login.
 #[component]
-pub fn SessionBadge() -> impl IntoView {
+pub(crate) fn SessionBadge() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
     let who = Memo::new(move |_| model.with(|m| (m.role, m.login)));
     view! {

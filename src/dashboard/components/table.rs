@@ -33,7 +33,7 @@ fn SortHeader(label: &'static str, key: SortKey) -> impl IntoView {
 }
 
 #[component]
-pub fn ConnTable() -> impl IntoView {
+pub(crate) fn ConnTable() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
     let controls = expect_context::<ViewControls>();
     let rows = Memo::new(move |_| model.with(|m| m.visible_rows()));

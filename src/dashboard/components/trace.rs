@@ -93,7 +93,7 @@ fn opt(v: String) -> Option<String> {
 }
 
 #[component]
-pub fn TracePanel() -> impl IntoView {
+pub(crate) fn TracePanel() -> impl IntoView {
     let model = expect_context::<RwSignal<LiveModel>>();
     let controls = expect_context::<ViewControls>();
     let shown = RwSignal::new(DEFAULT_TRACE_KEEP);

@@ -49,7 +49,7 @@ impl Rate {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoredPayload {
+pub(crate) enum StoredPayload {
     None,
     Text(Box<str>),
     Binary(Box<[u8]>),
@@ -59,7 +59,7 @@ pub enum StoredPayload {
 
 impl StoredPayload {
     /// Payload bytes held in memory.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         match self {
             StoredPayload::Text(t) => t.len(),
             StoredPayload::Binary(b) => b.len(),
@@ -69,7 +69,7 @@ impl StoredPayload {
 }
 
 #[derive(Clone, Debug)]
-pub struct StoredMessage {
+pub(crate) struct StoredMessage {
     pub seq: u64,
     pub ts_us: u64,
     pub dir: Direction,
@@ -82,7 +82,7 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
-    pub fn view(&self) -> MessageView {
+    pub(crate) fn view(&self) -> MessageView {
         let (text, data_b64) = match &self.payload {
             StoredPayload::Text(t) => (Some(t.to_string()), None),
             StoredPayload::Binary(b) => (
@@ -109,14 +109,14 @@ impl StoredMessage {
 /// What a tap said about its capture of a connection. Interned: connections of one tap
 /// usually share it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TapPolicy {
+pub(crate) struct TapPolicy {
     pub capture: Option<Capture>,
     pub capture_bytes: Option<u64>,
     pub redacted_headers: Box<[Box<str>]>,
 }
 
 #[derive(Clone, Debug)]
-pub struct CloseInfo {
+pub(crate) struct CloseInfo {
     pub at_us: u64,
     pub code: Option<u16>,
     pub reason: Option<Box<str>>,
@@ -124,7 +124,7 @@ pub struct CloseInfo {
 }
 
 #[derive(Clone, Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     pub id: u64,
     pub source: usize,
     pub tap_conn: u64,
@@ -146,17 +146,17 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.closed.is_none()
     }
 
-    pub fn count(&mut self, dir: Direction, size: u64, now_s: u64) {
+    pub(crate) fn count(&mut self, dir: Direction, size: u64, now_s: u64) {
         count_data(self, dir, size);
         self.rate.add(now_s, 1, size);
     }
 
     /// Case-insensitive match of an already lower-cased needle.
-    pub fn matches(&self, needle_lc: &str, source_name: &str) -> bool {
+    pub(crate) fn matches(&self, needle_lc: &str, source_name: &str) -> bool {
         needle_lc.is_empty()
             || contains_ci(&self.ip.to_string(), needle_lc)
             || contains_ci(&self.user_agent, needle_lc)
@@ -165,7 +165,7 @@ impl Conn {
             || self.id.to_string() == needle_lc
     }
 
-    pub fn row(&self, source_name: &str, now_s: u64) -> ConnRow {
+    pub(crate) fn row(&self, source_name: &str, now_s: u64) -> ConnRow {
         let (rate_msgs, rate_bytes) = self.rate.last_second(now_s);
         ConnRow {
             id: self.id,
@@ -197,13 +197,13 @@ impl Conn {
 }
 
 /// Anything that counts data messages and bytes in each direction.
-pub trait DirCounts {
+pub(crate) trait DirCounts {
     /// (messages, bytes) for one direction.
     fn slot(&mut self, dir: Direction) -> (&mut u64, &mut u64);
 }
 
 /// Counts one data message of `size` bytes.
-pub fn count_data(c: &mut impl DirCounts, dir: Direction, size: u64) {
+pub(crate) fn count_data(c: &mut impl DirCounts, dir: Direction, size: u64) {
     let (msgs, bytes) = c.slot(dir);
     *msgs += 1;
     *bytes += size;
@@ -230,7 +230,7 @@ dir_counts!(
 );
 
 /// ASCII-case-insensitive substring test without allocating for ASCII haystacks.
-pub fn contains_ci(hay: &str, needle_lc: &str) -> bool {
+pub(crate) fn contains_ci(hay: &str, needle_lc: &str) -> bool {
     if needle_lc.is_empty() {
         return true;
     }

@@ -15,14 +15,14 @@ enum Text {
 }
 
 /// A validated, compiled [`TraceQuery`].
-pub struct TraceFilter {
+pub(crate) struct TraceFilter {
     pub q: TraceQuery,
     text: Option<Text>,
 }
 
 impl TraceFilter {
     /// Compiles the query; a bad regex is reported with the reason.
-    pub fn new(q: TraceQuery) -> Result<TraceFilter, String> {
+    pub(crate) fn new(q: TraceQuery) -> Result<TraceFilter, String> {
         let text = match q.text.as_deref().filter(|t| !t.is_empty()) {
             None => None,
             Some(t) if q.regex => Some(Text::Regex(
@@ -37,7 +37,7 @@ impl TraceFilter {
         Ok(TraceFilter { q, text })
     }
 
-    pub fn limit(&self) -> usize {
+    pub(crate) fn limit(&self) -> usize {
         self.q.limit as usize
     }
 
@@ -49,7 +49,7 @@ impl TraceFilter {
         }
     }
 
-    pub fn matches(&self, state: &State, r: &TraceRec) -> bool {
+    pub(crate) fn matches(&self, state: &State, r: &TraceRec) -> bool {
         let q = &self.q;
         if !(q.kinds.is_empty() || q.kinds.contains(&r.kind)) || q.conn.is_some_and(|c| c != r.conn)
         {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 /// Most trace entries in one delta (per tick): keeps a browser's traffic bounded whatever the
 /// event rate; what does not fit is counted and shown as a gap row.
-pub const MAX_TRACE_PER_DELTA: usize = 50;
+pub(crate) const MAX_TRACE_PER_DELTA: usize = 50;
 
 /// One browser's view and what it was last sent.
 struct Subscriber {
@@ -36,13 +36,19 @@ struct Subscriber {
 }
 
 #[derive(Default)]
-pub struct Hub {
+pub(crate) struct Hub {
     subs: HashMap<u64, Subscriber>,
     pub resnapshots: u64,
 }
 
 impl Hub {
-    pub fn subscribe(&mut self, id: u64, tx: mpsc::Sender<String>, spec: ViewSpec, role: Role) {
+    pub(crate) fn subscribe(
+        &mut self,
+        id: u64,
+        tx: mpsc::Sender<String>,
+        spec: ViewSpec,
+        role: Role,
+    ) {
         let (trace, trace_error) = compile(&spec, role);
         self.subs.insert(
             id,
@@ -66,7 +72,7 @@ impl Hub {
     }
 
     /// A browser changed what it looks at: it gets a fresh snapshot.
-    pub fn set_view(&mut self, id: u64, spec: ViewSpec) {
+    pub(crate) fn set_view(&mut self, id: u64, spec: ViewSpec) {
         if let Some(s) = self.subs.get_mut(&id) {
             (s.trace, s.trace_error) = compile(&spec, s.role);
             s.spec = spec;
@@ -76,7 +82,7 @@ impl Hub {
 
     /// Moves a browser's table window; its next frame carries every row of the new window.
     /// False when the browser has no table view.
-    pub fn set_window(&mut self, id: u64, offset: u32, limit: u32) -> bool {
+    pub(crate) fn set_window(&mut self, id: u64, offset: u32, limit: u32) -> bool {
         let Some(s) = self.subs.get_mut(&id) else {
             return false;
         };
@@ -91,16 +97,16 @@ impl Hub {
         true
     }
 
-    pub fn unsubscribe(&mut self, id: u64) {
+    pub(crate) fn unsubscribe(&mut self, id: u64) {
         self.subs.remove(&id);
     }
 
-    pub fn subscribers(&self) -> usize {
+    pub(crate) fn subscribers(&self) -> usize {
         self.subs.len()
     }
 
     /// Sends a frame to every subscriber (`only` limits it to one, for an immediate snapshot).
-    pub fn publish(&mut self, state: &State, now_us: u64, only: Option<u64>) {
+    pub(crate) fn publish(&mut self, state: &State, now_us: u64, only: Option<u64>) {
         if self.subs.is_empty() {
             return;
         }
@@ -136,7 +142,7 @@ impl Hub {
 }
 
 /// The overview cards, as of the aggregator's clock `now_us`.
-pub fn overview(state: &State, hub: &Hub, now_us: u64) -> Overview {
+pub(crate) fn overview(state: &State, hub: &Hub, now_us: u64) -> Overview {
     let now_s = now_us / 1_000_000;
     let mut observer = state.stats.clone();
     observer.ingest_rate = state.ingest_rate.last_second(now_s).0;

@@ -53,7 +53,7 @@ impl State {
     }
 
     /// Once a second: close the time-series second, sample host metrics, apply retention.
-    pub fn second(&mut self, now_us: u64) {
+    pub(crate) fn second(&mut self, now_us: u64) {
         let now_s = now_us / 1_000_000;
         self.series.roll(now_s, self.totals.open);
         for s in &mut self.sources {

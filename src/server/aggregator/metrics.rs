@@ -34,7 +34,7 @@ impl Out {
 }
 
 impl State {
-    pub fn prometheus(&self, browsers: usize) -> String {
+    pub(crate) fn prometheus(&self, browsers: usize) -> String {
         let mut o = Out(String::with_capacity(4096));
         let per_source = |o: &mut Out,
                           name: &str,

@@ -4,19 +4,19 @@
 
 #[cfg(test)]
 mod bounds_tests;
-pub mod conn;
-pub mod filter;
-pub mod hub;
+pub(crate) mod conn;
+pub(crate) mod filter;
+pub(crate) mod hub;
 mod maintenance;
-pub mod metrics;
-pub mod query;
-pub mod series;
-pub mod source;
-pub mod state;
-pub mod store;
+pub(crate) mod metrics;
+pub(crate) mod query;
+pub(crate) mod series;
+pub(crate) mod source;
+pub(crate) mod state;
+pub(crate) mod store;
 #[cfg(test)]
 mod tests;
-pub mod trace;
+pub(crate) mod trace;
 
 use crate::protocol::{
     ConnDetail, ConnPage, Overview, SeriesView, SourceView, TableQuery, TraceEntry, ViewSpec,
@@ -24,27 +24,27 @@ use crate::protocol::{
 use crate::server::config::AggConfig;
 use hub::{overview, Hub};
 use sockscope_wire::Event;
-pub use state::EventError;
+pub(crate) use state::EventError;
 use state::State;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Entries per export page: the aggregator is never busy long for one export.
-pub const EXPORT_PAGE: usize = 1000;
+pub(crate) const EXPORT_PAGE: usize = 1000;
 
 /// Tap inputs queued towards the aggregator.
-pub const INPUT_QUEUE: usize = 1024;
+pub(crate) const INPUT_QUEUE: usize = 1024;
 /// Browser/API commands queued towards the aggregator.
-pub const COMMAND_QUEUE: usize = 256;
+pub(crate) const COMMAND_QUEUE: usize = 256;
 /// Commands handled per turn of the loop while tap input is waiting: commands are never
 /// starved, and a burst of them delays ingest by at most this many.
-pub const COMMANDS_PER_TURN: usize = 8;
+pub(crate) const COMMANDS_PER_TURN: usize = 8;
 
-pub use sockscope_wire::now_us;
+pub(crate) use sockscope_wire::now_us;
 
 /// Read-only questions, answered on a oneshot.
-pub enum Query {
+pub(crate) enum Query {
     Overview(oneshot::Sender<Overview>),
     Sources(oneshot::Sender<Vec<SourceView>>),
     Connections(TableQuery, oneshot::Sender<ConnPage>),
@@ -62,7 +62,7 @@ pub enum Query {
 }
 
 /// What taps feed the aggregator, on its own queue: browser and API work never delays it.
-pub enum Input {
+pub(crate) enum Input {
     /// A validated batch; `source` is the session's source once its hello was seen.
     Batch {
         source: Option<Arc<str>>,
@@ -85,7 +85,7 @@ pub enum Input {
 }
 
 /// Where the errors of a batch go.
-pub enum BatchReply {
+pub(crate) enum BatchReply {
     /// `POST /ingest` waits for them (an empty list: all applied).
     Wait(oneshot::Sender<Vec<EventError>>),
     /// A tap session is told when there are some, never waited on: if its queue is full the
@@ -94,7 +94,7 @@ pub enum BatchReply {
 }
 
 /// What browsers, the API and the door ask of the aggregator, on the second queue.
-pub enum Command {
+pub(crate) enum Command {
     Query(Query),
     /// Something refused at the door (auth, Host, Origin, a limit), for the counters.
     Refused(crate::protocol::Refusal),
@@ -121,7 +121,7 @@ pub enum Command {
 
 /// Cheap, cloneable handle to the aggregator task.
 #[derive(Clone)]
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     inputs: mpsc::Sender<Input>,
     commands: mpsc::Sender<Command>,
 }
@@ -129,11 +129,11 @@ pub struct Aggregator {
 /// The aggregator task stopped; only happens at shutdown.
 #[derive(Debug, thiserror::Error)]
 #[error("the aggregator task has stopped")]
-pub struct Stopped;
+pub(crate) struct Stopped;
 
 impl Aggregator {
     /// Starts the task on the current runtime.
-    pub fn spawn(cfg: AggConfig) -> Aggregator {
+    pub(crate) fn spawn(cfg: AggConfig) -> Aggregator {
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         tokio::spawn(run(State::new(cfg), input_rx, command_rx));
@@ -157,22 +157,22 @@ impl Aggregator {
     }
 
     /// Queues tap input (waits for room: a tap session is paced by the aggregator).
-    pub async fn send(&self, input: Input) -> Result<(), Stopped> {
+    pub(crate) async fn send(&self, input: Input) -> Result<(), Stopped> {
         self.inputs.send(input).await.map_err(|_| Stopped)
     }
 
     /// Queues a browser/API command.
-    pub async fn command(&self, command: Command) -> Result<(), Stopped> {
+    pub(crate) async fn command(&self, command: Command) -> Result<(), Stopped> {
         self.commands.send(command).await.map_err(|_| Stopped)
     }
 
     /// Counts something refused at the door.
-    pub async fn send_refused(&self, r: crate::protocol::Refusal) -> Result<(), Stopped> {
+    pub(crate) async fn send_refused(&self, r: crate::protocol::Refusal) -> Result<(), Stopped> {
         self.command(Command::Refused(r)).await
     }
 
     /// Asks a question and waits for the answer.
-    pub async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Query,
     ) -> Result<T, Stopped> {

@@ -18,7 +18,7 @@ impl State {
     }
 
     /// The window of the connection table a query asks for, and how many rows match in all.
-    pub fn table(&self, q: &TableQuery, now_s: u64) -> (u64, Vec<&Conn>) {
+    pub(crate) fn table(&self, q: &TableQuery, now_s: u64) -> (u64, Vec<&Conn>) {
         let limit = q.limit.min(MAX_WINDOW) as usize;
         let offset = q.offset as usize;
         let needle = q.q.trim().to_lowercase();
@@ -95,7 +95,7 @@ impl State {
         }
     }
 
-    pub fn page(&self, q: &TableQuery, now_s: u64) -> ConnPage {
+    pub(crate) fn page(&self, q: &TableQuery, now_s: u64) -> ConnPage {
         let (total, rows) = self.table(q, now_s);
         ConnPage {
             total,
@@ -107,7 +107,7 @@ impl State {
         }
     }
 
-    pub fn detail(&self, id: u64, now_s: u64) -> Option<ConnDetail> {
+    pub(crate) fn detail(&self, id: u64, now_s: u64) -> Option<ConnDetail> {
         let c = self.conns.get(&id)?;
         Some(ConnDetail {
             row: c.row(self.source_name(c.source), now_s),
@@ -132,7 +132,7 @@ impl State {
 
     /// Newest-first trace entries matching `q` with a sequence number above `after`, at most
     /// `q.limit`; also returns how many more matched.
-    pub fn trace_since(&self, q: &TraceFilter, after: u64) -> (Vec<TraceEntry>, u64) {
+    pub(crate) fn trace_since(&self, q: &TraceFilter, after: u64) -> (Vec<TraceEntry>, u64) {
         let limit = q.limit();
         let mut out = Vec::new();
         let mut skipped = 0;
@@ -154,7 +154,7 @@ impl State {
 
     /// One page of an export: matching entries with a sequence number below `before`, newest
     /// first, at most `max`.
-    pub fn trace_page(&self, q: &TraceFilter, before: u64, max: usize) -> Vec<TraceEntry> {
+    pub(crate) fn trace_page(&self, q: &TraceFilter, before: u64, max: usize) -> Vec<TraceEntry> {
         self.trace
             .iter()
             .rev()

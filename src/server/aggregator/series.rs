@@ -1,6 +1,6 @@
 //! One-second time series for charts: a fixed-length ring of points per metric family.
 
-pub use crate::protocol::{HostPoint, Point};
+pub(crate) use crate::protocol::{HostPoint, Point};
 use std::collections::VecDeque;
 
 /// A ring holding at most `cap` points, oldest first.
@@ -47,13 +47,13 @@ impl<T> Ring<T> {
 
 /// Accumulates the current second and closes it into the ring.
 #[derive(Clone, Debug)]
-pub struct Series {
+pub(crate) struct Series {
     pub current: Point,
     pub points: Ring<Point>,
 }
 
 impl Series {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Series {
             current: Point::default(),
             points: Ring::new(cap),
@@ -62,7 +62,7 @@ impl Series {
 
     /// Closes every second before `now_s`: the current one with its counts, any skipped ones
     /// (no activity, not even a tick) as empty points carrying the open count.
-    pub fn roll(&mut self, now_s: u64, open: u64) {
+    pub(crate) fn roll(&mut self, now_s: u64, open: u64) {
         if self.current.t == 0 {
             self.current.t = now_s;
             return;
@@ -80,7 +80,7 @@ impl Series {
     }
 
     /// The last complete second.
-    pub fn last(&self) -> Point {
+    pub(crate) fn last(&self) -> Point {
         self.points.last().cloned().unwrap_or_default()
     }
 }

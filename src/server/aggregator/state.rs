@@ -17,13 +17,13 @@ mod sources;
 
 /// A problem with one event of an otherwise valid batch; the rest of the batch is applied.
 #[derive(Clone, Debug, PartialEq)]
-pub struct EventError {
+pub(crate) struct EventError {
     pub code: ErrorCode,
     pub index: usize,
     pub message: String,
 }
 
-pub struct State {
+pub(crate) struct State {
     pub(crate) cfg: AggConfig,
     pub(crate) conns: BTreeMap<u64, Conn>,
     /// (source, tap connection id) → observer id, for open connections.
@@ -63,7 +63,7 @@ impl State {
         self.stats.rss = h.rss;
     }
 
-    pub fn new(cfg: AggConfig) -> Self {
+    pub(crate) fn new(cfg: AggConfig) -> Self {
         State {
             store: MessageStore::new(
                 cfg.conn_messages,
@@ -91,7 +91,7 @@ impl State {
 
     /// Applies a validated batch whose first event is a `hello` unless `source` names the
     /// session's source. Returns the events that could not be applied.
-    pub fn apply(
+    pub(crate) fn apply(
         &mut self,
         source: Option<&str>,
         events: Vec<Event>,

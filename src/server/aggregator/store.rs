@@ -14,7 +14,7 @@ struct Entry {
 
 /// Tracks stored messages across connections so memory stays within configuration.
 #[derive(Debug)]
-pub struct MessageStore {
+pub(crate) struct MessageStore {
     per_conn: usize,
     max_messages: usize,
     max_bytes: usize,
@@ -30,7 +30,7 @@ pub struct MessageStore {
 }
 
 impl MessageStore {
-    pub fn new(per_conn: usize, max_messages: usize, max_bytes: usize) -> Self {
+    pub(crate) fn new(per_conn: usize, max_messages: usize, max_bytes: usize) -> Self {
         MessageStore {
             per_conn,
             max_messages,
@@ -44,22 +44,29 @@ impl MessageStore {
         }
     }
 
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Messages held across all connections.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
         self.held
     }
 
     /// FIFO entries, stale ones included (at most about twice [`MessageStore::held`]).
-    pub fn entries(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> usize {
         self.fifo.len()
     }
 
     /// Appends a message to its connection's ring and enforces every bound.
-    pub fn store(&mut self, conns: &mut BTreeMap<u64, Conn>, conn_id: u64, msg: StoredMessage) {
+    pub(crate) fn store(
+        &mut self,
+        conns: &mut BTreeMap<u64, Conn>,
+        conn_id: u64,
+        msg: StoredMessage,
+    ) {
         if self.per_conn == 0 || self.max_messages == 0 {
             return;
         }
@@ -120,7 +127,7 @@ impl MessageStore {
 
     /// Releases the payload bytes of a connection that is being evicted; its FIFO entries go
     /// stale.
-    pub fn forget(&mut self, conn: &Conn) {
+    pub(crate) fn forget(&mut self, conn: &Conn) {
         self.bytes -= conn.recent.iter().map(|m| m.payload.bytes()).sum::<usize>();
         self.held -= conn.recent.len();
     }

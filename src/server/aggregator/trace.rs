@@ -4,13 +4,13 @@ use crate::protocol::{TraceEntry, TraceKind};
 use sockscope_wire::Closer;
 
 /// Longest payload preview kept in the trace, in characters.
-pub const PREVIEW_CHARS: usize = 120;
+pub(crate) const PREVIEW_CHARS: usize = 120;
 /// Longest binary preview, in bytes (shown as hex).
-pub const PREVIEW_BYTES: usize = 32;
+pub(crate) const PREVIEW_BYTES: usize = 32;
 
 /// A trace record as stored; turned into a [`TraceEntry`] only when someone looks.
 #[derive(Clone, Debug)]
-pub struct TraceRec {
+pub(crate) struct TraceRec {
     pub seq: u64,
     pub ts_us: u64,
     pub conn: u64,
@@ -28,7 +28,7 @@ pub struct TraceRec {
 }
 
 /// The first [`PREVIEW_CHARS`] characters of a text payload.
-pub fn preview_text(s: &str) -> String {
+pub(crate) fn preview_text(s: &str) -> String {
     match s.char_indices().nth(PREVIEW_CHARS) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
@@ -36,7 +36,7 @@ pub fn preview_text(s: &str) -> String {
 }
 
 /// Hex of the first [`PREVIEW_BYTES`] bytes of a binary payload.
-pub fn preview_hex(b: &[u8]) -> String {
+pub(crate) fn preview_hex(b: &[u8]) -> String {
     let mut out = String::with_capacity(PREVIEW_BYTES * 3 + 1);
     for (i, byte) in b.iter().take(PREVIEW_BYTES).enumerate() {
         if i > 0 {
@@ -68,7 +68,7 @@ impl super::state::State {
     }
 
     /// The wire form of a stored trace record.
-    pub fn trace_entry(&self, r: &TraceRec) -> TraceEntry {
+    pub(crate) fn trace_entry(&self, r: &TraceRec) -> TraceEntry {
         TraceEntry {
             seq: r.seq,
             ts_us: r.ts_us,

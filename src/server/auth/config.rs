@@ -5,25 +5,25 @@ use super::host::HostPolicy;
 use crate::flags::{read_secret_file, read_single_secret};
 use crate::protocol::Role;
 use sha2::{Digest as _, Sha256};
-pub use sockscope_wire::Secret;
+pub(crate) use sockscope_wire::Secret;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default lifetime of a dashboard login.
-pub const DEFAULT_SESSION_TTL: &str = "12h";
+pub(crate) const DEFAULT_SESSION_TTL: &str = "12h";
 /// Default number of dashboard logins kept at once (the oldest is ended first).
-pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_SESSIONS: usize = 10_000;
 /// Default login attempts per minute from one client address.
-pub const DEFAULT_LOGINS_PER_MINUTE: u32 = 10;
+pub(crate) const DEFAULT_LOGINS_PER_MINUTE: u32 = 10;
 /// Shortest token accepted: shorter ones are guessable.
-pub const MIN_TOKEN_LEN: usize = 16;
+pub(crate) const MIN_TOKEN_LEN: usize = 16;
 
 /// SHA-256 of a secret: only digests are kept in memory and compared.
-pub type Digest = [u8; 32];
+pub(crate) type Digest = [u8; 32];
 
-pub fn digest(secret: &str) -> Digest {
+pub(crate) fn digest(secret: &str) -> Digest {
     Sha256::digest(secret.as_bytes()).into()
 }
 

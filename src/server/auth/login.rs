@@ -16,7 +16,7 @@ use serde::Deserialize;
 const MAX_SECRET: usize = 1024;
 
 #[derive(Deserialize)]
-pub struct LoginForm {
+pub(crate) struct LoginForm {
     #[serde(default)]
     secret: String,
     #[serde(default)]
@@ -24,7 +24,7 @@ pub struct LoginForm {
 }
 
 #[derive(Deserialize)]
-pub struct NextParam {
+pub(crate) struct NextParam {
     next: Option<String>,
 }
 
@@ -44,7 +44,7 @@ fn safe_next(next: &str) -> &str {
 }
 
 /// Percent-encodes a query component.
-pub fn encode_component(s: &str) -> String {
+pub(crate) fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
@@ -87,7 +87,7 @@ fn page(message: Option<&str>, next: &str) -> String {
 }
 
 /// `GET /login`.
-pub async fn login_page(State(app): State<AppState>, q: Query<NextParam>) -> Response {
+pub(crate) async fn login_page(State(app): State<AppState>, q: Query<NextParam>) -> Response {
     let next = q.0.next.unwrap_or_default();
     if app.auth.cfg.dashboard_open() {
         return Redirect::to(safe_next(&next)).into_response();
@@ -120,7 +120,7 @@ async fn verify(app: &AppState, secret: String) -> Option<Role> {
 }
 
 /// `POST /auth/login`.
-pub async fn login(State(app): State<AppState>, req: Request) -> Response {
+pub(crate) async fn login(State(app): State<AppState>, req: Request) -> Response {
     if !same_origin(req.headers()) {
         let _ = app.agg.send_refused(Refusal::Origin).await;
         return (StatusCode::FORBIDDEN, "cross-origin login refused").into_response();
@@ -171,7 +171,7 @@ pub async fn login(State(app): State<AppState>, req: Request) -> Response {
 }
 
 /// `POST /auth/logout`: ends the session and clears the cookie.
-pub async fn logout(State(app): State<AppState>, req: Request) -> Response {
+pub(crate) async fn logout(State(app): State<AppState>, req: Request) -> Response {
     if !same_origin(req.headers()) {
         let _ = app.agg.send_refused(Refusal::Origin).await;
         return (StatusCode::FORBIDDEN, "cross-origin logout refused").into_response();
@@ -193,7 +193,7 @@ pub async fn logout(State(app): State<AppState>, req: Request) -> Response {
 }
 
 /// `GET /api/me`: the caller's role (the dashboard shows it).
-pub async fn me(axum::Extension(p): axum::Extension<Principal>) -> Response {
+pub(crate) async fn me(axum::Extension(p): axum::Extension<Principal>) -> Response {
     axum::Json(serde_json::json!({ "role": p.role, "login": p.login })).into_response()
 }
 

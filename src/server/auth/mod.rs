@@ -1,9 +1,9 @@
 //! The door: every request passes the `Host` check, then the credential its route needs —
 //! a session cookie or bearer token for the dashboard and API, a tap token for `/ingest`.
 
-pub mod config;
-pub mod host;
-pub mod login;
+pub(crate) mod config;
+pub(crate) mod host;
+pub(crate) mod login;
 
 use crate::protocol::{Refusal, Role};
 use crate::server::error::{ApiError, ErrorCode};
@@ -21,11 +21,11 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Name of the dashboard session cookie.
-pub const COOKIE: &str = "sockscope_session";
+pub(crate) const COOKIE: &str = "sockscope_session";
 
 /// Who made a request; handlers of the dashboard and API read it from the extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Principal {
+pub(crate) struct Principal {
     pub role: Role,
     /// The observer asks for a login (false when it runs open on loopback).
     pub login: bool,
@@ -37,14 +37,14 @@ struct Session {
 }
 
 /// Credentials plus the live sessions and the login rate limiter.
-pub struct Auth {
+pub(crate) struct Auth {
     pub cfg: AuthConfig,
     sessions: Mutex<HashMap<Digest, Session>>,
     logins: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl Auth {
-    pub fn new(cfg: AuthConfig) -> Auth {
+    pub(crate) fn new(cfg: AuthConfig) -> Auth {
         let per_minute = NonZeroU32::new(cfg.logins_per_minute.max(1)).expect("at least 1");
         Auth {
             logins: RateLimiter::keyed(Quota::per_minute(per_minute)),
@@ -54,7 +54,7 @@ impl Auth {
     }
 
     /// The role of a valid session cookie or `Authorization: Bearer` dashboard token.
-    pub fn principal(&self, headers: &HeaderMap) -> Option<Principal> {
+    pub(crate) fn principal(&self, headers: &HeaderMap) -> Option<Principal> {
         if self.cfg.dashboard_open() {
             return Some(Principal {
                 role: Role::Inspector,
@@ -79,12 +79,12 @@ impl Auth {
         Some(s.role)
     }
 
-    pub fn ingest_allowed(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn ingest_allowed(&self, headers: &HeaderMap) -> bool {
         self.cfg.ingest_open() || bearer(headers).is_some_and(|t| self.cfg.ingest_token_ok(t))
     }
 
     /// Starts a session; returns the cookie value (only its digest is kept).
-    pub fn start_session(&self, role: Role) -> String {
+    pub(crate) fn start_session(&self, role: Role) -> String {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).expect("the OS random source works");
         use base64::Engine as _;
@@ -111,7 +111,7 @@ impl Auth {
         value
     }
 
-    pub fn end_session(&self, headers: &HeaderMap) {
+    pub(crate) fn end_session(&self, headers: &HeaderMap) {
         if let Some(c) = cookie(headers) {
             self.sessions
                 .lock()
@@ -121,13 +121,13 @@ impl Auth {
     }
 
     /// Counts a login attempt from `ip`; false when it is over the limit.
-    pub fn login_attempt(&self, ip: IpAddr) -> bool {
+    pub(crate) fn login_attempt(&self, ip: IpAddr) -> bool {
         self.logins.retain_recent();
         self.logins.check_key(&ip).is_ok()
     }
 
     /// `Set-Cookie` for a session value (`None` clears the cookie).
-    pub fn set_cookie(&self, value: Option<&str>) -> String {
+    pub(crate) fn set_cookie(&self, value: Option<&str>) -> String {
         let secure = if self.cfg.secure_cookie {
             "; Secure"
         } else {
@@ -162,7 +162,7 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The client's socket address (unspecified when the server runs without connect info).
-pub fn client_ip(req_ext: &axum::http::Extensions) -> IpAddr {
+pub(crate) fn client_ip(req_ext: &axum::http::Extensions) -> IpAddr {
     req_ext
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
@@ -195,7 +195,7 @@ fn refuse(code: ErrorCode, message: String) -> Response {
 }
 
 /// The middleware in front of every route.
-pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let host = req
         .headers()
         .get(header::HOST)

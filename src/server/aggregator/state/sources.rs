@@ -9,16 +9,16 @@ use sockscope_wire::{Closer, Hello};
 use std::sync::Arc;
 
 impl State {
-    pub fn source_index(&self, id: &str) -> Option<usize> {
+    pub(crate) fn source_index(&self, id: &str) -> Option<usize> {
         self.source_ids.get(id).copied()
     }
 
-    pub fn source_name(&self, idx: usize) -> &str {
+    pub(crate) fn source_name(&self, idx: usize) -> &str {
         &self.sources[idx].name
     }
 
     /// A tap session bound to `source` went up or down.
-    pub fn session(&mut self, source: &str, up: bool) {
+    pub(crate) fn session(&mut self, source: &str, up: bool) {
         if let Some(i) = self.source_index(source) {
             let s = &mut self.sources[i];
             s.sessions = if up {
