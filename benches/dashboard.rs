@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message as WsMsg;
 
 fn hello() -> Event {
     Event::Hello(Hello {
+        capture: None,
         source: "bench-1m".into(),
         name: String::new(),
         kind: SourceKind::Proxy,
@@ -141,6 +142,7 @@ async fn main() {
                 .map(|_| {
                     n += 1;
                     Event::Message(Message {
+                        flight: false,
                         conn: 1 + n % conns,
                         ts: None,
                         dir: if n % 2 == 0 {
@@ -167,6 +169,7 @@ async fn main() {
                 last_mark = Instant::now();
                 let text = format!("mark-{}", now_ms());
                 evs.push(Event::Message(Message {
+                    flight: false,
                     conn: 0,
                     ts: None,
                     dir: Direction::ServerToClient,

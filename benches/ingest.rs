@@ -48,6 +48,7 @@ fn args() -> Args {
 
 fn hello(source: &str) -> Event {
     Event::Hello(Hello {
+        capture: None,
         source: source.into(),
         name: String::new(),
         kind: SourceKind::Proxy,
@@ -146,6 +147,7 @@ async fn throughput(port: u16, enc: Encoding, taps: u64, conns: u64, secs: u64) 
         let events: Vec<Event> = std::iter::once(hello(&src))
             .chain((0..1023u64).map(|i| {
                 Event::Message(Message {
+                    flight: false,
                     conn: 1 + (i * 7919 + t) % conns,
                     ts: None,
                     dir: if i % 2 == 0 {

@@ -119,6 +119,7 @@ async fn msgpack_tap_over_websocket_round_trips_binary_payloads() {
     let mut tap = obs.tap(Some("sockscope.v1.msgpack")).await;
     let events = vec![
         Event::Hello(Hello {
+            capture: None,
             source: "gw".into(),
             name: String::new(),
             kind: SourceKind::Gateway,
@@ -132,6 +133,7 @@ async fn msgpack_tap_over_websocket_round_trips_binary_payloads() {
             ..ConnOpen::new(1, "::1", "/bin")
         }),
         Event::Message(WMsg {
+            flight: false,
             conn: 1,
             ts: None,
             dir: Direction::ClientToServer,
@@ -182,6 +184,7 @@ async fn post_batch_is_applied_before_the_reply() {
     // MessagePack over POST too.
     let events = vec![
         Event::Hello(Hello {
+            capture: None,
             source: "lambda".into(),
             name: String::new(),
             kind: SourceKind::App,

@@ -71,6 +71,19 @@ pub(crate) fn capture(mode: Option<crate::protocol::Capture>, bytes_cap: Option<
     }
 }
 
+/// When a source's tap sends messages, for the sources table.
+pub(crate) fn source_capture(
+    mode: Option<crate::protocol::CaptureMode>,
+    streaming: bool,
+) -> String {
+    use crate::protocol::CaptureMode;
+    match (mode, streaming) {
+        (Some(CaptureMode::OnDemand), true) => "on demand · streaming".into(),
+        (Some(CaptureMode::OnDemand), false) => "on demand · counting".into(),
+        (Some(CaptureMode::Full), _) | (None, _) => "full".into(),
+    }
+}
+
 /// Splits text around the redaction sentinel: `(piece, is_sentinel)` in order.
 pub(crate) fn redaction_parts(text: &str) -> Vec<(&str, bool)> {
     let mut out = Vec::new();
@@ -150,6 +163,21 @@ pub(crate) fn visible_lines(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_says_when_its_tap_streams() {
+        use crate::protocol::CaptureMode;
+        assert_eq!(source_capture(None, false), "full");
+        assert_eq!(source_capture(Some(CaptureMode::Full), false), "full");
+        assert_eq!(
+            source_capture(Some(CaptureMode::OnDemand), false),
+            "on demand · counting"
+        );
+        assert_eq!(
+            source_capture(Some(CaptureMode::OnDemand), true),
+            "on demand · streaming"
+        );
+    }
 
     #[test]
     fn redaction_is_explained() {

@@ -265,6 +265,7 @@ mod tests {
 
     fn trace(seq: u64) -> TraceEntry {
         TraceEntry {
+            flight: false,
             seq,
             ts_us: seq,
             conn: 1,

@@ -168,6 +168,7 @@ mod tests {
 
     fn e(seq: u64) -> TraceEntry {
         TraceEntry {
+            flight: false,
             seq,
             ts_us: seq,
             conn: 1,

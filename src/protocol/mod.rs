@@ -6,7 +6,7 @@ pub mod close_code;
 
 pub use access::{Refusal, Refusals, Role};
 use serde::{Deserialize, Serialize};
-pub use sockscope_wire::{Capture, Closer, Direction, Opcode, SourceKind};
+pub use sockscope_wire::{Capture, CaptureMode, Closer, Direction, Opcode, SourceKind};
 
 /// Largest table window a browser or API client may ask for.
 pub const MAX_WINDOW: u32 = 500;
@@ -354,6 +354,12 @@ pub struct SourceView {
     pub rate_msgs: u64,
     #[serde(default)]
     pub rate_bytes: u64,
+    /// How the tap sends messages (`full`, `on_demand`); `None` for taps that do not say.
+    #[serde(default)]
+    pub capture: Option<CaptureMode>,
+    /// An on-demand tap is currently asked for every message (somebody watches its trace).
+    #[serde(default)]
+    pub streaming: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -410,6 +416,9 @@ pub struct TraceEntry {
     pub by: Option<Closer>,
     /// Short text: the path and IP of an open, a payload preview, a close reason.
     pub text: String,
+    /// Sent late by an on-demand tap's flight recorder when the connection died.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub flight: bool,
 }
 
 /// A stored message of one connection, as `/api/connections/{id}` returns it.
@@ -433,10 +442,17 @@ pub struct MessageView {
     /// Values the tap masked in the payload (shown as `"[REDACTED]"`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redacted: u32,
+    /// Sent late by an on-demand tap's flight recorder when the connection died.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub flight: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `/api/connections/{id}`.

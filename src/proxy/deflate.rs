@@ -65,6 +65,11 @@ impl Inflater {
         }
     }
 
+    /// Later messages depend on this one's history (context takeover, still in sync).
+    pub fn takes_over(&self) -> bool {
+        self.takeover && !self.dead
+    }
+
     /// A compressed message begins.
     pub fn start(&mut self) {
         if !self.takeover || self.z.is_none() {

@@ -34,6 +34,8 @@ pub enum Seen {
 #[derive(Debug)]
 struct Msg {
     opcode: Opcode,
+    /// Bytes captured of this message: the reader's limit when it began.
+    cap: usize,
     compressed: bool,
     size: u64,
     captured: Vec<u8>,
@@ -42,7 +44,7 @@ struct Msg {
 /// One direction's frame reader.
 #[derive(Debug)]
 pub struct FrameReader {
-    /// Capture limit per data message (0: sizes only).
+    /// Capture limit for the next data message (0: sizes only).
     cap: usize,
     /// Largest data message (payload bytes on the wire).
     max_message: u64,
@@ -86,6 +88,12 @@ impl FrameReader {
             too_big: false,
             boundary: true,
         }
+    }
+
+    /// Changes the capture limit from the next data message on (a message already begun keeps
+    /// the limit it began with).
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap;
     }
 
     /// Whether the stream is between frames, so a frame of the proxy's own (a close) may be
@@ -194,6 +202,7 @@ impl FrameReader {
         if op == 1 || op == 2 {
             let compressed = rsv1 && self.inflater.is_some();
             self.msg = Some(Msg {
+                cap: self.cap,
                 opcode: if op == 1 {
                     Opcode::Text
                 } else {
@@ -231,11 +240,13 @@ impl FrameReader {
             unmask(&mut self.ctrl, bytes, self.mask);
             return;
         }
-        let cap = self.cap;
         let Some(msg) = &mut self.msg else { return };
+        let cap = msg.cap;
         msg.size += bytes.len() as u64;
         match (&mut self.inflater, msg.compressed) {
-            (Some(inf), true) if cap > 0 => match self.mask {
+            // With context takeover every compressed message feeds the inflater, captured or
+            // not: later ones depend on its history.
+            (Some(inf), true) if cap > 0 || inf.takes_over() => match self.mask {
                 None => inf.feed(bytes, cap, &mut msg.captured),
                 // Unmasked through a stack buffer: no allocation on the relaying task.
                 Some(m) => {
@@ -284,8 +295,12 @@ impl FrameReader {
                 if let Some(mut msg) = self.msg.take() {
                     let mut size = msg.size;
                     if msg.compressed {
-                        if let (Some(inf), true) = (&mut self.inflater, self.cap > 0) {
-                            size = inf.finish(self.cap, &mut msg.captured).unwrap_or(size);
+                        if let Some(inf) = self
+                            .inflater
+                            .as_mut()
+                            .filter(|i| msg.cap > 0 || i.takes_over())
+                        {
+                            size = inf.finish(msg.cap, &mut msg.captured).unwrap_or(size);
                         }
                     }
                     out(Seen::Message {

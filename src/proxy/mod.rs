@@ -124,6 +124,26 @@ pub struct ProxyArgs {
         default_values = DEFAULT_MIRROR_HEADERS
     )]
     pub mirror_headers: Vec<String>,
+    /// When messages are sent to the observer: full (every message), or on-demand (only
+    /// what somebody watches on the dashboard: a live trace, an inspected connection; the
+    /// rest is counted per connection once a second, and the last --flight-messages of a
+    /// connection that dies abnormally are sent with its close).
+    #[arg(long, env = "SOCKSCOPE_CAPTURE", value_enum, default_value_t = Capture::Full)]
+    pub capture: Capture,
+    /// On-demand capture: messages kept per connection for the flight recorder (0: none);
+    /// each keeps its first 256 bytes (at most the payload cap).
+    #[arg(long, env = "SOCKSCOPE_FLIGHT_MESSAGES", default_value_t = sockscope_tap::DEFAULT_FLIGHT_MESSAGES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=sockscope_tap::MAX_FLIGHT_MESSAGES as u64))]
+    pub flight_messages: usize,
+}
+
+/// `--capture`: when the tap sends messages one by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Capture {
+    /// Every message.
+    Full,
+    /// Only what somebody watches; counters and a flight recorder otherwise.
+    OnDemand,
 }
 
 impl ProxyArgs {
@@ -191,6 +211,11 @@ impl ProxyArgs {
                 cfg.route_payload = route_payload;
                 cfg.redact = redact;
                 cfg.mirror_headers = self.mirror_headers;
+                cfg.capture = match self.capture {
+                    Capture::Full => sockscope_tap::wire::CaptureMode::Full,
+                    Capture::OnDemand => sockscope_tap::wire::CaptureMode::OnDemand,
+                };
+                cfg.flight_messages = self.flight_messages;
                 cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
                 Some(cfg)
             }

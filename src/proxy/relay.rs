@@ -208,7 +208,11 @@ impl Half {
             Seen::Broken(why) => tracing::debug!(?dir, why, "not a valid WebSocket stream"),
         };
         if !early.is_empty() {
-            self.reader().feed(&early, &mut on);
+            {
+                let mut reader = self.reader();
+                reader.set_cap(conn.capture_len());
+                reader.feed(&early, &mut on);
+            }
             self.busy(true);
             let r = Box::pin(write_all(dst, &early)).await;
             self.busy(false);
@@ -230,6 +234,8 @@ impl Half {
                     Ok(0) => Step::Eof,
                     Ok(n) => {
                         let mut reader = self.reader();
+                        // On demand the capture follows what the observer asks for.
+                        reader.set_cap(conn.capture_len());
                         reader.feed(&buf[..n], &mut on);
                         if reader.too_big() {
                             return Step::TooBig;

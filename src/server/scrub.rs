@@ -73,6 +73,7 @@ mod tests {
             subprotocol: None,
             headers: vec![("origin".into(), "https://a".into())],
             messages: vec![MessageView {
+                flight: false,
                 seq: 1,
                 ts_us: 1,
                 dir: Direction::ClientToServer,

@@ -2,7 +2,7 @@
 //! the process (header allow-list, payload capture mode per route, masking).
 
 use sockscope_payload::redact::{RedactConfig, RedactError};
-use sockscope_wire::{Capture, Limits, SourceKind};
+use sockscope_wire::{Capture, CaptureMode, Limits, SourceKind};
 use std::time::Duration;
 
 /// Events queued between the traffic and the sender task before new ones are dropped.
@@ -15,6 +15,12 @@ pub const DEFAULT_FLUSH: Duration = Duration::from_millis(5);
 pub const DEFAULT_PAYLOAD_CAP: usize = 4096;
 /// Interval of host metrics and drop counters.
 pub const DEFAULT_HOST_INTERVAL: Duration = Duration::from_secs(1);
+/// Messages an on-demand tap keeps per connection for its flight recorder.
+pub const DEFAULT_FLIGHT_MESSAGES: usize = 16;
+/// Bytes of each message the flight recorder keeps (at most the connection's payload cap).
+pub const DEFAULT_FLIGHT_BYTES: usize = 256;
+/// Most messages the flight recorder may keep per connection.
+pub const MAX_FLIGHT_MESSAGES: usize = 1024;
 /// Longest wait between reconnect attempts.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Request headers mirrored by default. Everything else (notably `cookie`, `authorization`,
@@ -136,6 +142,13 @@ pub struct TapConfig {
     pub mirror_headers: Vec<String>,
     pub host_interval: Duration,
     pub max_backoff: Duration,
+    /// `Full`: every message is sent. `OnDemand`: only what the observer says somebody needs;
+    /// the rest is counted per connection once a second and kept in the flight recorder.
+    pub capture: CaptureMode,
+    /// On demand: messages kept per connection for the flight recorder (0: none).
+    pub flight_messages: usize,
+    /// On demand: bytes kept of each recorded message.
+    pub flight_bytes: usize,
 }
 
 impl TapConfig {
@@ -159,6 +172,9 @@ impl TapConfig {
                 .collect(),
             host_interval: DEFAULT_HOST_INTERVAL,
             max_backoff: DEFAULT_MAX_BACKOFF,
+            capture: CaptureMode::Full,
+            flight_messages: DEFAULT_FLIGHT_MESSAGES,
+            flight_bytes: DEFAULT_FLIGHT_BYTES,
         }
     }
 
@@ -197,6 +213,19 @@ impl TapConfig {
                     )));
                 }
             }
+        }
+        if self.flight_messages > MAX_FLIGHT_MESSAGES {
+            return Err(TapError::Config(format!(
+                "a flight recorder of {} messages is over the limit of {MAX_FLIGHT_MESSAGES} per connection",
+                self.flight_messages
+            )));
+        }
+        if self.flight_bytes > Limits::DEFAULT_MAX_PAYLOAD {
+            return Err(TapError::Config(format!(
+                "{} flight-recorder bytes per message is over the wire limit of {}",
+                self.flight_bytes,
+                Limits::DEFAULT_MAX_PAYLOAD
+            )));
         }
         if let Some(r) = self
             .route_payload

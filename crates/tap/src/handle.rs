@@ -3,10 +3,11 @@
 //! decided here too: the header allow-list, the payload mode, masking and truncation.
 
 use crate::config::{PayloadMode, TapConfig, TapError};
+use crate::demand::{abnormal, DemandState, OnDemand, Recorded};
 use sockscope_payload::redact::Redactor;
 use sockscope_wire::{
-    Closer, ConnClose, ConnOpen, Direction, Dropped, Event, Header, Limits, Message, Opcode,
-    Payload,
+    CaptureMode, Closer, ConnClose, ConnOpen, Counters, Direction, Dropped, Event, Header, Limits,
+    Message, Opcode, Payload,
 };
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,12 +36,18 @@ impl DropCounts {
     }
 
     pub(crate) fn count(&self, ev: &Event) {
+        if let Event::Counters(c) = ev {
+            // The messages those counts stood for are lost to the observer.
+            let n: u64 = c.conns.iter().map(|c| c.msgs_in + c.msgs_out).sum();
+            self.message.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
         let c = match ev {
             Event::ConnOpen(_) => &self.conn_open,
             Event::Message(_) => &self.message,
             Event::ConnClose(_) => &self.conn_close,
             Event::Host(_) => &self.host,
-            Event::Hello(_) | Event::Dropped(_) => return,
+            Event::Hello(_) | Event::Dropped(_) | Event::Counters(_) => return,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -55,6 +62,8 @@ pub(crate) struct Inner {
     redactor: Redactor,
     /// Closes that found the queue full: delivered late rather than lost.
     pub late_closes: Mutex<Vec<Event>>,
+    /// What the observer needs now (capture on demand).
+    pub demand: DemandState,
 }
 
 impl Inner {
@@ -125,6 +134,7 @@ impl Tap {
             cfg: own,
             redactor,
             late_closes: Mutex::new(Vec::new()),
+            demand: DemandState::default(),
         });
         rt.spawn(crate::sender::run(cfg, rx, Arc::downgrade(&inner)));
         Ok(Tap { inner: Some(inner) })
@@ -156,6 +166,7 @@ impl Tap {
                 id: 0,
                 mode: PayloadMode::Off,
                 closed: AtomicBool::new(true),
+                on_demand: None,
             };
         };
         let id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -182,11 +193,14 @@ impl Tap {
         // If the open cannot be queued, the whole connection goes unrecorded (and counted),
         // so the observer never sees messages for a connection it does not know.
         let tracked = inner.offer(ev);
+        let on_demand = (inner.cfg.capture == CaptureMode::OnDemand && mode != PayloadMode::Off)
+            .then(|| Box::new(OnDemand::new(id)));
         ConnTap {
             inner: tracked.then(|| inner.clone()),
             id,
             mode,
             closed: AtomicBool::new(!tracked),
+            on_demand,
         }
     }
 }
@@ -233,6 +247,8 @@ pub struct ConnTap {
     id: u64,
     mode: PayloadMode,
     closed: AtomicBool,
+    /// Counters and flight recorder, for an on-demand tap.
+    on_demand: Option<Box<OnDemand>>,
 }
 
 impl ConnTap {
@@ -244,6 +260,30 @@ impl ConnTap {
     /// The payload mode this connection got.
     pub fn payload_mode(&self) -> PayloadMode {
         self.mode
+    }
+
+    /// Bytes of the next message worth capturing: the mode's cap, or on demand while nobody
+    /// watches, what the flight recorder keeps. A proxy unmasks and inflates only this much.
+    pub fn capture_len(&self) -> usize {
+        let Some(inner) = &self.inner else { return 0 };
+        let cap = self.mode.cap();
+        match &self.on_demand {
+            Some(od) if !od.watched(&inner.demand) => match inner.cfg.flight_messages {
+                0 => 0,
+                _ => cap.min(inner.cfg.flight_bytes),
+            },
+            _ => cap,
+        }
+    }
+
+    /// Whether this connection's messages are sent one by one right now (always, unless the
+    /// tap captures on demand and nobody watches).
+    pub fn streaming(&self) -> bool {
+        match (&self.inner, &self.on_demand) {
+            (Some(inner), Some(od)) => od.watched(&inner.demand),
+            (inner, None) => inner.is_some() && self.mode != PayloadMode::Off,
+            (None, Some(_)) => false,
+        }
     }
 
     /// Records one whole message: masks its payload, then copies at most the mode's cap.
@@ -263,17 +303,45 @@ impl ConnTap {
         if self.closed.load(Ordering::Relaxed) || self.mode == PayloadMode::Off {
             return;
         }
+        if let Some(od) = &self.on_demand {
+            if !od.watched(&inner.demand) {
+                if !opcode.is_control() {
+                    od.count(&inner.demand, dir, size);
+                }
+                let keep = self.mode.cap().min(inner.cfg.flight_bytes);
+                let limits = (inner.cfg.flight_messages, keep);
+                od.record(limits, (now_us(), dir, opcode), payload, size);
+                return;
+            }
+        }
         let Ok(permit) = inner.tx.try_reserve() else {
             inner.drops.message.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        permit.send(Event::Message(self.captured(
+            inner,
+            (now_us(), dir, opcode),
+            payload,
+            size,
+        )));
+    }
+
+    /// The message event: the payload masked, then cut to the mode's cap.
+    fn captured(
+        &self,
+        inner: &Inner,
+        (ts, dir, opcode): (u64, Direction, Opcode),
+        payload: &[u8],
+        size: u64,
+    ) -> Message {
         let cap = self.mode.cap();
         let mut m = Message {
             conn: self.id,
-            ts: Some(now_us()),
+            ts: Some(ts),
             dir,
             opcode,
             size,
+            flight: false,
             text: None,
             data: None,
             truncated: false,
@@ -299,7 +367,35 @@ impl ConnTap {
             m.redacted = c.redacted;
             m.data = Some(Payload(c.payload.into_owned()));
         }
-        permit.send(Event::Message(m));
+        m
+    }
+
+    /// On demand, at the close: the counts not yet reported, then (if the connection died
+    /// abnormally) the flight recorder's messages, so they reach the observer before the close.
+    fn flush_on_demand(&self, inner: &Inner, code: Option<u16>, by: Closer) {
+        let Some(od) = &self.on_demand else { return };
+        if let Some(c) = od.stats.take() {
+            inner.offer(Event::Counters(Counters {
+                ts: Some(now_us()),
+                conns: vec![c],
+            }));
+        }
+        let flight = od.take_flight();
+        if !abnormal(code, by) {
+            return;
+        }
+        for Recorded {
+            ts,
+            dir,
+            opcode,
+            size,
+            head,
+        } in flight
+        {
+            let mut m = self.captured(inner, (ts, dir, opcode), &head, size);
+            m.flight = true;
+            inner.offer(Event::Message(m));
+        }
     }
 
     /// Records the end of the connection. Later calls do nothing.
@@ -308,6 +404,7 @@ impl ConnTap {
             return;
         }
         let Some(inner) = &self.inner else { return };
+        self.flush_on_demand(inner, code, by);
         let ev = Event::ConnClose(ConnClose {
             conn: self.id,
             ts: Some(now_us()),

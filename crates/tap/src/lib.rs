@@ -28,13 +28,15 @@
 //! [`Tapped`]: every message read or written is mirrored.
 
 mod config;
+mod demand;
 mod handle;
 mod host;
 mod sender;
 mod wrap;
 
 pub use config::{
-    PayloadMode, RoutePayload, TapConfig, TapError, DEFAULT_MIRROR_HEADERS, DEFAULT_PAYLOAD_CAP,
+    PayloadMode, RoutePayload, TapConfig, TapError, DEFAULT_FLIGHT_BYTES, DEFAULT_FLIGHT_MESSAGES,
+    DEFAULT_MIRROR_HEADERS, DEFAULT_PAYLOAD_CAP, MAX_FLIGHT_MESSAGES,
 };
 pub use handle::{ConnInfo, ConnTap, DropCounts, Tap};
 pub use host::HostSampler;

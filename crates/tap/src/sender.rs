@@ -7,7 +7,10 @@ use crate::handle::{now_us, Inner};
 use crate::host::HostSampler;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use sockscope_wire::{encode_batch, encode_events, Batch, ConnOpen, Encoding, Event, Hello};
+use sockscope_wire::{
+    encode_batch, encode_events, Batch, CaptureMode, ConnOpen, Counters, Demand, Encoding, Event,
+    Hello, Limits, Reply,
+};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Weak;
@@ -24,6 +27,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How often an on-demand tap reports its per-connection counters.
+const COUNTERS_INTERVAL: Duration = Duration::from_secs(1);
 
 struct Link {
     sink: SplitSink<Ws, WsMessage>,
@@ -72,6 +77,9 @@ pub(crate) async fn run(cfg: TapConfig, mut rx: mpsc::Receiver<Event>, inner: We
         cfg,
     };
     let mut buf = Vec::with_capacity(s.cfg.batch);
+    let on_demand = s.cfg.capture == CaptureMode::OnDemand;
+    let mut counters = tokio::time::interval(COUNTERS_INTERVAL);
+    counters.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if s.link.is_none() && Instant::now() >= s.retry_at {
             s.connect().await;
@@ -87,10 +95,30 @@ pub(crate) async fn run(cfg: TapConfig, mut rx: mpsc::Receiver<Event>, inner: We
                 }
                 false
             }
+            _ = counters.tick(), if on_demand => {
+                if let Some(i) = s.inner.upgrade() {
+                    let counts = i.demand.take_counts();
+                    for chunk in counts.chunks(Limits::DEFAULT_MAX_EVENTS) {
+                        buf.push(Event::Counters(Counters {
+                            ts: Some(now_us()),
+                            conns: chunk.to_vec(),
+                        }));
+                    }
+                }
+                false
+            }
             reply = next_reply(&mut s.link), if linked => {
-                if !reply {
-                    tracing::warn!("observer closed the tap connection; reconnecting");
-                    s.link = None;
+                match reply {
+                    Heard::Demand(d) => {
+                        if let Some(i) = s.inner.upgrade() {
+                            i.demand.set(d);
+                        }
+                    }
+                    Heard::Other => {}
+                    Heard::Gone => {
+                        tracing::warn!("observer closed the tap connection; reconnecting");
+                        s.lost();
+                    }
                 }
                 continue;
             }
@@ -133,20 +161,41 @@ pub(crate) async fn run(cfg: TapConfig, mut rx: mpsc::Receiver<Event>, inner: We
     }
 }
 
-/// Reads one observer reply; false when the connection is gone.
-async fn next_reply(link: &mut Option<Link>) -> bool {
-    let Some(l) = link.as_mut() else { return false };
+/// What the observer said on the tap connection.
+enum Heard {
+    Demand(Demand),
+    /// An error report (logged), a ping, anything else.
+    Other,
+    Gone,
+}
+
+/// Reads one observer message.
+async fn next_reply(link: &mut Option<Link>) -> Heard {
+    let Some(l) = link.as_mut() else {
+        return Heard::Gone;
+    };
     match l.stream.next().await {
-        Some(Ok(WsMessage::Text(t))) => {
-            tracing::warn!(reply = %t.as_str(), "observer rejected tap data");
-            true
-        }
-        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => false,
-        Some(Ok(_)) => true,
+        Some(Ok(WsMessage::Text(t))) => match serde_json::from_str::<Reply>(t.as_str()) {
+            Ok(Reply::Demand(d)) => Heard::Demand(d),
+            Ok(_) | Err(_) => {
+                tracing::warn!(reply = %t.as_str(), "observer rejected tap data");
+                Heard::Other
+            }
+        },
+        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => Heard::Gone,
+        Some(Ok(_)) => Heard::Other,
     }
 }
 
 impl Sender {
+    /// The observer is gone: nobody can be watching, so an on-demand tap goes back to counting.
+    fn lost(&mut self) {
+        self.link = None;
+        if let Some(i) = self.inner.upgrade() {
+            i.demand.set(Demand::default());
+        }
+    }
+
     fn hello(&self) -> Event {
         Event::Hello(Hello {
             source: self.cfg.source.clone(),
@@ -155,6 +204,7 @@ impl Sender {
             version: env!("CARGO_PKG_VERSION").into(),
             hostname: sysinfo::System::host_name().unwrap_or_default(),
             instance: Some(self.instance),
+            capture: Some(self.cfg.capture),
         })
     }
 
@@ -245,7 +295,7 @@ impl Sender {
             Ok(Ok(())) => true,
             _ => {
                 tracing::warn!("tap lost the observer while sending; reconnecting");
-                self.link = None;
+                self.lost();
                 self.retry_at = Instant::now();
                 false
             }
@@ -286,7 +336,7 @@ impl Sender {
                 }
                 _ => {}
             },
-            Event::Message(_) | Event::Host(_) if !sent => drop(&ev),
+            Event::Message(_) | Event::Host(_) | Event::Counters(_) if !sent => drop(&ev),
             _ => {}
         }
     }

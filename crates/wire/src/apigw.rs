@@ -101,6 +101,7 @@ pub fn to_events(
         .map(str::to_string)
         .unwrap_or_else(|| format!("apigw-{api}"));
     let mut out = vec![Event::Hello(Hello {
+        capture: None,
         source,
         name: format!("API Gateway {api}"),
         kind: SourceKind::Gateway,
@@ -164,6 +165,7 @@ pub fn to_events(
                     (None, Some(Payload(bytes[..cut].to_vec())), cut)
                 };
                 out.push(Event::Message(Message {
+                    flight: false,
                     conn,
                     ts,
                     dir: Direction::ClientToServer,

@@ -174,4 +174,19 @@ pub enum Reply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         index: Option<usize>,
     },
+    /// To an on-demand tap: what somebody needs one message at a time now. Replaces the
+    /// previous demand; a tap that has not been told any needs none.
+    Demand(Demand),
+}
+
+/// What an on-demand tap sends message by message; everything else is counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Demand {
+    /// Every connection's messages (a live trace or a recording covers this source).
+    #[serde(default)]
+    pub all: bool,
+    /// Tap connection ids somebody inspects.
+    #[serde(default)]
+    pub conns: Vec<u64>,
 }

@@ -31,6 +31,7 @@ pub enum Event {
     ConnClose(ConnClose),
     Host(Host),
     Dropped(Dropped),
+    Counters(Counters),
 }
 
 /// The kind of an event, used for counters and filters.
@@ -43,6 +44,7 @@ pub enum EventKind {
     ConnClose,
     Host,
     Dropped,
+    Counters,
 }
 
 impl Event {
@@ -54,6 +56,7 @@ impl Event {
             Event::ConnClose(_) => EventKind::ConnClose,
             Event::Host(_) => EventKind::Host,
             Event::Dropped(_) => EventKind::Dropped,
+            Event::Counters(_) => EventKind::Counters,
         }
     }
 }
@@ -77,6 +80,32 @@ pub struct Hello {
     /// previous instance left open are closed as `abort`.
     #[serde(default)]
     pub instance: Option<u64>,
+    /// How the tap sends messages; absent from taps that do not say (they send every one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureMode>,
+}
+
+/// When a tap sends per-message events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMode {
+    /// Every message, always.
+    #[default]
+    Full,
+    /// Messages only for what the observer says somebody needs ([`crate::Reply::Demand`]);
+    /// otherwise per-connection [`Counters`] once a second, and a flight recorder of each
+    /// connection's last messages, sent when it closes abnormally.
+    OnDemand,
+}
+
+impl CaptureMode {
+    /// The serde name, for display.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureMode::Full => "full",
+            CaptureMode::OnDemand => "on_demand",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -236,10 +265,18 @@ pub struct Message {
     /// Values the tap masked in the captured payload (replaced by `"[REDACTED]"`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redacted: u32,
+    /// Sent late by an on-demand tap's flight recorder when the connection closed abnormally;
+    /// already counted in that connection's [`Counters`], so not counted again.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub flight: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Message {
@@ -313,4 +350,31 @@ pub struct Dropped {
     pub conn_close: u64,
     #[serde(default)]
     pub host: u64,
+}
+
+/// Messages an on-demand tap did not send one by one: per connection, what passed since its
+/// last report (only connections that had traffic).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counters {
+    #[serde(default)]
+    pub ts: Option<u64>,
+    pub conns: Vec<ConnCounts>,
+}
+
+/// One connection's traffic since the last [`Counters`] report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnCounts {
+    pub conn: u64,
+    /// Messages client → server, and their bytes.
+    #[serde(default)]
+    pub msgs_in: u64,
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Messages server → client, and their bytes.
+    #[serde(default)]
+    pub msgs_out: u64,
+    #[serde(default)]
+    pub bytes_out: u64,
 }

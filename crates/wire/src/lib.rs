@@ -9,12 +9,12 @@ mod payload;
 mod secret;
 mod validate;
 
-pub use codec::{decode_batch, encode_batch, encode_events, Encoding, Reply};
+pub use codec::{decode_batch, encode_batch, encode_events, Demand, Encoding, Reply};
 pub mod apigw;
 
 pub use event::{
-    Batch, Capture, Closer, ConnClose, ConnOpen, Direction, Dropped, Event, EventKind, Header,
-    Hello, Host, Message, Opcode, SourceKind,
+    Batch, Capture, CaptureMode, Closer, ConnClose, ConnCounts, ConnOpen, Counters, Direction,
+    Dropped, Event, EventKind, Header, Hello, Host, Message, Opcode, SourceKind,
 };
 pub use payload::Payload;
 pub use secret::Secret;

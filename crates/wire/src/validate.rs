@@ -294,6 +294,28 @@ fn validate_event(i: usize, ev: &Event, limits: &Limits) -> Result<(), WireError
             }
         }
         Event::Dropped(_) => {}
+        Event::Counters(c) => {
+            if c.conns.len() > limits.max_events {
+                return Err(bad(
+                    i,
+                    "conns",
+                    format!(
+                        "has {} entries; the limit is {} (split the report)",
+                        c.conns.len(),
+                        limits.max_events
+                    ),
+                ));
+            }
+            for (k, cc) in c.conns.iter().enumerate() {
+                if (cc.msgs_in == 0 && cc.bytes_in > 0) || (cc.msgs_out == 0 && cc.bytes_out > 0) {
+                    return Err(bad(
+                        i,
+                        "conns",
+                        format!("[{k}] counts bytes without messages"),
+                    ));
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use sockscope_wire::*;
 fn sample() -> Batch {
     Batch::new(vec![
         Event::Hello(Hello {
+            capture: None,
             source: "edge-1".into(),
             name: "Edge 1".into(),
             kind: SourceKind::Proxy,
@@ -25,6 +26,7 @@ fn sample() -> Batch {
             redacted_headers: vec!["cookie".into(), "authorization".into()],
         }),
         Event::Message(Message {
+            flight: false,
             conn: 1,
             ts: None,
             dir: Direction::ServerToClient,
@@ -36,6 +38,7 @@ fn sample() -> Batch {
             redacted: 0,
         }),
         Event::Message(Message {
+            flight: false,
             conn: 1,
             ts: None,
             dir: Direction::ClientToServer,
@@ -47,6 +50,7 @@ fn sample() -> Batch {
             redacted: 0,
         }),
         Event::Message(Message {
+            flight: false,
             conn: 1,
             ts: None,
             dir: Direction::ClientToServer,

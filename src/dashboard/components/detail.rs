@@ -187,6 +187,13 @@ fn Inspect(m: MessageView) -> impl IntoView {
         .as_ref()
         .map(|t| t.len() as u64)
         .or(m.data_b64.as_ref().map(|b| (b.len() as u64 / 4) * 3));
+    let flight = m.flight.then(|| {
+        view! {
+            <span class="flight-note" data-testid="flight-note" title="kept by an on-demand tap while nobody watched, and sent because the connection died abnormally">
+                {" · flight recorder"}
+            </span>
+        }
+    });
     let note = if m.payload_evicted {
         "payload dropped by the observer's payload budget".to_string()
     } else if m.truncated {
@@ -223,6 +230,7 @@ fn Inspect(m: MessageView) -> impl IntoView {
                 {format!("{} {} · {}", if m.dir == Direction::ClientToServer { "client → server" } else { "server → client" }, m.opcode.as_str(), format::clock_us(m.ts_us))}
                 <span class:warn=m.truncated || m.payload_evicted>{" · "}{note}</span>
                 {redacted}
+                {flight}
             </div>
             {body}
         </div>

@@ -2,7 +2,7 @@
 
 use crate::dashboard::format;
 use crate::dashboard::model::LiveModel;
-use crate::protocol::SourceView;
+use crate::protocol::{CaptureMode, SourceView};
 use leptos::prelude::*;
 
 #[component]
@@ -41,7 +41,7 @@ pub(crate) fn Overview() -> impl IntoView {
             <table class="sources" data-testid="sources">
                 <thead>
                     <tr>
-                        <th>"source"</th><th>"kind"</th><th>"host"</th><th>"version"</th><th>"state"</th>
+                        <th>"source"</th><th>"kind"</th><th>"host"</th><th>"version"</th><th>"state"</th><th>"capture"</th>
                         <th>"open"</th><th>"msgs/s"</th><th>"CPU"</th><th>"memory"</th><th>"RSS"</th><th>"dropped"</th>
                     </tr>
                 </thead>
@@ -81,6 +81,20 @@ fn refused_summary(r: &crate::protocol::Refusals) -> String {
 fn SourceRow(id: String, sources: Memo<Vec<SourceView>>, now_ms: Memo<u64>) -> impl IntoView {
     let source = Memo::new(move |_| sources.with(|all| all.iter().find(|s| s.id == id).cloned()));
     view! { <tr>{move || source.get().map(|s| source_cells(s, now_ms))}</tr> }
+}
+
+fn capture_title(s: &SourceView) -> &'static str {
+    match (s.capture, s.streaming) {
+        (Some(CaptureMode::OnDemand), true) => {
+            "on demand: somebody watches this source's live trace, so every message is sent"
+        }
+        (Some(CaptureMode::OnDemand), false) => {
+            "on demand: nobody watches, so the tap sends counts once a second and keeps each \
+             connection's last messages, sent if it dies abnormally"
+        }
+        (Some(CaptureMode::Full), _) => "every message is sent",
+        (None, _) => "the tap does not say (it sends every message)",
+    }
 }
 
 fn source_cells(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
@@ -127,6 +141,7 @@ fn source_cells(s: SourceView, now_ms: Memo<u64>) -> impl IntoView {
             <td class="text" title=format::visible(&s.hostname)>{format::visible(&s.hostname)}</td>
             <td class="text" title=format::visible(&s.version)>{format::visible(&s.version)}</td>
             <td class:offline=move || { !online && silent_ms() > 10_000 }>{state}</td>
+            <td data-testid="source-capture" title=capture_title(&s)>{format::source_capture(s.capture, s.streaming)}</td>
             <td class="num">{format::count(s.open)}</td>
             <td class="num" title=format!("{}/s", format::bytes(s.rate_bytes))>{format::count(s.rate_msgs)}</td>
             <td class="num">{cpu}</td>

@@ -191,10 +191,11 @@ fn TraceRow(e: TraceEntry) -> impl IntoView {
                 _ => "← out",
             },
             format!(
-                "{} {}{}",
+                "{} {}{}{}",
                 e.opcode.map(|o| o.as_str().to_string()).unwrap_or_default(),
                 format::bytes(e.size),
-                if e.truncated { " (truncated)" } else { "" }
+                if e.truncated { " (truncated)" } else { "" },
+                if e.flight { " · flight recorder" } else { "" },
             ),
         ),
     };

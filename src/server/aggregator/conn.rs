@@ -78,6 +78,8 @@ pub(crate) struct StoredMessage {
     pub truncated: bool,
     /// Values the tap masked.
     pub redacted: u32,
+    /// From an on-demand tap's flight recorder.
+    pub flight: bool,
     pub payload: StoredPayload,
 }
 
@@ -102,6 +104,7 @@ impl StoredMessage {
             data_b64,
             payload_evicted: self.payload == StoredPayload::Evicted,
             redacted: self.redacted,
+            flight: self.flight,
         }
     }
 }
@@ -150,9 +153,10 @@ impl Conn {
         self.closed.is_none()
     }
 
-    pub(crate) fn count(&mut self, dir: Direction, size: u64, now_s: u64) {
-        count_data(self, dir, size);
-        self.rate.add(now_s, 1, size);
+    /// Counts `msgs` data messages of `bytes` in all in one direction.
+    pub(crate) fn count(&mut self, dir: Direction, msgs: u64, bytes: u64, now_s: u64) {
+        count_data(self, dir, msgs, bytes);
+        self.rate.add(now_s, msgs, bytes);
     }
 
     /// Case-insensitive match of an already lower-cased needle.
@@ -203,10 +207,10 @@ pub(crate) trait DirCounts {
 }
 
 /// Counts one data message of `size` bytes.
-pub(crate) fn count_data(c: &mut impl DirCounts, dir: Direction, size: u64) {
-    let (msgs, bytes) = c.slot(dir);
-    *msgs += 1;
-    *bytes += size;
+pub(crate) fn count_data(c: &mut impl DirCounts, dir: Direction, msgs: u64, bytes: u64) {
+    let (m, b) = c.slot(dir);
+    *m += msgs;
+    *b += bytes;
 }
 
 macro_rules! dir_counts {

@@ -49,6 +49,17 @@ impl TraceFilter {
         }
     }
 
+    /// Whether the source filter (exact id, or a substring of the name) lets source `si` in.
+    pub(crate) fn source_matches(&self, state: &State, si: usize) -> bool {
+        match self.q.source.as_deref().filter(|s| !s.is_empty()) {
+            None => true,
+            Some(s) => {
+                let src = &state.sources[si];
+                &*src.id == s || super::conn::contains_ci(&src.name, &s.to_lowercase())
+            }
+        }
+    }
+
     pub(crate) fn matches(&self, state: &State, r: &TraceRec) -> bool {
         let q = &self.q;
         if !(q.kinds.is_empty() || q.kinds.contains(&r.kind)) || q.conn.is_some_and(|c| c != r.conn)
@@ -58,11 +69,8 @@ impl TraceFilter {
         if q.dir.is_some() && q.dir != r.dir {
             return false;
         }
-        if let Some(s) = q.source.as_deref().filter(|s| !s.is_empty()) {
-            let src = &state.sources[r.source];
-            if &*src.id != s && !super::conn::contains_ci(&src.name, &s.to_lowercase()) {
-                return false;
-            }
+        if !self.source_matches(state, r.source) {
+            return false;
         }
         let conn = state.conns.get(&r.conn);
         if let Some(ip) = q.ip.as_deref().filter(|i| !i.is_empty()) {

@@ -105,6 +105,11 @@ impl Hub {
         self.subs.len()
     }
 
+    /// What each browser looks at, with its compiled trace filter.
+    pub(crate) fn views(&self) -> impl Iterator<Item = (&ViewSpec, Option<&TraceFilter>)> {
+        self.subs.values().map(|s| (&s.spec, s.trace.as_ref()))
+    }
+
     /// Sends a frame to every subscriber (`only` limits it to one, for an immediate snapshot).
     pub(crate) fn publish(&mut self, state: &State, now_us: u64, only: Option<u64>) {
         if self.subs.is_empty() {

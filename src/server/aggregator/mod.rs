@@ -5,6 +5,7 @@
 #[cfg(test)]
 mod bounds_tests;
 pub(crate) mod conn;
+pub(crate) mod demand;
 pub(crate) mod filter;
 pub(crate) mod hub;
 mod maintenance;
@@ -28,7 +29,7 @@ pub(crate) use state::EventError;
 use state::State;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Entries per export page: the aggregator is never busy long for one export.
 pub(crate) const EXPORT_PAGE: usize = 1000;
@@ -124,6 +125,7 @@ pub(crate) enum Command {
 pub(crate) struct Aggregator {
     inputs: mpsc::Sender<Input>,
     commands: mpsc::Sender<Command>,
+    demands: watch::Receiver<Arc<demand::Demands>>,
 }
 
 /// The aggregator task stopped; only happens at shutdown.
@@ -136,7 +138,8 @@ impl Aggregator {
     pub(crate) fn spawn(cfg: AggConfig) -> Aggregator {
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-        tokio::spawn(run(State::new(cfg), input_rx, command_rx));
+        let (demand_tx, demands) = watch::channel(Arc::default());
+        tokio::spawn(run(State::new(cfg), input_rx, command_rx, demand_tx));
         let me = inputs.downgrade();
         // The observer's own CPU and RSS, sampled off the aggregator task.
         tokio::spawn(async move {
@@ -153,7 +156,16 @@ impl Aggregator {
                 }
             }
         });
-        Aggregator { inputs, commands }
+        Aggregator {
+            inputs,
+            commands,
+            demands,
+        }
+    }
+
+    /// What on-demand taps must send one by one; changes as browsers change their views.
+    pub(crate) fn demands(&self) -> watch::Receiver<Arc<demand::Demands>> {
+        self.demands.clone()
     }
 
     /// Queues tap input (waits for room: a tap session is paced by the aggregator).
@@ -186,6 +198,7 @@ async fn run(
     mut state: State,
     mut inputs: mpsc::Receiver<Input>,
     mut commands: mpsc::Receiver<Command>,
+    demands: watch::Sender<Arc<demand::Demands>>,
 ) {
     let mut hub = Hub::default();
     let mut publish = tokio::time::interval(state.cfg.tick);
@@ -199,7 +212,11 @@ async fn run(
         // publishes) agrees on "now".
         tokio::select! {
             biased;
-            _ = second.tick() => state.second(now_us()),
+            _ = second.tick() => {
+                state.second(now_us());
+                // New sources and connections can fall under a view that did not change.
+                update_demands(&mut state, &hub, &demands);
+            }
             _ = publish.tick() => hub.publish(&state, now_us(), None),
             n = inputs.recv_many(&mut buf, 64) => {
                 if n == 0 {
@@ -216,8 +233,12 @@ async fn run(
                         Err(_) => break,
                     }
                 }
+                let views_changed = !cbuf.is_empty();
                 for c in cbuf.drain(..) {
                     handle_command(&mut state, &mut hub, c, now);
+                }
+                if views_changed {
+                    update_demands(&mut state, &hub, &demands);
                 }
             }
             n = commands.recv_many(&mut cbuf, COMMANDS_PER_TURN) => {
@@ -228,9 +249,25 @@ async fn run(
                 for c in cbuf.drain(..) {
                     handle_command(&mut state, &mut hub, c, now);
                 }
+                update_demands(&mut state, &hub, &demands);
             }
         }
     }
+}
+
+/// Recomputes what on-demand taps must stream; tap sessions hear of it only if it changed.
+fn update_demands(state: &mut State, hub: &Hub, tx: &watch::Sender<Arc<demand::Demands>>) {
+    let d = demand::compute(state, hub.views());
+    for s in &mut state.sources {
+        s.streaming = d.streaming(&s.id);
+    }
+    tx.send_if_modified(|cur| {
+        let changed = **cur != d;
+        if changed {
+            *cur = Arc::new(d);
+        }
+        changed
+    });
 }
 
 fn handle_input(state: &mut State, input: Input, now: u64) {

@@ -31,6 +31,10 @@ pub struct Source {
     pub host: Option<HostView>,
     pub host_series: Ring<HostPoint>,
     pub drops: Drops,
+    /// How the tap sends messages, from its hello.
+    pub capture: Option<sockscope_wire::CaptureMode>,
+    /// An on-demand tap is asked for every message right now.
+    pub streaming: bool,
     /// Message events refused by the observer's per-tap rate limit.
     pub rate_limited: u64,
     /// Last cumulative counters the tap reported, to detect a restarted tap.
@@ -61,6 +65,8 @@ impl Source {
             rate_limited: self.rate_limited,
             rate_msgs,
             rate_bytes,
+            capture: self.capture,
+            streaming: self.streaming,
         }
     }
 
@@ -117,6 +123,11 @@ impl Sources {
 
     pub fn iter(&self) -> impl Iterator<Item = &Source> {
         self.0.iter().map(|(_, s)| s)
+    }
+
+    /// Every source with its index.
+    pub fn iter_indexed(&self) -> impl Iterator<Item = (usize, &Source)> {
+        self.0.iter()
     }
 
     /// The source that has been offline longest among those nothing points at any more.

@@ -9,7 +9,7 @@ use crate::protocol::close_code::CloseClass;
 use crate::protocol::{HostView, ObserverStats, Refusal, Totals, TraceKind};
 use crate::server::config::AggConfig;
 use crate::server::error::ErrorCode;
-use sockscope_wire::{Closer, ConnClose, ConnOpen, Event, Message};
+use sockscope_wire::{Closer, ConnClose, ConnOpen, Counters, Direction, Event, Message};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -155,6 +155,10 @@ impl State {
                     self.sources[si].dropped(d);
                     Ok(())
                 }
+                Event::Counters(c) => {
+                    self.counters(si, c, now_s);
+                    Ok(())
+                }
             };
             if let Err((code, message)) = res {
                 errors.push(EventError {
@@ -235,6 +239,7 @@ impl State {
             by: None,
             text: format!("{} {}", o.ip, preview_text(&o.path)).into(),
             msg_seq: 0,
+            flight: false,
         });
         self.conns.insert(
             id,
@@ -290,12 +295,10 @@ impl State {
             .expect("index points at a tracked connection");
         // Counters and rates are about data; ping, pong and close frames show in the trace and
         // the connection's messages only.
-        if !m.opcode.is_control() {
-            conn.count(m.dir, m.size, now_s);
-            self.sources[si].rate.add(now_s, 1, m.size);
-            count_data(&mut self.sources[si].counts, m.dir, m.size);
-            count_data(&mut self.totals, m.dir, m.size);
-            count_data(&mut self.series.current, m.dir, m.size);
+        // A flight recorder's message was counted in its connection's counters already.
+        if !m.opcode.is_control() && !m.flight {
+            conn.count(m.dir, 1, m.size, now_s);
+            self.count_source(si, m.dir, 1, m.size, now_s);
         }
         let payload = match (m.text, m.data) {
             (Some(t), _) => StoredPayload::Text(t.into()),
@@ -326,6 +329,7 @@ impl State {
             by: None,
             text,
             msg_seq: self.msg_seq,
+            flight: m.flight,
         });
         let stored = StoredMessage {
             seq: self.msg_seq,
@@ -335,11 +339,43 @@ impl State {
             size: m.size,
             truncated: m.truncated,
             redacted: m.redacted,
+            flight: m.flight,
             payload,
         };
         self.store.store(&mut self.conns, id, stored);
         self.stats.payloads_evicted = self.store.payloads_evicted;
         Ok(())
+    }
+
+    /// Source, total and series counters for data messages.
+    fn count_source(&mut self, si: usize, dir: Direction, msgs: u64, bytes: u64, now_s: u64) {
+        self.sources[si].rate.add(now_s, msgs, bytes);
+        count_data(&mut self.sources[si].counts, dir, msgs, bytes);
+        count_data(&mut self.totals, dir, msgs, bytes);
+        count_data(&mut self.series.current, dir, msgs, bytes);
+    }
+
+    /// An on-demand tap's per-connection counts: the messages it did not send one by one. A
+    /// connection the observer no longer tracks (closed as `abort` meanwhile) is skipped.
+    fn counters(&mut self, si: usize, c: Counters, now_s: u64) {
+        for cc in c.conns {
+            let Some(&id) = self.index.get(&(si, cc.conn)) else {
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            let both = [
+                (Direction::ClientToServer, cc.msgs_in, cc.bytes_in),
+                (Direction::ServerToClient, cc.msgs_out, cc.bytes_out),
+            ];
+            for &(dir, msgs, bytes) in both.iter().filter(|b| b.1 > 0) {
+                conn.count(dir, msgs, bytes, now_s);
+            }
+            for &(dir, msgs, bytes) in both.iter().filter(|b| b.1 > 0) {
+                self.count_source(si, dir, msgs, bytes, now_s);
+            }
+        }
     }
 
     fn conn_close(
@@ -398,6 +434,7 @@ impl State {
             by: Some(by),
             text: text.into(),
             msg_seq: 0,
+            flight: false,
         });
     }
 }

@@ -14,6 +14,7 @@ pub(super) const T0: u64 = 1_700_000_000_000_000;
 
 pub(super) fn hello(source: &str, instance: Option<u64>) -> Event {
     Event::Hello(Hello {
+        capture: None,
         source: source.into(),
         name: String::new(),
         kind: SourceKind::Proxy,
@@ -32,6 +33,7 @@ pub(super) fn open(conn: u64, path: &str) -> Event {
 
 pub(super) fn msg(conn: u64, dir: Direction, text: &str) -> Event {
     Event::Message(Message {
+        flight: false,
         conn,
         ts: None,
         dir,

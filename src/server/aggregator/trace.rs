@@ -25,6 +25,8 @@ pub(crate) struct TraceRec {
     pub text: Box<str>,
     /// The stored message this record is about (0 for opens and closes).
     pub msg_seq: u64,
+    /// From an on-demand tap's flight recorder.
+    pub flight: bool,
 }
 
 /// The first [`PREVIEW_CHARS`] characters of a text payload.
@@ -82,6 +84,7 @@ impl super::state::State {
             code: r.code,
             by: r.by,
             text: r.text.to_string(),
+            flight: r.flight,
         }
     }
 }

@@ -75,6 +75,8 @@ impl State {
                     host: None,
                     host_series: Ring::new(self.cfg.series_len),
                     drops: Drops::default(),
+                    capture: None,
+                    streaming: false,
                     rate_limited: 0,
                     drops_reported: Drops::default(),
                     counts: SourceCounts::default(),
@@ -113,6 +115,7 @@ impl State {
         s.version = h.version;
         s.hostname = h.hostname;
         s.instance = h.instance.or(s.instance);
+        s.capture = h.capture;
         Ok(idx)
     }
 }

@@ -2,22 +2,24 @@
 //! `POST /ingest`. Every frame is decoded and validated here; only valid batches reach the
 //! aggregator, and every rejection is answered with a clear error and counted.
 
+mod post;
+pub(crate) use post::{apply_batch, ingest_post};
+
 use crate::protocol::Refusal;
+use crate::server::aggregator::demand::Demands;
 use crate::server::aggregator::{BatchReply, EventError, Input};
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::{AppState, Slot};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use serde_json::json;
-use sockscope_wire::{decode_batch, Encoding, Event, Limits, Reply};
+use sockscope_wire::{decode_batch, CaptureMode, Demand, Encoding, Event, Limits, Reply};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
 /// The per-tap events/s limiter, keyed by source id.
 pub(crate) type TapRate = Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>>>;
@@ -128,15 +130,29 @@ pub(crate) async fn ingest_ws(
 struct Session {
     source: Option<Arc<str>>,
     batches: u64,
+    /// The tap's hello says it captures on demand: it is told what to send.
+    on_demand: bool,
+    /// The demand it was last told.
+    told: Option<Demand>,
 }
 
 impl Session {
+    fn new(batches: u64) -> Self {
+        Session {
+            source: None,
+            batches,
+            on_demand: false,
+            told: None,
+        }
+    }
+
     /// Checks the hello rules: the first event of a session is a hello, and a session speaks
     /// for one source only.
     fn bind(&mut self, events: &[Event]) -> Result<Option<Arc<str>>, (ErrorCode, String)> {
         let mut newly = None;
         for (i, ev) in events.iter().enumerate() {
             if let Event::Hello(h) = ev {
+                self.on_demand = h.capture == Some(CaptureMode::OnDemand);
                 match &self.source {
                     Some(s) if **s != *h.source => {
                         return Err((
@@ -242,10 +258,8 @@ pub(crate) async fn ingest_session<S, R, E>(
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: SocketError,
 {
-    let mut session = Session {
-        source: None,
-        batches: 0,
-    };
+    let mut session = Session::new(0);
+    let mut demands = agg.demands();
     let (err_tx, mut err_rx) = mpsc::channel::<(u64, Vec<EventError>)>(16);
     loop {
         let frame = tokio::select! {
@@ -262,6 +276,12 @@ pub(crate) async fn ingest_session<S, R, E>(
                         reason: "source refused: the observer's --max-sources is reached".into(),
                     };
                     let _ = sink.send(Message::Close(Some(close))).await;
+                    break;
+                }
+                continue;
+            }
+            Ok(()) = demands.changed(), if session.on_demand => {
+                if tell_demand(&mut sink, &mut session, &mut demands).await.is_err() {
                     break;
                 }
                 continue;
@@ -342,10 +362,36 @@ pub(crate) async fn ingest_session<S, R, E>(
         if agg.send(input).await.is_err() {
             break;
         }
+        if session.on_demand
+            && tell_demand(&mut sink, &mut session, &mut demands)
+                .await
+                .is_err()
+        {
+            break;
+        }
     }
     if let Some(source) = session.source {
         let _ = agg.send(Input::SessionEnded(source)).await;
     }
+}
+
+/// Tells an on-demand tap what to send one by one, if that changed since it was last told.
+async fn tell_demand<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    session: &mut Session,
+    demands: &mut watch::Receiver<Arc<Demands>>,
+) -> Result<(), S::Error> {
+    let Some(source) = &session.source else {
+        return Ok(());
+    };
+    let d = demands.borrow_and_update().for_source(source);
+    if session.told.as_ref() == Some(&d) {
+        return Ok(());
+    }
+    let text = serde_json::to_string(&Reply::Demand(d.clone())).expect("demand serializes");
+    sink.send(Message::Text(text.into())).await?;
+    session.told = Some(d);
+    Ok(())
 }
 
 /// Reports events of an applied batch that could not be applied: one reply per batch.
@@ -365,110 +411,5 @@ async fn send_event_errors<S: Sink<Message> + Unpin>(
         .await
 }
 
-/// `POST /ingest`: one batch, which must start with a hello. Answers once it is applied.
-pub(crate) async fn ingest_post(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = app.agg.send(Input::Rejected).await;
-            return ApiError::new(
-                ErrorCode::Body,
-                format!(
-                    "{}; bodies are limited to {} bytes",
-                    e.body_text(),
-                    app.config.max_frame_bytes
-                ),
-            )
-            .with_status(e.status())
-            .into_response();
-        }
-    };
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let enc = if ctype.starts_with("application/json") {
-        Encoding::Json
-    } else if ctype.starts_with(sockscope_wire::CONTENT_TYPE_MSGPACK)
-        || ctype.starts_with("application/msgpack")
-    {
-        Encoding::MsgPack
-    } else {
-        let _ = app.agg.send(Input::Rejected).await;
-        return ApiError::new(
-            ErrorCode::ContentType,
-            format!(
-                "content type {ctype:?} is not accepted; send application/json or {}",
-                sockscope_wire::CONTENT_TYPE_MSGPACK
-            ),
-        )
-        .into_response();
-    };
-    let events = match decode_batch(enc, &body, &app.config.wire) {
-        Ok(b) => b.events,
-        Err(e) => {
-            let _ = app.agg.send(Input::Rejected).await;
-            return ApiError::wire(&e).into_response();
-        }
-    };
-    apply_batch(&app, events).await
-}
-
-/// Applies one self-contained batch (it must start with a hello) and answers once applied:
-/// 200 with the count, or 422 listing the events that could not be applied (and those the
-/// per-tap rate limit dropped).
-pub(crate) async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
-    let mut session = Session {
-        source: None,
-        batches: 1,
-    };
-    if let Err((code, message)) = session.bind(&events) {
-        let _ = app.agg.send(Input::Rejected).await;
-        return ApiError::new(code, message).into_response();
-    }
-    let mut rate_limited = 0;
-    if let Some(source) = &session.source {
-        rate_limited = charge(&app.agg, &app.tap_rate, source, &mut events).await;
-    }
-    let total = events.len();
-    let (tx, rx) = oneshot::channel();
-    let input = Input::Batch {
-        source: session.source,
-        events,
-        batch: 1,
-        opens_session: false,
-        reply: BatchReply::Wait(tx),
-    };
-    let errs = match app.agg.send(input).await {
-        Ok(()) => rx.await.unwrap_or_default(),
-        Err(_) => return ApiError::stopped().into_response(),
-    };
-    let status = if errs.is_empty() && rate_limited == 0 {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let mut errors: Vec<_> = errs
-        .iter()
-        .map(|e| json!({ "code": e.code, "index": e.index, "message": e.message }))
-        .collect();
-    if rate_limited > 0 {
-        errors.push(json!({
-            "code": ErrorCode::RateLimited,
-            "message": rate_message(rate_limited, app.config.max_tap_events_per_sec),
-        }));
-    }
-    (
-        status,
-        Json(json!({ "accepted": total - errs.len(), "errors": errors })),
-    )
-        .into_response()
-}
-
 #[cfg(test)]
-#[path = "ingest_tests.rs"]
 mod tests;
