@@ -305,3 +305,32 @@ fn redaction_fields_are_optional_and_checked() {
         "redacted"
     );
 }
+
+#[test]
+fn on_demand_counters_and_demand_replies() {
+    let ok = check(serde_json::json!({"type":"counters","conns":[
+        {"conn":1,"msgs_in":2,"bytes_in":10},{"conn":2,"msgs_out":1,"bytes_out":0}]}))
+    .unwrap();
+    let Event::Counters(c) = &ok.events[0] else {
+        panic!("{ok:?}")
+    };
+    assert_eq!((c.conns[0].msgs_in, c.conns[1].msgs_out), (2, 1));
+    let bad = check(serde_json::json!({"type":"counters","conns":[{"conn":1,"bytes_in":10}]}))
+        .unwrap_err();
+    assert_eq!(
+        bad.to_string(),
+        "events[0].conns: [0] counts bytes without messages"
+    );
+    let hello = check(
+        serde_json::json!({"type":"hello","source":"s","kind":"proxy","capture":"on_demand"}),
+    );
+    assert!(hello.is_ok(), "{hello:?}");
+    let d: Reply = serde_json::from_str(r#"{"type":"demand","all":false,"conns":[3,1]}"#).unwrap();
+    assert_eq!(
+        d,
+        Reply::Demand(Demand {
+            all: false,
+            conns: vec![3, 1]
+        })
+    );
+}
