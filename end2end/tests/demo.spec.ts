@@ -15,6 +15,10 @@ test('the demo shows live rows and rising counters', async ({ page }) => {
   await expect.poll(async () => rows.count(), { timeout: 15_000 }).toBeGreaterThan(10);
   await expect(page.getByTestId('sources')).toContainText('edge-1');
   await expect(page.getByTestId('sources')).toContainText('edge-2');
+  // edge-2 captures on demand; the open dashboard (its live trace) makes it stream.
+  const capture = page.getByTestId('source-capture');
+  await expect(capture.filter({ hasText: 'on demand · streaming' })).toHaveCount(1, { timeout: 15_000 });
+  await expect(capture.filter({ hasText: /^full$/ })).toHaveCount(1);
   const msgs = page.getByTestId('msgs');
   await expect.poll(async () => count(await msgs.textContent()), { timeout: 15_000 }).toBeGreaterThan(0);
   const before = count(await msgs.textContent());

@@ -69,6 +69,10 @@ pub async fn run(
         let mut tc = TapConfig::new(format!("ws://{obs}/ingest"), name);
         tc.name = format!("{name} (demo proxy)");
         tc.token = tap_token.clone();
+        // The second proxy shows capture on demand: it streams while the dashboard watches.
+        if name == "edge-2" {
+            tc.capture = sockscope_tap::wire::CaptureMode::OnDemand;
+        }
         let tap = Tap::start(tc).map_err(|e| anyhow::anyhow!("{e}"))?;
         let cfg = ProxyConfig {
             upstream: app.to_string(),
