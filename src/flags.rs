@@ -8,6 +8,11 @@ use std::path::Path;
 pub(crate) const CONFIG_ENV: &str = "SOCKSCOPE_CONFIG";
 
 /// A value parser for counts and sizes: a whole number, at least `min`.
+/// A duration flag: `250ms`, `30s`, `1h`.
+pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 250ms, 30s, 1h)"))
+}
+
 pub(crate) fn at_least(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(min..)
 }

@@ -32,11 +32,13 @@ fn main() -> anyhow::Result<()> {
     if !matches!(&cli.command, Command::Serve(a) if a.huge_pages) {
         without_huge_pages();
     }
+    // Servers hold a socket per client (two for a proxied one): never stop at 1024.
+    let files = sockscope::cli::raise_open_file_limit();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the tokio runtime")?
-        .block_on(run(cli))
+        .block_on(run(cli, files))
 }
 
 /// Transparent huge pages off for this process from its first allocation on. The allocator
@@ -62,13 +64,23 @@ fn without_huge_pages() {
     let _ = again.args(args).exec();
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, files: Option<(u64, u64)>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SOCKSCOPE_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
+    match files {
+        Some((before, now)) if now > before => {
+            tracing::debug!(before, now, "open-file limit raised");
+        }
+        Some((_, now)) if now < 4096 => tracing::warn!(
+            limit = now,
+            "the open-file limit is low: each client takes a socket (two through the proxy); raise the hard limit (`ulimit -Hn`, LimitNOFILE=)"
+        ),
+        _ => {}
+    }
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Proxy(args) => proxy(args).await,

@@ -5,7 +5,7 @@ mod common;
 
 use common::upstream;
 use futures_util::{SinkExt, StreamExt};
-use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE};
+use sockscope::proxy::ProxyConfig;
 use sockscope_tap::{Tap, TapConfig};
 use std::process::Child;
 use std::time::Duration;
@@ -94,10 +94,8 @@ async fn traffic_survives_an_observer_outage_and_the_counts_reach_it_after() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = l.local_addr().unwrap();
     let pcfg = ProxyConfig {
-        upstream: up.to_string(),
-        trusted: vec![],
-        max_message: DEFAULT_MAX_MESSAGE,
         read_buffer: 4096,
+        ..ProxyConfig::new(up.to_string())
     };
     tokio::spawn(sockscope::proxy::serve(
         l,

@@ -231,3 +231,61 @@ fn bad_flag_values_name_the_flag_and_what_to_write() {
     assert!(a.mask_keys.iter().all(|k| k.is_empty()));
     assert!(args(&["--mask-keys", ""]).unwrap().into_parts().is_ok());
 }
+
+const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg";
+
+#[tokio::test]
+async fn tokens_passed_as_subprotocols_are_masked_and_protocol_names_kept() {
+    let up = upstream::start().await;
+    let obs = start_default().await;
+    let proxy = start_proxy(&obs, up, &[]).await;
+    // `new WebSocket(url, ['access_token', jwt, 'chat.v1'])`: the app negotiates chat.v1.
+    let mut req = format!("ws://{proxy}/ws").into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("access_token, {JWT}, chat.v1").parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "chat.v1");
+    ws.close(None).await.unwrap();
+    while let Some(Ok(_)) = ws.next().await {}
+    let page = obs
+        .wait_for("/api/connections?state=closed", |v| v["total"] == 1)
+        .await;
+    let id = page["items"][0]["id"].as_u64().unwrap();
+    let d = obs.get_ok(&format!("/api/connections/{id}")).await;
+    assert_eq!(d["subprotocol"], "chat.v1");
+    let offered = d["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == "sec-websocket-protocol")
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(offered[1], "access_token, [REDACTED], chat.v1");
+    assert!(!d.to_string().contains("eyJ"), "{d}");
+}
+
+#[tokio::test]
+async fn the_observer_masks_a_token_subprotocol_from_a_tap_that_did_not() {
+    let obs = start_default().await;
+    let open = serde_json::json!({"type":"conn_open","conn":1,"ip":"192.0.2.9","path":"/ws",
+        "subprotocol": JWT,
+        "headers":[["sec-websocket-protocol", format!("base64url.bearer.authorization.k8s.io.{}", &JWT[..40])]]});
+    let (status, body) = obs
+        .post(
+            batch(vec![hello("raw"), open]).to_string(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let page = obs.wait_for("/api/connections", |v| v["total"] == 1).await;
+    let d = obs
+        .get_ok(&format!("/api/connections/{}", page["items"][0]["id"]))
+        .await;
+    assert_eq!(d["subprotocol"], "[REDACTED]");
+    assert_eq!(
+        d["headers"][0][1],
+        "base64url.bearer.authorization.k8s.io.[REDACTED]"
+    );
+    assert!(!d.to_string().contains("eyJ"), "{d}");
+}

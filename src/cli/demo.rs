@@ -3,7 +3,7 @@
 //! keeps running, and connection churn with varied close codes.
 
 use crate::cli::load::{LoadArgs, Profile};
-use crate::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE, DEFAULT_READ_BUFFER};
+use crate::proxy::ProxyConfig;
 use crate::server::config::ServeArgs;
 use anyhow::Context;
 use futures_util::SinkExt;
@@ -74,12 +74,7 @@ pub async fn run(
             tc.capture = sockscope_tap::wire::CaptureMode::OnDemand;
         }
         let tap = Tap::start(tc).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cfg = ProxyConfig {
-            upstream: app.to_string(),
-            trusted: vec![],
-            max_message: DEFAULT_MAX_MESSAGE,
-            read_buffer: DEFAULT_READ_BUFFER,
-        };
+        let cfg = ProxyConfig::new(app.to_string());
         servers.spawn(crate::proxy::serve(l, cfg, tap, stopped(&stop_rx)));
     }
     println!();

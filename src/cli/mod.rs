@@ -126,6 +126,17 @@ pub fn parse() -> Cli {
 
 /// `sockscope config check FILE`: every table validated as its command would at start
 /// (including the cross-flag rules), then the effective configuration.
+/// Raises the open-file soft limit to the hard limit (often 1024 → 20 000 or more), so a
+/// server is not stopped by ~1000 idle sockets. Returns the limits before and after.
+pub fn raise_open_file_limit() -> Option<(u64, u64)> {
+    let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).ok()?;
+    if soft < hard {
+        rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).ok()?;
+    }
+    let (now, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).ok()?;
+    Some((soft, now))
+}
+
 pub fn check(file: &std::path::Path) -> anyhow::Result<String> {
     let config = ConfigFile::load(file)?;
     let mut out = format!("# {}: valid\n", file.display());

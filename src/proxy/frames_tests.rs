@@ -64,6 +64,20 @@ fn only_the_capture_is_copied_and_sizes_stay_whole() {
 }
 
 #[test]
+fn a_new_capture_limit_applies_from_the_next_message() {
+    // On demand the limit changes as the observer asks: a message keeps the limit it began with.
+    let first = encode_frame(false, false, 1, b"abcdef", MASK);
+    let rest = encode_frame(true, false, 0, b"gh", MASK);
+    let second = encode_frame(true, false, 1, b"ijklmn", None);
+    let mut r = FrameReader::new(4, None, u64::MAX);
+    let mut seen = read(&mut r, &first, 64);
+    r.set_cap(1);
+    seen.extend(read(&mut r, &rest, 64));
+    seen.extend(read(&mut r, &second, 64));
+    assert_eq!(seen, [text(8, "abcd"), text(6, "i")]);
+}
+
+#[test]
 fn fragments_join_and_control_frames_may_come_between() {
     let mut bytes = encode_frame(false, false, 1, b"hel", MASK);
     bytes.extend(encode_frame(true, false, 9, b"are you there", MASK));
@@ -151,19 +165,23 @@ fn compressed_messages_are_read_inflated_with_and_without_context_takeover() {
         };
         assert_eq!(seen, [want(first), want(second)], "takeover {takeover}");
     }
-    // Without captures nothing is inflated: the size is the compressed one.
-    let mut c = flate2::Compress::new(flate2::Compression::default(), false);
-    let z = deflate(&mut c, b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-    let mut r = FrameReader::new(0, Some(Inflater::new(true)), u64::MAX);
-    assert_eq!(
-        read(&mut r, &encode_frame(true, true, 2, &z, None), 64),
-        [Seen::Message {
-            opcode: Opcode::Binary,
-            size: z.len() as u64,
-            captured: Vec::new(),
-            compressed: true
-        }]
-    );
+    // Without a capture, a message is inflated only to keep a context-takeover history (a
+    // later message may be captured): the size is then the inflated one, else the compressed.
+    for (takeover, size) in [(false, None), (true, Some(30))] {
+        let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+        let z = deflate(&mut c, b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        let mut r = FrameReader::new(0, Some(Inflater::new(takeover)), u64::MAX);
+        assert_eq!(
+            read(&mut r, &encode_frame(true, true, 2, &z, None), 64),
+            [Seen::Message {
+                opcode: Opcode::Binary,
+                size: size.unwrap_or(z.len() as u64),
+                captured: Vec::new(),
+                compressed: true
+            }],
+            "takeover {takeover}"
+        );
+    }
 }
 
 #[test]

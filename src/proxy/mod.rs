@@ -31,6 +31,13 @@ pub const DEFAULT_READ_BUFFER: usize = 64 << 10;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Default payload capture: the first `--payload-cap` bytes of each message, after masking.
 pub const DEFAULT_PAYLOAD_MODE: &str = "truncated";
+/// Default `--header-timeout`: a client has this long to send a request's headers, and a
+/// kept-alive connection may sit idle this long between requests (nginx: 60 s and 75 s; a
+/// slow-header client is cut sooner here).
+pub const DEFAULT_HEADER_TIMEOUT: &str = "20s";
+/// Default `--max-connections`: client connections open at once (each proxied WebSocket also
+/// holds an upstream socket). Lowered at start to what the open-file limit allows.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default `--payload-cap`.
 pub const DEFAULT_PAYLOAD_CAP: usize = sockscope_tap::DEFAULT_PAYLOAD_CAP;
 /// Default `--mask-keys`: [`sockscope_tap::DEFAULT_MASK_KEYS`].
@@ -45,6 +52,24 @@ pub struct ProxyConfig {
     pub trusted: Vec<IpNet>,
     pub max_message: usize,
     pub read_buffer: usize,
+    /// See [`DEFAULT_HEADER_TIMEOUT`].
+    pub header_timeout: Duration,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+}
+
+impl ProxyConfig {
+    /// Defaults for everything but the upstream (`host:port`).
+    pub fn new(upstream: impl Into<String>) -> Self {
+        ProxyConfig {
+            upstream: upstream.into(),
+            trusted: Vec::new(),
+            max_message: DEFAULT_MAX_MESSAGE,
+            read_buffer: DEFAULT_READ_BUFFER,
+            header_timeout: crate::flags::duration(DEFAULT_HEADER_TIMEOUT).expect("valid default"),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// Flags of `sockscope proxy`.
@@ -86,6 +111,14 @@ pub struct ProxyArgs {
     #[arg(long, env = "SOCKSCOPE_READ_BUFFER", default_value_t = DEFAULT_READ_BUFFER,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(256..=1 << 20))]
     pub read_buffer: usize,
+    /// Time a client has to send a request's headers; also the longest a kept-alive
+    /// connection may sit idle between requests. Slow or silent clients are cut off.
+    #[arg(long, env = "SOCKSCOPE_HEADER_TIMEOUT", default_value = DEFAULT_HEADER_TIMEOUT, value_parser = crate::flags::duration)]
+    pub header_timeout: Duration,
+    /// Client connections open at once; past it a client gets 503 and the refusal is counted
+    /// and logged. Lowered at start if the open-file limit cannot hold two sockets for each.
+    #[arg(long, env = "SOCKSCOPE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = crate::flags::at_least(1))]
+    pub max_connections: usize,
     /// How much of each payload is mirrored: off (no message events), metadata (sizes only),
     /// truncated (the first --payload-cap bytes), full (up to 64 KiB). Masking comes first.
     #[arg(long, env = "SOCKSCOPE_PAYLOAD_MODE", default_value = DEFAULT_PAYLOAD_MODE)]
@@ -227,6 +260,8 @@ impl ProxyArgs {
                 trusted: self.trusted_proxy,
                 max_message: self.max_message,
                 read_buffer: self.read_buffer,
+                header_timeout: self.header_timeout,
+                max_connections: self.max_connections,
             },
             tap,
         ))
@@ -254,6 +289,12 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http();
+    let max_connections = connection_cap(cfg.max_connections);
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(cfg.header_timeout);
     let shared = Arc::new(Shared {
         cfg,
         tap,
@@ -274,6 +315,10 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Some(slot) = crate::server::Slot::take(&open, max_connections) else {
+            tokio::spawn(refuse(stream, refused.clone(), max_connections));
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let mut stop = shared.shutdown.clone();
@@ -284,10 +329,12 @@ pub async fn serve(
                 Ok::<Response<Body>, std::convert::Infallible>(handle(req, peer, shared).await)
             }
         });
+        let conn = http
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
+            // The place is held until the connection (and a WebSocket it became) ends.
+            let _slot = slot;
             tokio::pin!(conn);
             let res = tokio::select! {
                 r = conn.as_mut() => r,
@@ -310,6 +357,47 @@ pub async fn serve(
         tracing::warn!("connections still open after the shutdown grace period");
     }
     Ok(())
+}
+
+/// `--max-connections`, lowered to what the open-file limit can hold (two sockets per proxied
+/// connection, and some to spare).
+fn connection_cap(wanted: usize) -> usize {
+    let files = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let fits = (files.saturating_sub(64) / 2).max(1) as usize;
+    if fits < wanted {
+        tracing::warn!(
+            wanted,
+            open_file_limit = files,
+            "--max-connections lowered to {fits}: the open-file limit holds two sockets per connection for no more (raise `ulimit -n`)"
+        );
+    }
+    wanted.min(fits)
+}
+
+/// Refuses a client over `--max-connections`: a 503 it can read, then the socket is closed.
+async fn refuse(
+    mut stream: tokio::net::TcpStream,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+    max: usize,
+) {
+    use tokio::io::AsyncWriteExt;
+    let n = refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(
+            refused = n,
+            "connection refused: --max-connections {max} are open"
+        );
+    }
+    let body =
+        format!("sockscope proxy: {max} connections are open (--max-connections); retry later\n");
+    let resp = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(resp.as_bytes())).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Response<Body> {

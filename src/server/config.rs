@@ -112,9 +112,7 @@ impl Default for ObserverConfig {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 250ms, 30s, 1h)"))
-}
+use crate::flags::duration as parse_duration;
 
 fn parse_tick(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;

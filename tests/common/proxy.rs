@@ -2,7 +2,7 @@
 //! observer.
 
 use super::Observer;
-use sockscope::proxy::{ProxyConfig, DEFAULT_MAX_MESSAGE, DEFAULT_READ_BUFFER};
+use sockscope::proxy::ProxyConfig;
 use sockscope_tap::{Tap, TapConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,10 +11,8 @@ use std::time::Duration;
 #[track_caller]
 pub fn cfg(upstream: SocketAddr, trusted: &[&str]) -> ProxyConfig {
     ProxyConfig {
-        upstream: upstream.to_string(),
         trusted: trusted.iter().map(|t| t.parse().unwrap()).collect(),
-        max_message: DEFAULT_MAX_MESSAGE,
-        read_buffer: DEFAULT_READ_BUFFER,
+        ..ProxyConfig::new(upstream.to_string())
     }
 }
 

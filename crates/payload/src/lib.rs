@@ -12,6 +12,7 @@ pub mod decode;
 pub mod redact;
 #[cfg(feature = "redact")]
 mod scan;
+pub mod subprotocol;
 
 /// What a masked value is replaced with. JSON values become the string `"[REDACTED]"`;
 /// regex matches become the bare text `[REDACTED]`. The dashboard styles it.

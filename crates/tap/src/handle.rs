@@ -5,6 +5,7 @@
 use crate::config::{PayloadMode, TapConfig, TapError};
 use crate::demand::{abnormal, DemandState, OnDemand, Recorded};
 use sockscope_payload::redact::Redactor;
+use sockscope_payload::subprotocol;
 use sockscope_wire::{
     CaptureMode, Closer, ConnClose, ConnOpen, Counters, Direction, Dropped, Event, Header, Limits,
     Message, Opcode, Payload,
@@ -185,7 +186,10 @@ impl Tap {
             user_agent: info.user_agent.map(|u| clip(u, Limits::MAX_USER_AGENT)),
             path: clip(path, Limits::MAX_PATH),
             headers,
-            subprotocol: info.subprotocol.map(|p| clip(p, Limits::MAX_NAME)),
+            // Browser apps pass tokens as subprotocols: only protocol names leave as they are.
+            subprotocol: info
+                .subprotocol
+                .map(|p| clip(subprotocol::mask(&p).0.into_owned(), Limits::MAX_NAME)),
             capture: Some(capture),
             capture_bytes,
             redacted_headers,
@@ -221,6 +225,10 @@ fn allowed_headers(
         }
         if allow.contains(&name) {
             if kept.len() < Limits::MAX_HEADERS {
+                let v = match name.as_str() {
+                    "sec-websocket-protocol" => subprotocol::mask(&v).0.into_owned(),
+                    _ => v,
+                };
                 let v = match redactor.redact_str(&v) {
                     (std::borrow::Cow::Owned(masked), _) => masked,
                     (std::borrow::Cow::Borrowed(_), _) => v,

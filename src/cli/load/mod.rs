@@ -141,9 +141,7 @@ fn own_cpu_secs() -> f64 {
 /// Runs one load profile and returns its report.
 pub async fn run(args: &LoadArgs, progress: bool) -> anyhow::Result<Report> {
     check_target(&args.url, args.allow_remote).await?;
-    if let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
-        let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, hard.max(soft), hard);
-    }
+    crate::cli::raise_open_file_limit();
     let shared = Arc::new(Shared {
         sent: AtomicU64::new(0),
         received: AtomicU64::new(0),

@@ -9,6 +9,7 @@ use crate::protocol::close_code::CloseClass;
 use crate::protocol::{HostView, ObserverStats, Refusal, Totals, TraceKind};
 use crate::server::config::AggConfig;
 use crate::server::error::ErrorCode;
+use sockscope_payload::subprotocol;
 use sockscope_wire::{Closer, ConnClose, ConnOpen, Counters, Direction, Event, Message};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -250,12 +251,19 @@ impl State {
                 ip,
                 user_agent,
                 path: o.path.into(),
+                // Whatever the tap did, tokens passed as subprotocols are never stored.
                 headers: o
                     .headers
                     .into_iter()
-                    .map(|h| (h.0.into(), h.1.into()))
+                    .map(|h| {
+                        let v = match h.0.eq_ignore_ascii_case("sec-websocket-protocol") {
+                            true => subprotocol::mask(&h.1).0.into(),
+                            false => h.1.into(),
+                        };
+                        (h.0.into(), v)
+                    })
                     .collect(),
-                subprotocol: o.subprotocol.map(Into::into),
+                subprotocol: o.subprotocol.map(|p| subprotocol::mask(&p).0.into()),
                 policy,
                 opened_us: ts,
                 closed: None,
