@@ -87,6 +87,10 @@ pub struct ProxyArgs {
     /// Observer ingest URL, e.g. ws://127.0.0.1:3000/ingest. Without it the tap is off.
     #[arg(long, env = "SOCKSCOPE_OBSERVER")]
     pub observer: Option<String>,
+    /// PEM file of the CA that signed a wss:// observer's certificate (a private CA): only it
+    /// is trusted then. Without it, the system's roots are.
+    #[arg(long, env = "SOCKSCOPE_OBSERVER_CA", value_name = "FILE")]
+    pub observer_ca: Option<std::path::PathBuf>,
     /// Token sent to the observer as `Authorization: Bearer`.
     #[arg(long, env = "SOCKSCOPE_TAP_TOKEN", hide_env_values = true)]
     pub token: Option<sockscope_wire::Secret>,
@@ -240,6 +244,7 @@ impl ProxyArgs {
             Some(url) => {
                 let mut cfg = TapConfig::new(url, self.name.clone());
                 cfg.token = self.token;
+                cfg.observer_ca = self.observer_ca;
                 cfg.payload = payload;
                 cfg.route_payload = route_payload;
                 cfg.redact = redact;

@@ -92,6 +92,8 @@ pub struct ObserverConfig {
     pub max_export_bytes: usize,
     /// Masks payloads that arrive without a tap (`/ingest/apigw`) before they are stored.
     pub apigw_redactor: Arc<Redactor>,
+    /// HTTPS and WSS on `listen` with this certificate; plain HTTP without.
+    pub tls: Option<crate::server::tls::TlsFiles>,
 }
 
 impl Default for ObserverConfig {
@@ -108,6 +110,7 @@ impl Default for ObserverConfig {
             max_tap_events_per_sec: DEFAULT_MAX_TAP_EVENTS_PER_SEC,
             max_export_bytes: DEFAULT_MAX_EXPORT_BYTES,
             apigw_redactor: Arc::new(Redactor::default()),
+            tls: None,
         }
     }
 }
@@ -203,13 +206,39 @@ pub struct ServeArgs {
     /// when the kernel collapses sparse memory into huge pages.
     #[arg(long, env = "SOCKSCOPE_HUGE_PAGES")]
     pub huge_pages: bool,
+    /// PEM certificate chain: the port serves HTTPS and WSS (taps use wss://). Reloaded when
+    /// the file changes or on SIGHUP. Needs --tls-key; makes the session cookie Secure.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub auth: crate::server::auth::config::AuthArgs,
 }
 
 impl ServeArgs {
     pub fn into_config(self) -> anyhow::Result<ObserverConfig> {
-        let auth = crate::server::auth::config::AuthConfig::from_args(self.auth, self.listen)?;
+        let mut auth = crate::server::auth::config::AuthConfig::from_args(self.auth, self.listen)?;
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let files = crate::server::tls::TlsFiles { cert, key };
+                crate::server::tls::load(&files)?;
+                auth.secure_cookie = true;
+                Some(files)
+            }
+            _ => None,
+        };
         let apigw_redactor = Redactor::new(&RedactConfig {
             mask_keys: self
                 .apigw_mask_keys
@@ -245,6 +274,7 @@ impl ServeArgs {
                 max_payload: self.max_payload,
             },
             max_frame_bytes: self.max_frame_bytes,
+            tls,
         })
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod export;
 pub(crate) mod ingest;
 pub(crate) mod live;
 pub(crate) mod scrub;
+pub mod tls;
 
 pub use assets::embedded as dashboard_embedded;
 pub use auth::config::AuthConfig;
@@ -137,11 +138,23 @@ pub async fn serve(
     config: ObserverConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = config.tls.clone();
     let app = router(config);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        Some(files) => {
+            use axum::serve::ListenerExt;
+            let first = tls::load(&files).map_err(std::io::Error::other)?;
+            // `tap_io` gives the TLS listener axum's client-address plumbing.
+            let listener = tls::listen(listener, files, first).tap_io(|_| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

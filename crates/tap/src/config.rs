@@ -120,8 +120,11 @@ impl RoutePayload {
 /// Where and how a tap reports.
 #[derive(Clone, Debug)]
 pub struct TapConfig {
-    /// `ws://host:port/ingest` of the observer.
+    /// `ws://host:port/ingest` of the observer, or `wss://` for TLS.
     pub observer: String,
+    /// PEM file of the CA that signed a `wss://` observer's certificate (a private CA); only
+    /// it is trusted then. Without it the system's roots are.
+    pub observer_ca: Option<std::path::PathBuf>,
     /// Sent as `Authorization: Bearer …` when set; never printed (`Debug` shows `***`).
     pub token: Option<sockscope_wire::Secret>,
     /// Stable id of this tap, `[A-Za-z0-9._:-]{1,64}`.
@@ -156,6 +159,7 @@ impl TapConfig {
         let source = source.into();
         TapConfig {
             observer: observer.into(),
+            observer_ca: None,
             token: None,
             name: source.clone(),
             source,
@@ -182,6 +186,12 @@ impl TapConfig {
         if !(self.observer.starts_with("ws://") || self.observer.starts_with("wss://")) {
             return Err(TapError::Config(format!(
                 "observer URL {:?} must start with ws:// or wss:// (e.g. ws://127.0.0.1:3000/ingest)",
+                self.observer
+            )));
+        }
+        if self.observer_ca.is_some() && !self.observer.starts_with("wss://") {
+            return Err(TapError::Config(format!(
+                "an observer CA is only used for TLS: the observer URL {:?} must start with wss://",
                 self.observer
             )));
         }

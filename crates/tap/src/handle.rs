@@ -123,6 +123,10 @@ impl Tap {
         cfg.validate()?;
         let redactor = Redactor::new(&cfg.redact)?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| TapError::NoRuntime)?;
+        let tls = match cfg.observer.starts_with("wss://") {
+            true => Some(crate::tls::client_config(cfg.observer_ca.as_deref())?),
+            false => None,
+        };
         let (tx, rx) = mpsc::channel(cfg.queue);
         let mut own = cfg.clone();
         for h in &mut own.mirror_headers {
@@ -137,7 +141,7 @@ impl Tap {
             late_closes: Mutex::new(Vec::new()),
             demand: DemandState::default(),
         });
-        rt.spawn(crate::sender::run(cfg, rx, Arc::downgrade(&inner)));
+        rt.spawn(crate::sender::run(cfg, tls, rx, Arc::downgrade(&inner)));
         Ok(Tap { inner: Some(inner) })
     }
 

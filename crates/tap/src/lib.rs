@@ -32,6 +32,7 @@ mod demand;
 mod handle;
 mod host;
 mod sender;
+mod tls;
 mod wrap;
 
 pub use config::{

@@ -13,7 +13,7 @@ use sockscope_wire::{
 };
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -44,6 +44,8 @@ struct Open {
 
 struct Sender {
     cfg: TapConfig,
+    /// For a `wss://` observer.
+    tls: Option<Arc<rustls::ClientConfig>>,
     inner: Weak<Inner>,
     instance: u64,
     link: Option<Link>,
@@ -61,7 +63,12 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-pub(crate) async fn run(cfg: TapConfig, mut rx: mpsc::Receiver<Event>, inner: Weak<Inner>) {
+pub(crate) async fn run(
+    cfg: TapConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    mut rx: mpsc::Receiver<Event>,
+    inner: Weak<Inner>,
+) {
     let mut tick = tokio::time::interval(cfg.host_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut host = HostSampler::new();
@@ -75,6 +82,7 @@ pub(crate) async fn run(cfg: TapConfig, mut rx: mpsc::Receiver<Event>, inner: We
         retry_at: Instant::now(),
         failures: 0,
         cfg,
+        tls,
     };
     let mut buf = Vec::with_capacity(s.cfg.batch);
     let on_demand = s.cfg.capture == CaptureMode::OnDemand;
@@ -161,6 +169,26 @@ pub(crate) async fn run(cfg: TapConfig, mut rx: mpsc::Receiver<Event>, inner: We
     }
 }
 
+/// A connection error with what to do about it.
+fn explain(e: &tokio_tungstenite::tungstenite::Error, url: &str) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        // The observer's refusal says why (e.g. "this port speaks TLS: use wss://").
+        Error::Http(r) => {
+            let body = r
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            format!("{e}: {}", body.trim())
+        }
+        Error::Tls(_) | Error::Io(_) if url.starts_with("wss://") => format!(
+            "{e} (TLS to the observer failed: is its certificate signed by the CA you trust — the system's, or observer_ca / --observer-ca?)"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// What the observer said on the tap connection.
 enum Heard {
     Demand(Demand),
@@ -223,7 +251,9 @@ impl Sender {
                 }
             }
             let config = WebSocketConfig::default().read_buffer_size(4096);
-            tokio_tungstenite::connect_async_with_config(req, Some(config), true).await
+            let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+            tokio_tungstenite::connect_async_tls_with_config(req, Some(config), true, connector)
+                .await
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(Ok((ws, _))) => {
@@ -239,7 +269,7 @@ impl Sender {
             outcome => {
                 if self.failures == 0 {
                     let why = match outcome {
-                        Ok(Err(e)) => e.to_string(),
+                        Ok(Err(e)) => explain(&e, &self.cfg.observer),
                         _ => "timed out".into(),
                     };
                     tracing::warn!(observer = %self.cfg.observer, error = %why, "tap cannot reach the observer; counting drops and retrying");
