@@ -8,6 +8,23 @@ use std::path::Path;
 pub(crate) const CONFIG_ENV: &str = "SOCKSCOPE_CONFIG";
 
 /// A value parser for counts and sizes: a whole number, at least `min`.
+/// `wanted` client connections of `sockets_each` sockets, lowered (with a warning naming
+/// `flag`) to what the open-file limit can hold with some to spare.
+pub(crate) fn clamp_to_open_files(wanted: usize, sockets_each: u64, flag: &str) -> usize {
+    let files = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let fits = (files.saturating_sub(64) / sockets_each.max(1)).max(1) as usize;
+    if fits < wanted {
+        tracing::warn!(
+            wanted,
+            open_file_limit = files,
+            "{flag} lowered to {fits}: the open-file limit holds no more (raise `ulimit -n`)"
+        );
+    }
+    wanted.min(fits)
+}
+
 /// A duration flag: `250ms`, `30s`, `1h`.
 pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 250ms, 30s, 1h)"))

@@ -266,3 +266,65 @@ async fn an_export_stops_at_its_size_limit_and_says_so() {
     assert_eq!(small.lines().count(), 3);
     assert!(!small.contains("max-export-bytes"), "{small}");
 }
+
+/// Reads until the peer closes (or 5 s pass): what came, and whether it closed.
+async fn read_until_closed(s: &mut tokio::net::TcpStream) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into(), false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_header_clients_and_idle_keep_alives_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let obs = common::start(sockscope::server::config::ObserverConfig {
+        header_timeout: std::time::Duration::from_millis(400),
+        ..Default::default()
+    })
+    .await;
+    let mut slow = tokio::net::TcpStream::connect(obs.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut slow).await.1,
+        "a slow-header client stays connected"
+    );
+    let mut idle = tokio::net::TcpStream::connect(obs.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, closed) = read_until_closed(&mut idle).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.contains("aggregator_turned_ms_ago"), "{got}");
+    assert!(closed, "an idle keep-alive connection stays open");
+}
+
+#[tokio::test]
+async fn over_max_clients_a_client_gets_503_with_the_flag_named() {
+    let obs = common::start(sockscope::server::config::ObserverConfig {
+        max_clients: 2,
+        ..Default::default()
+    })
+    .await;
+    let _held: Vec<_> =
+        futures_util::future::join_all((0..2).map(|_| tokio::net::TcpStream::connect(obs.addr)))
+            .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut over = tokio::net::TcpStream::connect(obs.addr).await.unwrap();
+    let (got, closed) = read_until_closed(&mut over).await;
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(
+        got.contains("\"code\":\"too_many_clients\"") && got.contains("--max-clients"),
+        "{got}"
+    );
+    assert!(closed);
+}

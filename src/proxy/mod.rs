@@ -294,7 +294,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http();
-    let max_connections = connection_cap(cfg.max_connections);
+    let max_connections =
+        crate::flags::clamp_to_open_files(cfg.max_connections, 2, "--max-connections");
     let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -362,23 +363,6 @@ pub async fn serve(
         tracing::warn!("connections still open after the shutdown grace period");
     }
     Ok(())
-}
-
-/// `--max-connections`, lowered to what the open-file limit can hold (two sockets per proxied
-/// connection, and some to spare).
-fn connection_cap(wanted: usize) -> usize {
-    let files = rlimit::getrlimit(rlimit::Resource::NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024);
-    let fits = (files.saturating_sub(64) / 2).max(1) as usize;
-    if fits < wanted {
-        tracing::warn!(
-            wanted,
-            open_file_limit = files,
-            "--max-connections lowered to {fits}: the open-file limit holds two sockets per connection for no more (raise `ulimit -n`)"
-        );
-    }
-    wanted.min(fits)
 }
 
 /// Refuses a client over `--max-connections`: a 503 it can read, then the socket is closed.

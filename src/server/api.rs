@@ -218,14 +218,21 @@ pub(crate) async fn metrics(State(app): State<AppState>) -> Result<Response, Api
         .into_response())
 }
 
-/// `GET /healthz`: 200 when the aggregator answers within a second.
+/// The aggregator is stuck when it has not turned for this long (it turns every second).
+const STUCK_AFTER: Duration = Duration::from_secs(5);
+
+/// `GET /healthz` (public): 200 while the aggregator task keeps turning, 503 when it has not for
+/// [`STUCK_AFTER`]. Reads one atomic: it never queues work for the aggregator, however often
+/// it is asked.
 pub(crate) async fn healthz(State(app): State<AppState>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(1), app.agg.ask(Q::Sources)).await {
-        Ok(Ok(_)) => Json(json!({ "status": "ok" })).into_response(),
-        _ => (
+    let since_ms = app.agg.since_last_turn_us() / 1000;
+    if since_ms < STUCK_AFTER.as_millis() as u64 {
+        Json(json!({ "status": "ok", "aggregator_turned_ms_ago": since_ms })).into_response()
+    } else {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "aggregator not answering" })),
+            Json(json!({ "status": "aggregator stuck", "aggregator_turned_ms_ago": since_ms })),
         )
-            .into_response(),
+            .into_response()
     }
 }

@@ -29,8 +29,20 @@ fn bad(code: ErrorCode, message: String) -> Response {
 pub(crate) async fn ingest_apigw(
     State(app): State<AppState>,
     Query(p): Query<Params>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
+    // JSON only, and said so: a type a page may send cross-site without asking is refused.
+    let ctype = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ctype.starts_with("application/json") {
+        return bad(
+            ErrorCode::ContentType,
+            format!("content type {ctype:?} is not accepted; send Content-Type: application/json"),
+        );
+    }
     let evs: Vec<ApiGwEvent> = match apigw::parse(&body) {
         Ok(e) => e,
         Err(m) => return bad(ErrorCode::Malformed, m),

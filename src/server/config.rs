@@ -39,6 +39,12 @@ pub const DEFAULT_MAX_SOURCES: usize = 4096;
 /// Default events per second accepted from one tap (source); above it message events are
 /// dropped and counted. The observer handles about a million events/s in all.
 pub const DEFAULT_MAX_TAP_EVENTS_PER_SEC: u32 = 1_000_000;
+/// Default most client sockets at once (browsers, taps, API callers); lowered at start to what
+/// the open-file limit holds.
+pub const DEFAULT_MAX_CLIENTS: usize = 8192;
+/// Default time a client has to send a request's headers, and the longest a kept-alive
+/// connection idles between requests (nginx: 60 s and 75 s; a slow-header client is cut sooner).
+pub const DEFAULT_HEADER_TIMEOUT: &str = "20s";
 /// Default largest export body (256 MiB); an export stops there and says so.
 pub const DEFAULT_MAX_EXPORT_BYTES: usize = 256 << 20;
 
@@ -94,6 +100,11 @@ pub struct ObserverConfig {
     pub apigw_redactor: Arc<Redactor>,
     /// HTTPS and WSS on `listen` with this certificate; plain HTTP without.
     pub tls: Option<crate::server::tls::TlsFiles>,
+    /// Client sockets at once (browsers, taps, API callers); past it a client gets 503.
+    pub max_clients: usize,
+    /// Time a client has to send a request's headers; also the longest a kept-alive
+    /// connection may idle between requests.
+    pub header_timeout: Duration,
 }
 
 impl Default for ObserverConfig {
@@ -111,6 +122,8 @@ impl Default for ObserverConfig {
             max_export_bytes: DEFAULT_MAX_EXPORT_BYTES,
             apigw_redactor: Arc::new(Redactor::default()),
             tls: None,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            header_timeout: parse_duration(DEFAULT_HEADER_TIMEOUT).expect("valid default"),
         }
     }
 }
@@ -206,6 +219,14 @@ pub struct ServeArgs {
     /// when the kernel collapses sparse memory into huge pages.
     #[arg(long, env = "SOCKSCOPE_HUGE_PAGES")]
     pub huge_pages: bool,
+    /// Client sockets at once (browsers, taps, API callers); past it a client gets 503 and the
+    /// refusal is logged. Lowered at start to what the open-file limit holds.
+    #[arg(long, env = "SOCKSCOPE_MAX_CLIENTS", default_value_t = DEFAULT_MAX_CLIENTS, value_parser = at_least(1))]
+    pub max_clients: usize,
+    /// Time a client has to send a request's headers; also the longest a kept-alive
+    /// connection may idle between requests. Slow or silent clients are cut off.
+    #[arg(long, env = "SOCKSCOPE_HEADER_TIMEOUT", default_value = DEFAULT_HEADER_TIMEOUT, value_parser = parse_duration)]
+    pub header_timeout: Duration,
     /// PEM certificate chain: the port serves HTTPS and WSS (taps use wss://). Reloaded when
     /// the file changes or on SIGHUP. Needs --tls-key; makes the session cookie Secure.
     #[arg(
@@ -275,6 +296,8 @@ impl ServeArgs {
             },
             max_frame_bytes: self.max_frame_bytes,
             tls,
+            max_clients: self.max_clients,
+            header_timeout: self.header_timeout,
         })
     }
 }

@@ -54,6 +54,8 @@ error_codes! {
     // Limits and the door.
     RateLimited = "rate_limited",
     TooManyTaps = "too_many_taps",
+    /// `--max-clients` sockets are connected (written by the accept loop, outside the router).
+    TooManyClients = "too_many_clients",
     TooManyBrowsers = "too_many_browsers",
     Unauthorized = "unauthorized",
     Forbidden = "forbidden",
@@ -76,7 +78,9 @@ impl ErrorCode {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            TooManyTaps | TooManyBrowsers | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            TooManyTaps | TooManyClients | TooManyBrowsers | ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden | Origin => StatusCode::FORBIDDEN,
             WrongHost => StatusCode::MISDIRECTED_REQUEST,
@@ -198,7 +202,7 @@ mod tests {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
             assert!(c.status().is_client_error() || c.status().is_server_error());
         }
-        assert_eq!(ErrorCode::ALL.len(), 23);
+        assert_eq!(ErrorCode::ALL.len(), 24);
         assert_eq!(ErrorCode::SourceLimit.ends_tap_session(), Some(1008));
         assert_eq!(ErrorCode::UnknownConnection.ends_tap_session(), None);
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub(crate) mod error;
 pub(crate) mod export;
 pub(crate) mod ingest;
+pub(crate) mod listen;
 pub(crate) mod live;
 pub(crate) mod scrub;
 pub mod tls;
@@ -139,22 +140,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tls = config.tls.clone();
+    let limits = listen::ClientLimits {
+        max_clients: config.max_clients,
+        header_timeout: config.header_timeout,
+    };
     let app = router(config);
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
         Some(files) => {
-            use axum::serve::ListenerExt;
             let first = tls::load(&files).map_err(std::io::Error::other)?;
-            // `tap_io` gives the TLS listener axum's client-address plumbing.
-            let listener = tls::listen(listener, files, first).tap_io(|_| {});
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+            let listener = tls::listen(listener, files, first);
+            listen::serve_on(listener, app, limits, shutdown).await
         }
-        None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+        None => listen::serve_on(listener, app, limits, shutdown).await,
     }
 }

@@ -126,6 +126,8 @@ pub(crate) struct Aggregator {
     inputs: mpsc::Sender<Input>,
     commands: mpsc::Sender<Command>,
     demands: watch::Receiver<Arc<demand::Demands>>,
+    /// When the task last turned (µs since the epoch): `/healthz` reads it without asking.
+    alive: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The aggregator task stopped; only happens at shutdown.
@@ -139,7 +141,13 @@ impl Aggregator {
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (demand_tx, demands) = watch::channel(Arc::default());
-        tokio::spawn(run(State::new(cfg), input_rx, command_rx, demand_tx));
+        let alive = Arc::new(std::sync::atomic::AtomicU64::new(now_us()));
+        tokio::spawn(run(
+            State::new(cfg),
+            input_rx,
+            command_rx,
+            (demand_tx, alive.clone()),
+        ));
         let me = inputs.downgrade();
         // The observer's own CPU and RSS, sampled off the aggregator task.
         tokio::spawn(async move {
@@ -160,7 +168,13 @@ impl Aggregator {
             inputs,
             commands,
             demands,
+            alive,
         }
+    }
+
+    /// Microseconds since the task's last turn (it turns at least once a second).
+    pub(crate) fn since_last_turn_us(&self) -> u64 {
+        now_us().saturating_sub(self.alive.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// What on-demand taps must send one by one; changes as browsers change their views.
@@ -198,7 +212,10 @@ async fn run(
     mut state: State,
     mut inputs: mpsc::Receiver<Input>,
     mut commands: mpsc::Receiver<Command>,
-    demands: watch::Sender<Arc<demand::Demands>>,
+    (demands, alive): (
+        watch::Sender<Arc<demand::Demands>>,
+        Arc<std::sync::atomic::AtomicU64>,
+    ),
 ) {
     let mut hub = Hub::default();
     let mut publish = tokio::time::interval(state.cfg.tick);
@@ -213,7 +230,9 @@ async fn run(
         tokio::select! {
             biased;
             _ = second.tick() => {
-                state.second(now_us());
+                let now = now_us();
+                alive.store(now, std::sync::atomic::Ordering::Relaxed);
+                state.second(now);
                 // New sources and connections can fall under a view that did not change.
                 update_demands(&mut state, &hub, &demands);
             }

@@ -214,6 +214,16 @@ pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: N
     }
     let mut resp = match door(req.uri().path()) {
         Door::Public => next.run(req).await,
+        // Taps are programs, not pages: a browser's request (it always says its Origin) may
+        // not feed the observer, so no web page the operator visits can do so cross-site.
+        Door::Ingest if req.headers().contains_key(header::ORIGIN) => {
+            let _ = app.agg.send_refused(Refusal::Origin).await;
+            refuse(
+                ErrorCode::Origin,
+                "ingest is for taps, not browsers: a request carrying an Origin header is refused"
+                    .into(),
+            )
+        }
         Door::Ingest => {
             if app.auth.ingest_allowed(req.headers()) {
                 next.run(req).await

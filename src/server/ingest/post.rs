@@ -35,10 +35,11 @@ pub(crate) async fn ingest_post(
             .into_response();
         }
     };
+    // No default: a body without a type (what a page can send cross-site) is not taken as JSON.
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
+        .unwrap_or("");
     let enc = if ctype.starts_with("application/json") {
         Encoding::Json
     } else if ctype.starts_with(sockscope_wire::CONTENT_TYPE_MSGPACK)
@@ -50,7 +51,7 @@ pub(crate) async fn ingest_post(
         return ApiError::new(
             ErrorCode::ContentType,
             format!(
-                "content type {ctype:?} is not accepted; send application/json or {}",
+                "content type {ctype:?} is not accepted; send Content-Type: application/json or {}",
                 sockscope_wire::CONTENT_TYPE_MSGPACK
             ),
         )
