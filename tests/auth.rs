@@ -400,3 +400,34 @@ async fn bad_host_and_origin_are_refused() {
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 }
+
+#[tokio::test]
+async fn viewers_see_neither_query_values_nor_close_reasons() {
+    let obs = locked().await;
+    let body = batch(vec![
+        hello("vq"),
+        json!({"type":"conn_open","conn":1,"ip":"192.0.2.8","path":"/ws?room=blue&invite=s3cr3t"}),
+        json!({"type":"conn_close","conn":1,"code":4001,"reason":"user bob@example.com banned","by":"server"}),
+    ]);
+    assert_eq!(post_ingest(&obs, Some(TAP), &body).await.0, 200);
+    let page = obs
+        .wait_for_as("/api/connections?state=closed", VIEWER, |v| v["total"] == 1)
+        .await;
+    let row = &page["items"][0];
+    assert_eq!(row["path"], "/ws?room=[hidden]&invite=[hidden]");
+    assert_eq!(row["close_reason"], "[hidden]");
+    let (_, d) = obs
+        .get_as(&format!("/api/connections/{}", row["id"]), VIEWER)
+        .await;
+    assert_eq!(d["path"], "/ws?room=[hidden]&invite=[hidden]");
+    assert_eq!(d["close_reason"], "[hidden]");
+    let (_, t) = obs.get_as("/api/trace", VIEWER).await;
+    let text = t.to_string();
+    assert!(!text.contains("s3cr3t") && !text.contains("bob@"), "{t}");
+    // The inspector sees both.
+    let (_, d) = obs
+        .get_as(&format!("/api/connections/{}", row["id"]), INSPECTOR)
+        .await;
+    assert_eq!(d["path"], "/ws?room=blue&invite=s3cr3t");
+    assert_eq!(d["close_reason"], "user bob@example.com banned");
+}

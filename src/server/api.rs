@@ -63,6 +63,7 @@ pub(crate) struct ConnParams {
 
 pub(crate) async fn connections(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     q: QueryResult<ConnParams>,
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
@@ -83,11 +84,16 @@ pub(crate) async fn connections(
         offset: p.offset.unwrap_or(0),
         limit,
     };
-    let page = app
+    let mut page = app
         .agg
         .ask(|tx| Q::Connections(query, tx))
         .await
         .map_err(stopped)?;
+    page.items = page
+        .items
+        .into_iter()
+        .map(|r| scrub::row(who.role, r))
+        .collect();
     Ok(Json(page).into_response())
 }
 

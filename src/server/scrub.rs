@@ -1,7 +1,37 @@
 //! Role enforcement on what leaves the observer: viewers get metadata only. Every path that
 //! hands out connections or trace entries (API, export, `/live`) goes through here.
 
-use crate::protocol::{ConnDetail, Role, TraceEntry, TraceKind, TraceQuery};
+use crate::protocol::{ConnDetail, ConnRow, Role, TraceEntry, TraceKind, TraceQuery};
+
+/// What a viewer sees in place of a query value or a close reason.
+pub(crate) const HIDDEN: &str = "[hidden]";
+
+/// A path as a viewer may see it: the query's values hidden, its names kept
+/// (`/ws?room=[hidden]&user=[hidden]`).
+pub(crate) fn path(role: Role, path: &str) -> String {
+    let Some((base, query)) = path.split_once('?').filter(|_| !role.sees_payloads()) else {
+        return path.to_string();
+    };
+    let hidden: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, v)) if !v.is_empty() => format!("{name}={HIDDEN}"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", hidden.join("&"))
+}
+
+/// A table row as `role` may see it: a viewer gets no query values and no close reason.
+pub(crate) fn row(role: Role, mut r: ConnRow) -> ConnRow {
+    if !role.sees_payloads() {
+        r.path = path(role, &r.path);
+        if r.close_reason.is_some() {
+            r.close_reason = Some(HIDDEN.into());
+        }
+    }
+    r
+}
 
 /// What a viewer's filter may not do, and why.
 pub(crate) const PAYLOAD_SEARCH_NEEDS_INSPECTOR: &str =
@@ -11,6 +41,7 @@ pub(crate) const PAYLOAD_SEARCH_NEEDS_INSPECTOR: &str =
 /// A connection as `role` may see it.
 pub(crate) fn detail(role: Role, mut d: ConnDetail) -> ConnDetail {
     if !role.sees_payloads() {
+        d.row = row(role, d.row);
         d.headers.clear();
         for m in &mut d.messages {
             m.text = None;
@@ -25,8 +56,17 @@ pub(crate) fn detail(role: Role, mut d: ConnDetail) -> ConnDetail {
 pub(crate) fn trace(role: Role, mut entries: Vec<TraceEntry>) -> Vec<TraceEntry> {
     if !role.sees_payloads() {
         for e in &mut entries {
-            if e.kind == TraceKind::Message {
-                e.text.clear();
+            match e.kind {
+                TraceKind::Message => e.text.clear(),
+                // "ip path": the path's query values are hidden.
+                TraceKind::Open => {
+                    if let Some((ip, p)) = e.text.split_once(' ') {
+                        e.text = format!("{ip} {}", path(role, p));
+                    }
+                }
+                // The close reason.
+                TraceKind::Close if !e.text.is_empty() => e.text = HIDDEN.into(),
+                _ => {}
             }
         }
     }

@@ -49,6 +49,13 @@ pub const DEFAULT_MASK_KEYS: &[&str] = &[
     "session_id",
     "sessionId",
     "private_key",
+    "jwt",
+    "auth",
+    "sig",
+    "signature",
+    "ticket",
+    "passcode",
+    "bearer",
 ];
 
 /// Bytes past the capture limit that masking still reads.
@@ -123,6 +130,10 @@ pub struct Redactor {
     fallback: Option<Regex>,
     /// Every mask regex as one alternation: one pass per payload.
     user: Option<Regex>,
+    /// Secrets in text that is not JSON, found whenever keys are masked: `Authorization:
+    /// Bearer …`, header lines (`passcode:…`, STOMP), form fields (`password=…`, names
+    /// percent-encoded or not), and JWT-shaped strings anywhere.
+    text: Option<Regex>,
 }
 
 impl Default for Redactor {
@@ -157,10 +168,12 @@ impl Redactor {
         let user = (!parts.is_empty()).then(|| {
             Regex::new(&parts.join("|")).expect("an alternation of valid regexes is valid")
         });
+        let text = keys.as_ref().map(|k| text_patterns(k.keys()));
         Ok(Redactor {
             keys,
             fallback,
             user,
+            text,
         })
     }
 
@@ -248,7 +261,7 @@ impl Redactor {
             let mut at = q + 1;
             for pair in path[q + 1..].split('&') {
                 if let Some((name, value)) = pair.split_once('=') {
-                    if !value.is_empty() && keys.is_masked(name) {
+                    if !value.is_empty() && keys.is_masked(&percent_decoded(name)) {
                         let start = at + name.len() + 1;
                         edits.push(Edit {
                             range: start..start + value.len(),
@@ -260,7 +273,8 @@ impl Redactor {
                 at += pair.len() + 1;
             }
         }
-        let edits = merge(edits, self.regex_edits(path.as_bytes()));
+        // The query's own pass covers the built-in form-field pattern.
+        let edits = merge(edits, self.regex_edits(path.as_bytes(), false));
         finish_str(path, &edits)
     }
 
@@ -268,7 +282,7 @@ impl Redactor {
     /// and up to where the window is masked (beyond it nothing can reach the capture).
     /// `text` is the window (or its prefix up to a cut character) when it is UTF-8.
     fn edits(&self, window: &[u8], text: Option<&str>, cap: usize) -> (Vec<Edit>, usize) {
-        let matches = self.regex_edits(window);
+        let matches = self.regex_edits(window, true);
         // Regex replacements that shorten the payload pull later bytes into the capture.
         let saved: usize = matches
             .iter()
@@ -306,19 +320,91 @@ impl Redactor {
             .collect()
     }
 
-    fn regex_edits(&self, window: &[u8]) -> Vec<Edit> {
-        let Some(re) = &self.user else {
-            return Vec::new();
-        };
-        re.find_iter(window)
-            .filter(|m| !m.is_empty())
-            .map(|m| Edit {
-                range: m.range(),
-                with: Replacement::Match,
-                keys: 0,
-            })
-            .collect()
+    /// User regex matches, and with `builtin` the built-in text patterns' values.
+    fn regex_edits(&self, window: &[u8], builtin: bool) -> Vec<Edit> {
+        let mut out: Vec<Edit> = Vec::new();
+        if let Some(re) = self.text.as_ref().filter(|_| builtin) {
+            // The value group that matched (1-3), or the whole match for a JWT.
+            out.extend(re.captures_iter(window).filter_map(|c| {
+                let m = (1..=3).find_map(|i| c.get(i)).or_else(|| c.get(0))?;
+                (!m.is_empty()).then(|| Edit {
+                    range: m.range(),
+                    with: Replacement::Match,
+                    keys: 1,
+                })
+            }));
+        }
+        if let Some(re) = &self.user {
+            let user: Vec<Edit> = re
+                .find_iter(window)
+                .filter(|m| !m.is_empty())
+                .map(|m| Edit {
+                    range: m.range(),
+                    with: Replacement::Match,
+                    keys: 0,
+                })
+                .collect();
+            out = merge(out, user);
+        }
+        out
     }
+}
+
+/// The built-in patterns for secrets in text (see [`Redactor`]'s `text`).
+fn text_patterns<'a>(keys: impl Iterator<Item = &'a str>) -> Regex {
+    // A key as a form-field or header name: `_` and `-` may come percent-encoded.
+    let names: Vec<String> = keys
+        .map(|k| {
+            regex::escape(k)
+                .replace('_', "(?:_|%5[Ff])")
+                .replace(r"\-", r"(?:\-|%2[Dd])")
+        })
+        .collect();
+    let names = names.join("|");
+    Regex::new(&format!(
+        concat!(
+            r"(?i-u)(?:",
+            // Authorization: Bearer <token> (or Basic), in any text.
+            r"\b(?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token)\s+([^\s,;]+)",
+            // A header line `name: value` (STOMP `passcode:…`, HTTP-like text).
+            r"|(?m:^[ \t]*(?:{names})[ \t]*:[ \t]*([^\r\n]+))",
+            // A form field or query parameter `name=value`.
+            r"|(?:^|[?&;\s])(?:{names})=([^&\s;]+)",
+            // A JWT anywhere: three base64url parts, the first a JSON header.
+            r"|\beyJ[A-Za-z0-9_-]{{4,}}\.[A-Za-z0-9_-]{{4,}}\.[A-Za-z0-9_-]{{4,}}",
+            r")"
+        ),
+        names = names
+    ))
+    .expect("escaped key names build")
+}
+
+/// A query parameter's name with `%XX` escapes decoded (`access%5Ftoken` → `access_token`).
+fn percent_decoded(name: &str) -> Cow<'_, str> {
+    if !name.contains('%') {
+        return Cow::Borrowed(name);
+    }
+    let b = name.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|&c| hex(c)),
+            b.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn finish_str<'a>(text: &'a str, edits: &[Edit]) -> (Cow<'a, str>, u32) {

@@ -279,3 +279,44 @@ fn non_ascii_keys_work() {
     let (out, n) = text(&r, r#"oops {"PASSWöRT":"x""#);
     assert_eq!(n, 1, "{out}");
 }
+
+#[test]
+fn secrets_in_text_that_is_not_json_are_masked() {
+    let r = Redactor::default();
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJlLXBhcnQ";
+    for (text, want) in [
+        // STOMP CONNECT frame.
+        (
+            "CONNECT\naccept-version:1.2\nlogin:bob\npasscode:hunter2\n\n\0",
+            "CONNECT\naccept-version:1.2\nlogin:bob\npasscode:[REDACTED]\n\n\0",
+        ),
+        // A form-encoded body, a percent-encoded name among them.
+        (
+            "user=bob&password=hunter2&access%5Ftoken=abc123&x=1",
+            "user=bob&password=[REDACTED]&access%5Ftoken=[REDACTED]&x=1",
+        ),
+        // An Authorization line inside a text frame.
+        (
+            "GET / HTTP/1.1\r\nAuthorization: Bearer s3cr3t-t0ken\r\n",
+            "GET / HTTP/1.1\r\nAuthorization: Bearer [REDACTED]\r\n",
+        ),
+        // New keys.
+        (
+            "ticket=T-123&sig=abcdef",
+            "ticket=[REDACTED]&sig=[REDACTED]",
+        ),
+    ] {
+        assert_eq!(r.redact_str(text).0, want, "{text:?}");
+    }
+    // A JWT anywhere, even in prose.
+    let said = format!("my token is {jwt} ok");
+    assert_eq!(r.redact_str(&said).0, "my token is [REDACTED] ok");
+    // Query names percent-encoded in paths.
+    assert_eq!(
+        r.redact_path("/ws?access%5Ftoken=abc&room=1").0,
+        "/ws?access%5Ftoken=[REDACTED]&room=1"
+    );
+    // Ordinary text is left alone.
+    let plain = "hello: world, the signature move is a bearer of good news";
+    assert_eq!(r.redact_str(plain).0, plain);
+}

@@ -421,12 +421,16 @@ impl ConnTap {
             conn: self.id,
             ts: Some(now_us()),
             code: code.filter(|c| (1000..=4999).contains(c)),
-            reason: reason.map(|r| {
-                clip(
-                    inner.redactor.redact_str(r).0.into_owned(),
-                    Limits::MAX_REASON,
-                )
-            }),
+            // A peer's close reason is payload: not sent when payloads are not captured (the
+            // proxy's own reasons, for aborts and shutdown, are).
+            reason: reason
+                .filter(|_| self.mode.cap() > 0 || matches!(by, Closer::Proxy | Closer::Abort))
+                .map(|r| {
+                    clip(
+                        inner.redactor.redact_str(r).0.into_owned(),
+                        Limits::MAX_REASON,
+                    )
+                }),
             by,
         });
         if let Err(mpsc::error::TrySendError::Full(ev)) = inner.tx.try_send(ev) {

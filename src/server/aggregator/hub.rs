@@ -245,7 +245,7 @@ fn build(
         let mut changed = Vec::new();
         let mut rows = HashMap::with_capacity(window.len());
         for c in window {
-            let row = c.row(state.source_name(c.source), now_s);
+            let row = scrub::row(sub.role, c.row(state.source_name(c.source), now_s));
             if sub.rows.get(&c.id) != Some(&row) {
                 changed.push(row.clone());
             }
