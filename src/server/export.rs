@@ -176,8 +176,15 @@ fn capped(
     stream::once(async move { head }).chain(rest)
 }
 
+/// A quoted CSV field. Text a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return: OWASP's list) gets a leading `'`, so it shows as text.
 fn csv_field(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
+    let guard = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        "'"
+    } else {
+        ""
+    };
+    format!("\"{guard}{}\"", s.replace('"', "\"\""))
 }
 
 /// Matching trace entries as `role` may see them, newest first, fetched a page at a time.
@@ -343,4 +350,16 @@ fn har_entry(d: &ConnDetail) -> serde_json::Value {
         "serverIPAddress": "",
         "_webSocketMessages": d.messages.iter().map(|m| har_message(m, opened_us)).collect::<Vec<_>>()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_never_start_a_formula() {
+        assert_eq!(super::csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        for f in ["+1", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(super::csv_field(f).starts_with("\"'"), "{f}");
+        }
+        assert_eq!(super::csv_field("plain, \"quoted\""), "\"plain, \"\"quoted\"\"\"");
+    }
 }
