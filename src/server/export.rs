@@ -356,10 +356,16 @@ fn har_entry(d: &ConnDetail) -> serde_json::Value {
 mod tests {
     #[test]
     fn csv_fields_never_start_a_formula() {
-        assert_eq!(super::csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(
+            super::csv_field("=HYPERLINK(\"x\")"),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
         for f in ["+1", "-2", "@SUM(A1)", "\tx", "\rx"] {
             assert!(super::csv_field(f).starts_with("\"'"), "{f}");
         }
-        assert_eq!(super::csv_field("plain, \"quoted\""), "\"plain, \"\"quoted\"\"\"");
+        assert_eq!(
+            super::csv_field("plain, \"quoted\""),
+            "\"plain, \"\"quoted\"\"\""
+        );
     }
 }

@@ -7,6 +7,11 @@ use std::time::Duration;
 
 /// Events queued between the traffic and the sender task before new ones are dropped.
 pub const DEFAULT_QUEUE: usize = 65_536;
+/// Captured payload bytes queued before new messages are dropped: with full capture 65,536
+/// queued events could otherwise hold 4 GiB.
+pub const DEFAULT_QUEUE_BYTES: usize = 64 << 20;
+/// Closes kept for late delivery when the queue is full; past it they are dropped and counted.
+pub const MAX_LATE_CLOSES: usize = 65_536;
 /// Most events in one batch.
 pub const DEFAULT_BATCH: usize = 1024;
 /// Longest time an event waits for its batch to fill.
@@ -132,6 +137,8 @@ pub struct TapConfig {
     pub name: String,
     pub kind: SourceKind,
     pub queue: usize,
+    /// Captured payload bytes the queue may hold ([`DEFAULT_QUEUE_BYTES`]).
+    pub queue_bytes: usize,
     pub batch: usize,
     pub flush: Duration,
     /// Payload capture for connections no route rule covers.
@@ -165,6 +172,7 @@ impl TapConfig {
             source,
             kind: SourceKind::Proxy,
             queue: DEFAULT_QUEUE,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             batch: DEFAULT_BATCH,
             flush: DEFAULT_FLUSH,
             payload: PayloadMode::Truncated(DEFAULT_PAYLOAD_CAP),
@@ -206,6 +214,11 @@ impl TapConfig {
                 "source id {:?} must be 1-64 characters of A-Z a-z 0-9 . _ : -",
                 self.source
             )));
+        }
+        if self.queue_bytes == 0 {
+            return Err(TapError::Config(
+                "the queue's byte budget (queue_bytes) must be at least 1".into(),
+            ));
         }
         if self.queue == 0 || self.batch == 0 {
             return Err(TapError::Config(

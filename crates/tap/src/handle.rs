@@ -65,13 +65,30 @@ pub(crate) struct Inner {
     pub late_closes: Mutex<Vec<Event>>,
     /// What the observer needs now (capture on demand).
     pub demand: DemandState,
+    /// Captured payload bytes in the queue (bounded by `queue_bytes`).
+    pub queued_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl Inner {
+    /// Whether `bytes` more payload fit the queue's byte budget.
+    fn has_room(&self, bytes: usize) -> bool {
+        self.queued_bytes.load(Ordering::Relaxed) + bytes <= self.cfg.queue_bytes
+    }
+
     fn offer(&self, ev: Event) -> bool {
+        let bytes = match &ev {
+            Event::Message(m) => m.captured_len(),
+            _ => 0,
+        };
+        if !self.has_room(bytes) {
+            self.drops.count(&ev);
+            return false;
+        }
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         match self.tx.try_send(ev) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) => {
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.drops.count(&ev);
                 false
             }
@@ -140,6 +157,7 @@ impl Tap {
             redactor,
             late_closes: Mutex::new(Vec::new()),
             demand: DemandState::default(),
+            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
         });
         rt.spawn(crate::sender::run(cfg, tls, rx, Arc::downgrade(&inner)));
         Ok(Tap { inner: Some(inner) })
@@ -326,16 +344,17 @@ impl ConnTap {
                 return;
             }
         }
-        let Ok(permit) = inner.tx.try_reserve() else {
+        // Room first (events and payload bytes): a full queue costs a counter, no copy.
+        let room = inner.has_room(payload.len().min(self.mode.cap()));
+        let Some(permit) = room.then(|| inner.tx.try_reserve().ok()).flatten() else {
             inner.drops.message.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        permit.send(Event::Message(self.captured(
-            inner,
-            (now_us(), dir, opcode),
-            payload,
-            size,
-        )));
+        let m = self.captured(inner, (now_us(), dir, opcode), payload, size);
+        inner
+            .queued_bytes
+            .fetch_add(m.captured_len(), Ordering::Relaxed);
+        permit.send(Event::Message(m));
     }
 
     /// The message event: the payload masked, then cut to the mode's cap.
@@ -436,8 +455,9 @@ impl ConnTap {
         if let Err(mpsc::error::TrySendError::Full(ev)) = inner.tx.try_send(ev) {
             // Never lose a close (the observer would keep a phantom open connection):
             // the sender task picks these up on its next round.
-            if let Ok(mut late) = inner.late_closes.lock() {
-                late.push(ev);
+            match inner.late_closes.lock() {
+                Ok(mut late) if late.len() < crate::config::MAX_LATE_CLOSES => late.push(ev),
+                _ => inner.drops.count(&ev),
             }
         }
     }

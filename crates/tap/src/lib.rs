@@ -37,7 +37,7 @@ mod wrap;
 
 pub use config::{
     PayloadMode, RoutePayload, TapConfig, TapError, DEFAULT_FLIGHT_BYTES, DEFAULT_FLIGHT_MESSAGES,
-    DEFAULT_MIRROR_HEADERS, DEFAULT_PAYLOAD_CAP, MAX_FLIGHT_MESSAGES,
+    DEFAULT_MIRROR_HEADERS, DEFAULT_PAYLOAD_CAP, DEFAULT_QUEUE_BYTES, MAX_FLIGHT_MESSAGES,
 };
 pub use handle::{ConnInfo, ConnTap, DropCounts, Tap};
 pub use host::HostSampler;

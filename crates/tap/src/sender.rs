@@ -143,6 +143,16 @@ pub(crate) async fn run(
             }
         }
         if let Some(i) = s.inner.upgrade() {
+            // Out of the queue: their payload bytes no longer count against its budget.
+            let taken: usize = buf
+                .iter()
+                .map(|e| match e {
+                    Event::Message(m) => m.captured_len(),
+                    _ => 0,
+                })
+                .sum();
+            i.queued_bytes
+                .fetch_sub(taken, std::sync::atomic::Ordering::Relaxed);
             if let Ok(mut late) = i.late_closes.lock() {
                 buf.append(&mut late);
             }

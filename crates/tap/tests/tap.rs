@@ -138,3 +138,18 @@ fn bad_configuration_is_explained() {
         "no runtime here"
     );
 }
+
+#[tokio::test]
+async fn the_queue_is_bounded_by_payload_bytes_as_well_as_events() {
+    // The sender cannot run until this test yields: everything stays queued meanwhile.
+    let mut c = cfg("127.0.0.1:9".parse().unwrap());
+    c.payload = sockscope_tap::PayloadMode::Truncated(1024);
+    c.queue_bytes = 10 * 1024;
+    let tap = Tap::start(c).unwrap();
+    let conn = tap.open(ConnInfo::new("192.0.2.1".parse().unwrap(), "/"));
+    for _ in 0..100 {
+        conn.message(Direction::ClientToServer, Opcode::Text, &[b'x'; 1024]);
+    }
+    // Ten 1 KiB captures fit the 10 KiB budget; the other 90 are dropped and counted.
+    assert_eq!(tap.drops().message, 90);
+}
