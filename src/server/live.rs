@@ -13,9 +13,83 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 static NEXT_BROWSER: AtomicU64 = AtomicU64::new(1);
+
+/// Least time between two view changes a browser's socket passes on to the aggregator (each
+/// builds a snapshot); faster changes are coalesced: the latest wins.
+const MIN_COMMAND_GAP: Duration = Duration::from_millis(100);
+
+/// A browser's view changes, rate-limited: at most one per [`MIN_COMMAND_GAP`], later ones
+/// held and merged (a new view supersedes a held scroll; a scroll updates a held view).
+#[derive(Default)]
+struct Coalescer {
+    next_at: Option<Instant>,
+    view: Option<ViewSpec>,
+    window: Option<(u32, u32)>,
+}
+
+impl Coalescer {
+    /// Takes a change; returns it at once when the gap has passed and nothing is held.
+    fn push(&mut self, now: Instant, change: Change) -> Option<Change> {
+        let free =
+            self.next_at.is_none_or(|t| now >= t) && self.view.is_none() && self.window.is_none();
+        if free {
+            self.next_at = Some(now + MIN_COMMAND_GAP);
+            return Some(change);
+        }
+        match change {
+            Change::View(v) => {
+                self.view = Some(v);
+                self.window = None;
+            }
+            Change::Window(o, l) => match &mut self.view {
+                Some(v) => {
+                    if let Some(t) = v.table.as_mut() {
+                        (t.offset, t.limit) = (o, l);
+                    }
+                }
+                None => self.window = Some((o, l)),
+            },
+        }
+        None
+    }
+
+    /// When held changes are due.
+    fn due_at(&self) -> Option<Instant> {
+        (self.view.is_some() || self.window.is_some())
+            .then(|| self.next_at.unwrap_or_else(Instant::now))
+    }
+
+    /// The held change, merged into one, once due.
+    fn take(&mut self, now: Instant) -> Option<Change> {
+        let change = match (self.view.take(), self.window.take()) {
+            (Some(v), _) => Change::View(v),
+            (None, Some((o, l))) => Change::Window(o, l),
+            (None, None) => return None,
+        };
+        self.next_at = Some(now + MIN_COMMAND_GAP);
+        Some(change)
+    }
+}
+
+/// A view change from a browser.
+#[derive(Debug, PartialEq)]
+enum Change {
+    View(ViewSpec),
+    Window(u32, u32),
+}
+
+impl Change {
+    fn command(self, id: u64) -> Command {
+        match self {
+            Change::View(spec) => Command::View { id, spec },
+            Change::Window(offset, limit) => Command::Window { id, offset, limit },
+        }
+    }
+}
 
 /// Largest message a browser may send on `/live`.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
@@ -103,8 +177,17 @@ pub(crate) async fn live_session<S, R, E>(
     }
     let (tx, mut rx) = mpsc::channel::<String>(queue);
     let mut subscribed = false;
+    let mut held = Coalescer::default();
     loop {
+        let due = held.due_at();
         tokio::select! {
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                if let Some(c) = held.take(Instant::now()) {
+                    if agg.command(c.command(id)).await.is_err() {
+                        break;
+                    }
+                }
+            }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
                 if sink.send(Message::Text(frame.into())).await.is_err() {
@@ -117,13 +200,18 @@ pub(crate) async fn live_session<S, R, E>(
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
-                let input = match serde_json::from_str::<ClientMsg>(text.as_str()) {
+                let change = match serde_json::from_str::<ClientMsg>(text.as_str()) {
                     Ok(ClientMsg::Subscribe(spec)) if !subscribed => {
                         subscribed = true;
-                        Command::Subscribe { id, tx: tx.clone(), spec: sanitize(spec), role: who.role }
+                        held.next_at = Some(Instant::now() + MIN_COMMAND_GAP);
+                        let first = Command::Subscribe { id, tx: tx.clone(), spec: sanitize(spec), role: who.role };
+                        if agg.command(first).await.is_err() {
+                            break;
+                        }
+                        continue;
                     }
-                    Ok(ClientMsg::Subscribe(spec)) => Command::View { id, spec: sanitize(spec) },
-                    Ok(ClientMsg::Window { offset, limit }) => Command::Window { id, offset, limit: limit.min(MAX_WINDOW) },
+                    Ok(ClientMsg::Subscribe(spec)) => Change::View(sanitize(spec)),
+                    Ok(ClientMsg::Window { offset, limit }) => Change::Window(offset, limit.min(MAX_WINDOW)),
                     Err(e) => {
                         let err = ServerMsg::Error { message: format!("could not read that message: {e}") };
                         let text = serde_json::to_string(&err).expect("serializes");
@@ -133,11 +221,60 @@ pub(crate) async fn live_session<S, R, E>(
                         continue;
                     }
                 };
-                if agg.command(input).await.is_err() {
+                let Some(now) = held.push(Instant::now(), change) else {
+                    continue;
+                };
+                if agg.command(now.command(id)).await.is_err() {
                     break;
                 }
             }
         }
     }
     let _ = agg.command(Command::Unsubscribe { id }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(offset: u32) -> ViewSpec {
+        ViewSpec {
+            table: Some(crate::protocol::TableQuery {
+                offset,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_burst_of_view_changes_becomes_one_per_gap_the_latest_winning() {
+        let t0 = Instant::now();
+        let mut c = Coalescer::default();
+        assert_eq!(
+            c.push(t0, Change::View(view(0))),
+            Some(Change::View(view(0)))
+        );
+        // A hundred changes inside the gap: held, merged.
+        for i in 1..=100 {
+            assert_eq!(c.push(t0, Change::View(view(i))), None);
+        }
+        assert_eq!(c.push(t0, Change::Window(500, 40)), None);
+        assert_eq!(c.due_at(), Some(t0 + MIN_COMMAND_GAP));
+        let mut want = view(500);
+        want.table.as_mut().unwrap().limit = 40;
+        assert_eq!(c.take(t0 + MIN_COMMAND_GAP), Some(Change::View(want)));
+        assert_eq!(c.due_at(), None);
+        // Scrolls alone merge into the last one.
+        let t1 = t0 + MIN_COMMAND_GAP;
+        assert_eq!(c.push(t1, Change::Window(1, 10)), None);
+        assert_eq!(c.push(t1, Change::Window(2, 10)), None);
+        assert_eq!(c.take(t1 + MIN_COMMAND_GAP), Some(Change::Window(2, 10)));
+        // After a quiet gap a change passes at once.
+        let t2 = t1 + MIN_COMMAND_GAP * 3;
+        assert_eq!(
+            c.push(t2, Change::Window(3, 10)),
+            Some(Change::Window(3, 10))
+        );
+    }
 }

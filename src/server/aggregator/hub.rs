@@ -122,6 +122,19 @@ impl Hub {
             if only.is_some_and(|o| o != id) {
                 continue;
             }
+            if sub.tx.is_closed() {
+                gone.push(id);
+                continue;
+            }
+            // A browser that is not reading gets nothing built for it: no frame (and no
+            // snapshot, however large) until its queue has room again.
+            if sub.tx.capacity() == 0 {
+                if !sub.need_snapshot {
+                    sub.need_snapshot = true;
+                    self.resnapshots += 1;
+                }
+                continue;
+            }
             let snapshot = sub.need_snapshot;
             let frame = build(sub, state, &overview, now_us, now_s, snapshot);
             let msg = if snapshot {
