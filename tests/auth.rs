@@ -431,3 +431,43 @@ async fn viewers_see_neither_query_values_nor_close_reasons() {
     assert_eq!(d["path"], "/ws?room=blue&invite=s3cr3t");
     assert_eq!(d["close_reason"], "user bob@example.com banned");
 }
+
+#[tokio::test]
+async fn an_address_guessing_tokens_is_shut_out_right_token_included() {
+    let obs = locked().await;
+    for i in 0..31 {
+        let (s, _) = obs
+            .get_as("/api/overview", &format!("wrong-token-{i:016}"))
+            .await;
+        assert!(s == 401 || s == 429, "{s}");
+    }
+    // Past 30 wrong tokens a minute the address gets 429 for every token check, so guessing
+    // cannot go on; the right token waits out the minute too.
+    let (s, v) = obs.get_as("/api/overview", INSPECTOR).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (429, Some("too_many_attempts")),
+        "{v}"
+    );
+    let (s, _) = obs.get_as("/api/overview", TAP).await;
+    assert_eq!(s, 429);
+    // Wrong tap tokens count the same way (another observer: a fresh address table).
+    let obs2 = locked().await;
+    for _ in 0..31 {
+        post_ingest(
+            &obs2,
+            Some("not-the-tap-token-000000"),
+            &batch(vec![hello("x")]),
+        )
+        .await;
+    }
+    let (s, v) = post_ingest(&obs2, Some(TAP), &batch(vec![hello("x")])).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (429, Some("too_many_attempts")),
+        "{v}"
+    );
+    // Counted where the dashboard shows refusals.
+    let refused = obs.get_as("/metrics", INSPECTOR).await;
+    assert_eq!(refused.0, 429, "metrics needs a token check too");
+}

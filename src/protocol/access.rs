@@ -39,6 +39,8 @@ pub enum Refusal {
     BadLogin,
     /// Too many login attempts from one address.
     LoginRateLimited,
+    /// A token check from an address shut out after too many wrong tokens.
+    TokenLockout,
     /// A `Host` header that is not one of the observer's names.
     Host,
     /// A cross-origin `/live`, login or logout request.
@@ -62,6 +64,8 @@ pub struct Refusals {
     pub tap_token: u64,
     pub bad_login: u64,
     pub login_rate_limited: u64,
+    #[serde(default)]
+    pub token_lockout: u64,
     pub host: u64,
     pub origin: u64,
     pub role: u64,
@@ -83,6 +87,7 @@ impl Refusals {
             Refusal::TapToken => &mut self.tap_token,
             Refusal::BadLogin => &mut self.bad_login,
             Refusal::LoginRateLimited => &mut self.login_rate_limited,
+            Refusal::TokenLockout => &mut self.token_lockout,
             Refusal::Host => &mut self.host,
             Refusal::Origin => &mut self.origin,
             Refusal::Role => &mut self.role,
@@ -94,12 +99,13 @@ impl Refusals {
     }
 
     /// Every counter with its reason name (the `/metrics` label).
-    pub fn entries(&self) -> [(&'static str, u64); 11] {
+    pub fn entries(&self) -> [(&'static str, u64); 12] {
         [
             ("unauthenticated", self.unauthenticated),
             ("tap_token", self.tap_token),
             ("bad_login", self.bad_login),
             ("login_rate_limited", self.login_rate_limited),
+            ("token_lockout", self.token_lockout),
             ("host", self.host),
             ("origin", self.origin),
             ("role", self.role),

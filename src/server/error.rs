@@ -57,6 +57,8 @@ error_codes! {
     /// `--max-clients` sockets are connected (written by the accept loop, outside the router).
     TooManyClients = "too_many_clients",
     TooManyBrowsers = "too_many_browsers",
+    /// An address presented too many wrong tokens: shut out for a minute.
+    TooManyAttempts = "too_many_attempts",
     Unauthorized = "unauthorized",
     Forbidden = "forbidden",
     WrongHost = "wrong_host",
@@ -77,7 +79,7 @@ impl ErrorCode {
             SourceLimit | DuplicateConnection | ConnectionLimit | UnknownConnection => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             TooManyTaps | TooManyClients | TooManyBrowsers | ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -202,7 +204,7 @@ mod tests {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
             assert!(c.status().is_client_error() || c.status().is_server_error());
         }
-        assert_eq!(ErrorCode::ALL.len(), 24);
+        assert_eq!(ErrorCode::ALL.len(), 25);
         assert_eq!(ErrorCode::SourceLimit.ends_tap_session(), Some(1008));
         assert_eq!(ErrorCode::UnknownConnection.ends_tap_session(), None);
     }

@@ -95,17 +95,26 @@ pub(crate) async fn login_page(State(app): State<AppState>, q: Query<NextParam>)
     Html(page(None, &next)).into_response()
 }
 
+/// Every password-check permit was taken for this long: the login is refused, not queued.
+const VERIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Checks a secret against the dashboard tokens, then the password hashes (Argon2, off the
-/// async workers).
-async fn verify(app: &AppState, secret: String) -> Option<Role> {
+/// async workers, at most [`super::MAX_CONCURRENT_VERIFY`] at once). `Err` when the checks
+/// are all busy.
+async fn verify(app: &AppState, secret: String) -> Result<Option<Role>, ()> {
     if let Some(role) = app.auth.cfg.token_role(&secret) {
-        return Some(role);
+        return Ok(Some(role));
     }
     let hashes = app.auth.cfg.passwords().to_vec();
     if hashes.is_empty() {
-        return None;
+        return Ok(None);
     }
-    tokio::task::spawn_blocking(move || {
+    let permit = tokio::time::timeout(VERIFY_WAIT, app.auth.verifying.clone().acquire_owned())
+        .await
+        .map_err(|_| ())?
+        .map_err(|_| ())?;
+    let found = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         hashes.into_iter().find_map(|(h, role)| {
             let parsed = PasswordHash::new(h.expose()).ok()?;
             Argon2::default()
@@ -116,7 +125,8 @@ async fn verify(app: &AppState, secret: String) -> Option<Role> {
     })
     .await
     .ok()
-    .flatten()
+    .flatten();
+    Ok(found)
 }
 
 /// `POST /auth/login`.
@@ -150,7 +160,16 @@ pub(crate) async fn login(State(app): State<AppState>, req: Request) -> Response
     let role = if form.secret.len() > MAX_SECRET {
         None
     } else {
-        verify(&app, form.secret).await
+        match verify(&app, form.secret).await {
+            Ok(role) => role,
+            Err(()) => {
+                let body = page(
+                    Some("The observer is checking many logins right now: try again in a moment."),
+                    &form.next,
+                );
+                return (StatusCode::SERVICE_UNAVAILABLE, Html(body)).into_response();
+            }
+        }
     };
     let Some(role) = role else {
         let _ = app.agg.send_refused(Refusal::BadLogin).await;

@@ -17,7 +17,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Name of the dashboard session cookie.
@@ -37,17 +37,48 @@ struct Session {
 }
 
 /// Credentials plus the live sessions and the login rate limiter.
+/// Password checks (Argon2, ~50 ms of a core each) running at once; more wait their turn
+/// briefly, then are refused.
+pub(crate) const MAX_CONCURRENT_VERIFY: usize = 2;
+/// Wrong bearer tokens one address may present per minute before it is shut out.
+pub(crate) const FAILED_TOKENS_PER_MINUTE: u32 = 30;
+/// How long an address that presented too many wrong tokens is refused outright.
+pub(crate) const TOKEN_LOCKOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Addresses remembered as locked out (the oldest lockouts go first past it).
+const MAX_LOCKOUTS: usize = 10_000;
+
 pub(crate) struct Auth {
     pub cfg: AuthConfig,
     sessions: Mutex<HashMap<Digest, Session>>,
     logins: DefaultKeyedRateLimiter<IpAddr>,
+    failed_tokens: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses over [`FAILED_TOKENS_PER_MINUTE`], until when.
+    locked_out: Mutex<HashMap<IpAddr, Instant>>,
+    /// Permits for password checks.
+    pub verifying: Arc<tokio::sync::Semaphore>,
+}
+
+/// The key rate limits use for an address: IPv6 clients are keyed by their /64 (one host
+/// usually holds a whole /64), IPv4 by the address.
+pub(crate) fn limiter_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
 }
 
 impl Auth {
     pub(crate) fn new(cfg: AuthConfig) -> Auth {
         let per_minute = NonZeroU32::new(cfg.logins_per_minute.max(1)).expect("at least 1");
+        let failures = NonZeroU32::new(FAILED_TOKENS_PER_MINUTE).expect("at least 1");
         Auth {
             logins: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            failed_tokens: RateLimiter::keyed(Quota::per_minute(failures)),
+            locked_out: Mutex::new(HashMap::new()),
+            verifying: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_VERIFY)),
             sessions: Mutex::new(HashMap::new()),
             cfg,
         }
@@ -123,7 +154,43 @@ impl Auth {
     /// Counts a login attempt from `ip`; false when it is over the limit.
     pub(crate) fn login_attempt(&self, ip: IpAddr) -> bool {
         self.logins.retain_recent();
-        self.logins.check_key(&ip).is_ok()
+        self.logins.check_key(&limiter_key(ip)).is_ok()
+    }
+
+    /// Whether `ip` is shut out for presenting too many wrong tokens.
+    pub(crate) fn locked_out(&self, ip: IpAddr) -> bool {
+        let mut locked = self.locked_out.lock().expect("lockout lock");
+        let key = limiter_key(ip);
+        match locked.get(&key) {
+            Some(&until) if Instant::now() < until => true,
+            Some(_) => {
+                locked.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Counts a wrong token from `ip`; past [`FAILED_TOKENS_PER_MINUTE`] the address is shut
+    /// out for [`TOKEN_LOCKOUT`], right tokens included, so guessing cannot go on.
+    pub(crate) fn token_failed(&self, ip: IpAddr) {
+        let key = limiter_key(ip);
+        self.failed_tokens.retain_recent();
+        if self.failed_tokens.check_key(&key).is_ok() {
+            return;
+        }
+        let mut locked = self.locked_out.lock().expect("lockout lock");
+        if locked.len() >= MAX_LOCKOUTS {
+            let now = Instant::now();
+            locked.retain(|_, until| *until > now);
+            if locked.len() >= MAX_LOCKOUTS {
+                if let Some(oldest) = locked.iter().min_by_key(|(_, u)| **u).map(|(k, _)| *k) {
+                    locked.remove(&oldest);
+                }
+            }
+        }
+        locked.insert(key, Instant::now() + TOKEN_LOCKOUT);
+        tracing::warn!(%ip, "too many wrong tokens: address shut out for a minute");
     }
 
     /// `Set-Cookie` for a session value (`None` clears the cookie).
@@ -212,6 +279,18 @@ pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: N
             ),
         );
     }
+    let ip = client_ip(req.extensions());
+    let presents_token = bearer(req.headers()).is_some();
+    if presents_token && app.auth.locked_out(ip) {
+        let _ = app.agg.send_refused(Refusal::TokenLockout).await;
+        return refuse(
+            ErrorCode::TooManyAttempts,
+            format!(
+                "too many wrong tokens from this address: token checks are refused for {} s",
+                TOKEN_LOCKOUT.as_secs()
+            ),
+        );
+    }
     let mut resp = match door(req.uri().path()) {
         Door::Public => next.run(req).await,
         // Taps are programs, not pages: a browser's request (it always says its Origin) may
@@ -228,6 +307,9 @@ pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: N
             if app.auth.ingest_allowed(req.headers()) {
                 next.run(req).await
             } else {
+                if presents_token {
+                    app.auth.token_failed(ip);
+                }
                 let _ = app.agg.send_refused(Refusal::TapToken).await;
                 let mut r = refuse(
                     ErrorCode::Unauthorized,
@@ -248,6 +330,9 @@ pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: N
                 next.run(req).await
             }
             None => {
+                if presents_token {
+                    app.auth.token_failed(ip);
+                }
                 let _ = app.agg.send_refused(Refusal::Unauthenticated).await;
                 unauthenticated(&req)
             }
@@ -308,6 +393,18 @@ fn security_headers(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_key_ipv6_clients_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limiter_key(a), limiter_key(b));
+        assert_ne!(limiter_key(a), limiter_key(other));
+        assert_eq!(limiter_key(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(limiter_key(v4), v4);
+    }
 
     #[test]
     fn doors() {
