@@ -234,6 +234,9 @@ async fn plain_http_is_forwarded_with_x_forwarded_for() {
     let h: serde_json::Value = http
         .get(format!("http://{proxy}/headers"))
         .header("x-forwarded-for", "6.6.6.6")
+        .header("forwarded", "for=6.6.6.6;proto=https")
+        .header("x-real-ip", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
         .send()
         .await
         .unwrap()
@@ -244,8 +247,15 @@ async fn plain_http_is_forwarded_with_x_forwarded_for() {
         h["x-forwarded-for"], "127.0.0.1",
         "an untrusted peer's XFF is replaced: {h}"
     );
-    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(
+        h["x-forwarded-proto"], "http",
+        "an untrusted peer's scheme is not believed"
+    );
     assert_eq!(h["x-forwarded-host"], proxy.to_string());
+    assert!(
+        h.get("forwarded").is_none() && h.get("x-real-ip").is_none(),
+        "{h}"
+    );
     let r = http
         .get(format!("http://{proxy}/denied"))
         .send()
@@ -291,6 +301,17 @@ async fn trusted_proxies_decide_the_client_ip() {
         .await
         .unwrap();
     assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    // A trusted proxy in front that terminated TLS says so.
+    let h: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{trusting}/headers"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["x-forwarded-proto"], "https");
 }
 
 #[tokio::test]

@@ -5,9 +5,22 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
-/// Hops from `Forwarded: for=…` (RFC 7239), then `X-Forwarded-For`, in order.
+/// Hops from `X-Forwarded-For`, or when there is none from `Forwarded: for=…` (RFC 7239), in
+/// order. X-Forwarded-For first: it is what load balancers append to, and a client's own
+/// `Forwarded` header, passed through untouched, must not override it.
 fn forwarded_hops(headers: &HeaderMap) -> Vec<IpAddr> {
     let mut hops = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        hops.extend(
+            v.to_str()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|h| h.trim().parse::<IpAddr>().ok()),
+        );
+    }
+    if !hops.is_empty() {
+        return hops;
+    }
     for v in headers.get_all("forwarded") {
         for elem in v.to_str().unwrap_or("").split(',') {
             for pair in elem.split(';') {
@@ -32,17 +45,6 @@ fn forwarded_hops(headers: &HeaderMap) -> Vec<IpAddr> {
                 }
             }
         }
-    }
-    if !hops.is_empty() {
-        return hops;
-    }
-    for v in headers.get_all("x-forwarded-for") {
-        hops.extend(
-            v.to_str()
-                .unwrap_or("")
-                .split(',')
-                .filter_map(|h| h.trim().parse::<IpAddr>().ok()),
-        );
     }
     hops
 }
@@ -130,16 +132,20 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_header_wins_and_handles_ipv6_and_ports() {
+    fn forwarded_is_read_only_without_x_forwarded_for_and_handles_ipv6_and_ports() {
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let trusted = nets(&["127.0.0.0/8"]);
+        // A client's own Forwarded header, passed through by a load balancer that appends to
+        // X-Forwarded-For, does not override it.
         let hdr = h(&[
-            (
-                "forwarded",
-                r#"for="[2001:db8::7]:4711";proto=https, for=127.0.0.5"#,
-            ),
-            ("x-forwarded-for", "9.9.9.9"),
+            ("forwarded", r#"for="[2001:db8::7]:4711";proto=https"#),
+            ("x-forwarded-for", "203.0.113.9"),
         ]);
+        assert_eq!(client_ip(peer, &hdr, &trusted).to_string(), "203.0.113.9");
+        let hdr = h(&[(
+            "forwarded",
+            r#"for="[2001:db8::7]:4711";proto=https, for=127.0.0.5"#,
+        )]);
         assert_eq!(client_ip(peer, &hdr, &trusted).to_string(), "2001:db8::7");
         let hdr = h(&[("forwarded", "for=192.0.2.60:8080")]);
         assert_eq!(client_ip(peer, &hdr, &trusted).to_string(), "192.0.2.60");

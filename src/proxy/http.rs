@@ -37,8 +37,13 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
 ];
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
+/// Removes hop-by-hop headers, including those the `Connection` header names. A message that
+/// came with `Transfer-Encoding` loses `Content-Length` too: the two together are how requests
+/// are smuggled past a proxy.
 pub(super) fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if h.contains_key(header::TRANSFER_ENCODING) {
+        h.remove(header::CONTENT_LENGTH);
+    }
     let named: Vec<String> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -60,7 +65,19 @@ pub(super) fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared
     if let Some(host) = h.get(header::HOST).cloned() {
         h.insert("x-forwarded-host", host);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    // What the client says of itself goes no further: the upstream hears it from us.
+    h.remove("forwarded");
+    h.remove("x-real-ip");
+    // The scheme the client used: ours (plain HTTP), or what a trusted proxy in front (which
+    // may have terminated TLS) says.
+    let trusted = super::client_ip::is_trusted(peer.ip(), &shared.cfg.trusted);
+    let proto = h
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| trusted && matches!(*p, "http" | "https"))
+        .map(|p| HeaderValue::from_static(if p == "https" { "https" } else { "http" }))
+        .unwrap_or(HeaderValue::from_static("http"));
+    h.insert("x-forwarded-proto", proto);
 }
 
 pub(super) async fn forward(
@@ -97,5 +114,27 @@ pub(super) async fn forward(
                 ),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_encoding_takes_content_length_with_it() {
+        let mut h = HeaderMap::new();
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-kept"]);
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.contains_key(header::CONTENT_LENGTH));
     }
 }
