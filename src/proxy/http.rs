@@ -56,6 +56,41 @@ pub(super) fn strip_hop_by_hop(h: &mut HeaderMap) {
     h.remove(header::UPGRADE);
 }
 
+/// Removes sockscope's own session cookie from a request going upstream: when the observer
+/// and the app share a host, the app never sees the observer's session.
+pub(super) fn strip_observer_cookie(h: &mut HeaderMap) {
+    // Only touched when it holds ours: other cookies pass byte for byte.
+    let ours = h.get_all(header::COOKIE).iter().any(|v| {
+        v.as_bytes()
+            .windows(crate::server::SESSION_COOKIES[0].len())
+            .any(|w| w == crate::server::SESSION_COOKIES[0].as_bytes())
+    });
+    if !ours {
+        return;
+    }
+    let kept: Vec<String> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| {
+            !c.is_empty()
+                && !crate::server::SESSION_COOKIES
+                    .iter()
+                    .any(|n| c.strip_prefix(n).is_some_and(|r| r.starts_with('=')))
+        })
+        .map(str::to_string)
+        .collect();
+    let had = h.contains_key(header::COOKIE);
+    h.remove(header::COOKIE);
+    if had && !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            h.insert(header::COOKIE, v);
+        }
+    }
+}
+
 /// Adds X-Forwarded-For / -Proto / -Host for the upstream.
 pub(super) fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared) {
     let xff = forwarded_for(peer.ip(), h, &shared.cfg.trusted);
@@ -65,6 +100,7 @@ pub(super) fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared
     if let Some(host) = h.get(header::HOST).cloned() {
         h.insert("x-forwarded-host", host);
     }
+    strip_observer_cookie(h);
     // What the client says of itself goes no further: the upstream hears it from us.
     h.remove("forwarded");
     h.remove("x-real-ip");
@@ -122,9 +158,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_observers_session_cookie_never_reaches_the_app() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("app=1; sockscope_session=abc; __Host-sockscope_session=def"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("other=2"));
+        strip_observer_cookie(&mut h);
+        assert_eq!(h.get(header::COOKIE).unwrap(), "app=1; other=2");
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("only=1;x=2"));
+        strip_observer_cookie(&mut h);
+        assert_eq!(h.get(header::COOKIE).unwrap(), "only=1;x=2", "untouched");
+    }
+
+    #[test]
     fn transfer_encoding_takes_content_length_with_it() {
         let mut h = HeaderMap::new();
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
         h.insert(header::CONNECTION, HeaderValue::from_static("x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));

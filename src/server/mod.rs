@@ -17,6 +17,7 @@ pub mod tls;
 pub use assets::embedded as dashboard_embedded;
 pub use auth::config::AuthConfig;
 pub use auth::login::hash_password;
+pub use auth::SESSION_COOKIES;
 
 use crate::dashboard::app::{shell, App};
 use aggregator::Aggregator;

@@ -178,7 +178,7 @@ pub(crate) async fn login(State(app): State<AppState>, req: Request) -> Response
         return (StatusCode::UNAUTHORIZED, Html(body)).into_response();
     };
     tracing::info!(%ip, role = role.label(), "dashboard login");
-    let value = app.auth.start_session(role);
+    let value = app.auth.start_session(role, ip);
     (
         StatusCode::SEE_OTHER,
         [

@@ -22,6 +22,14 @@ use std::time::Instant;
 
 /// Name of the dashboard session cookie.
 pub(crate) const COOKIE: &str = "sockscope_session";
+/// The cookie's name over HTTPS: the `__Host-` prefix makes browsers refuse it unless it is
+/// `Secure`, host-only and for `/`, so a sibling subdomain cannot plant or shadow it.
+pub(crate) const SECURE_COOKIE: &str = "__Host-sockscope_session";
+/// The session cookie names a proxy in front of an app strips (if they share a host).
+pub const SESSION_COOKIES: [&str; 2] = [COOKIE, SECURE_COOKIE];
+/// Sessions one address (IPv6: its /64) may hold: its oldest ends past it, so one client
+/// logging in over and over cannot end everybody else's sessions.
+pub(crate) const MAX_SESSIONS_PER_ADDRESS: usize = 16;
 
 /// Who made a request; handlers of the dashboard and API read it from the extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +42,8 @@ pub(crate) struct Principal {
 struct Session {
     role: Role,
     created: Instant,
+    /// [`limiter_key`] of the address that logged in.
+    from: IpAddr,
 }
 
 /// Credentials plus the live sessions and the login rate limiter.
@@ -94,7 +104,7 @@ impl Auth {
         }
         let role = match bearer(headers) {
             Some(t) => self.cfg.token_role(t),
-            None => cookie(headers).and_then(|c| self.session_role(c)),
+            None => cookie(headers, self.cookie_name()).and_then(|c| self.session_role(c)),
         }?;
         Some(Principal { role, login: true })
     }
@@ -115,7 +125,15 @@ impl Auth {
     }
 
     /// Starts a session; returns the cookie value (only its digest is kept).
-    pub(crate) fn start_session(&self, role: Role) -> String {
+    fn cookie_name(&self) -> &'static str {
+        if self.cfg.secure_cookie {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
+    pub(crate) fn start_session(&self, role: Role, ip: IpAddr) -> String {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).expect("the OS random source works");
         use base64::Engine as _;
@@ -123,6 +141,17 @@ impl Auth {
         let mut sessions = self.sessions.lock().expect("session lock");
         let ttl = self.cfg.session_ttl;
         sessions.retain(|_, s| s.created.elapsed() <= ttl);
+        let from = limiter_key(ip);
+        let mine: Vec<(Digest, Instant)> = sessions
+            .iter()
+            .filter(|(_, s)| s.from == from)
+            .map(|(k, s)| (*k, s.created))
+            .collect();
+        if mine.len() >= MAX_SESSIONS_PER_ADDRESS {
+            if let Some((oldest, _)) = mine.iter().min_by_key(|(_, c)| *c) {
+                sessions.remove(oldest);
+            }
+        }
         if sessions.len() >= self.cfg.max_sessions {
             if let Some(oldest) = sessions
                 .iter()
@@ -137,13 +166,14 @@ impl Auth {
             Session {
                 role,
                 created: Instant::now(),
+                from,
             },
         );
         value
     }
 
     pub(crate) fn end_session(&self, headers: &HeaderMap) {
-        if let Some(c) = cookie(headers) {
+        if let Some(c) = cookie(headers, self.cookie_name()) {
             self.sessions
                 .lock()
                 .expect("session lock")
@@ -202,10 +232,14 @@ impl Auth {
         };
         match value {
             Some(v) => format!(
-                "{COOKIE}={v}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                "{}={v}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                self.cookie_name(),
                 self.cfg.session_ttl.as_secs()
             ),
-            None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+            None => format!(
+                "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}",
+                self.cookie_name()
+            ),
         }
     }
 }
@@ -219,13 +253,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn cookie(headers: &HeaderMap) -> Option<&str> {
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The client's socket address (unspecified when the server runs without connect info).
@@ -424,6 +458,37 @@ mod tests {
     }
 
     #[test]
+    fn over_https_the_cookie_is_host_prefixed_and_one_address_cannot_end_every_session() {
+        let mut cfg = AuthConfig::default().with_token(Role::Viewer, "v".repeat(16).as_str());
+        cfg.secure_cookie = true;
+        let auth = Auth::new(cfg);
+        let other = auth.start_session(Role::Inspector, "192.0.2.200".parse().unwrap());
+        let set = auth.set_cookie(Some(&other));
+        assert!(
+            set.starts_with("__Host-sockscope_session=") && set.contains("; Secure"),
+            "{set}"
+        );
+        let with = |name: &str, v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::COOKIE, format!("{name}={v}").parse().unwrap());
+            h
+        };
+        assert!(auth.principal(&with(SECURE_COOKIE, &other)).is_some());
+        assert!(
+            auth.principal(&with(COOKIE, &other)).is_none(),
+            "over HTTPS only the prefixed cookie counts"
+        );
+        // One address logging in again and again ends only its own older sessions.
+        let busy: IpAddr = "2001:db8::1".parse().unwrap();
+        for _ in 0..100 {
+            auth.start_session(Role::Viewer, busy);
+        }
+        assert!(auth.principal(&with(SECURE_COOKIE, &other)).is_some());
+        let held = auth.sessions.lock().unwrap().len();
+        assert_eq!(held, MAX_SESSIONS_PER_ADDRESS + 1);
+    }
+
+    #[test]
     fn sessions_expire_and_are_bounded() {
         let mut cfg = AuthConfig::default().with_token(Role::Viewer, "v".repeat(16).as_str());
         cfg.max_sessions = 2;
@@ -436,13 +501,14 @@ mod tests {
             );
             h
         };
-        let a = auth.start_session(Role::Viewer);
-        let b = auth.start_session(Role::Inspector);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = auth.start_session(Role::Viewer, ip);
+        let b = auth.start_session(Role::Inspector, "192.0.2.2".parse().unwrap());
         assert_eq!(
             auth.principal(&cookie_header(&b)).unwrap().role,
             Role::Inspector
         );
-        let _c = auth.start_session(Role::Viewer);
+        let _c = auth.start_session(Role::Viewer, ip);
         assert!(
             auth.principal(&cookie_header(&a)).is_none(),
             "oldest ended at the limit"
