@@ -14,6 +14,9 @@ use tokio::sync::mpsc;
 /// event rate; what does not fit is counted and shown as a gap row.
 pub(crate) const MAX_TRACE_PER_DELTA: usize = 50;
 
+/// Most host-metric points in one frame, over all sources.
+pub(crate) const MAX_HOST_POINTS_PER_FRAME: usize = 20_000;
+
 /// One browser's view and what it was last sent.
 struct Subscriber {
     tx: mpsc::Sender<String>,
@@ -218,17 +221,23 @@ fn build(
             .filter(|p| p.t > after)
             .cloned()
             .collect();
+        // Thousands of sources with 15 minutes each would make one frame huge: each gets an
+        // equal share of MAX_HOST_POINTS_PER_FRAME, its newest points.
+        let share = MAX_HOST_POINTS_PER_FRAME / state.sources.len().max(1);
         frame.hosts = state
             .sources
             .iter()
             .map(|s| {
+                let fresh: Vec<_> = s
+                    .host_series
+                    .iter()
+                    .filter(|p| p.t > hosts_after)
+                    .cloned()
+                    .collect();
+                let skip = fresh.len().saturating_sub(share.max(1));
                 (
                     s.id.to_string(),
-                    s.host_series
-                        .iter()
-                        .filter(|p| p.t > hosts_after)
-                        .cloned()
-                        .collect::<Vec<_>>(),
+                    fresh.into_iter().skip(skip).collect::<Vec<_>>(),
                 )
             })
             .filter(|(_, v)| !v.is_empty())

@@ -218,7 +218,7 @@ impl State {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let ts = o.ts.unwrap_or(now_us);
+        let ts = event_time(o.ts, now_us);
         let ip = o.ip.parse().expect("validated by the wire crate");
         let user_agent = self.intern_ua(o.user_agent.as_deref().unwrap_or(""));
         let policy = self.intern_policy(TapPolicy {
@@ -296,7 +296,7 @@ impl State {
         let Some(&id) = self.index.get(&(si, m.conn)) else {
             return Err(unknown(m.conn, "message"));
         };
-        let ts = m.ts.unwrap_or(now_us);
+        let ts = event_time(m.ts, now_us);
         let conn = self
             .conns
             .get_mut(&id)
@@ -395,7 +395,7 @@ impl State {
         let Some(&id) = self.index.get(&(si, c.conn)) else {
             return Err(unknown(c.conn, "conn_close"));
         };
-        self.close(id, c.ts.unwrap_or(now_us), c.code, c.reason, c.by);
+        self.close(id, event_time(c.ts, now_us), c.code, c.reason, c.by);
         Ok(())
     }
 
@@ -445,6 +445,16 @@ impl State {
             flight: false,
         });
     }
+}
+
+/// Most a tap's clock may run ahead of the observer's before its timestamps are clamped: a
+/// time far in the future would keep a closed connection from ever expiring.
+pub(crate) const MAX_CLOCK_AHEAD_US: u64 = 60_000_000;
+
+/// An event's time: the tap's, at most [`MAX_CLOCK_AHEAD_US`] past the observer's clock, or
+/// the observer's when the tap gave none.
+pub(crate) fn event_time(ts: Option<u64>, now_us: u64) -> u64 {
+    ts.map_or(now_us, |t| t.min(now_us + MAX_CLOCK_AHEAD_US))
 }
 
 fn unknown(conn: u64, what: &str) -> (ErrorCode, String) {

@@ -404,3 +404,20 @@ fn trace_filters_by_direction_ip_source_and_payload_text_or_regex() {
     .unwrap();
     assert!(e.contains("invalid regular expression"), "{e}");
 }
+
+#[test]
+fn a_tap_clock_far_ahead_is_clamped_so_retention_still_ends_its_connections() {
+    use super::state::{event_time, MAX_CLOCK_AHEAD_US};
+    assert_eq!(event_time(None, T0), T0);
+    assert_eq!(event_time(Some(T0 - 5), T0), T0 - 5);
+    let decade = 10 * 365 * 86_400 * 1_000_000u64;
+    assert_eq!(event_time(Some(T0 + decade), T0), T0 + MAX_CLOCK_AHEAD_US);
+    let mut s = State::new(AggConfig::default());
+    let mut o = open(1, "/future");
+    if let Event::ConnOpen(c) = &mut o {
+        c.ts = Some(T0 + decade);
+    }
+    s.apply(None, vec![hello("a", None), o], T0);
+    let opened = s.conns.values().next().unwrap().opened_us;
+    assert_eq!(opened, T0 + MAX_CLOCK_AHEAD_US);
+}

@@ -51,6 +51,10 @@ fn over_rate(rate: &TapRate, source: &Arc<str>, events: &mut Vec<Event>) -> u64 
     ) else {
         return 0;
     };
+    // Keys of sources that went quiet are dropped now and then, so the limiter stays small.
+    if rl.len() > 1024 {
+        rl.retain_recent();
+    }
     if matches!(rl.check_key_n(source, n), Ok(Ok(()))) {
         return 0;
     }
