@@ -197,7 +197,15 @@ async fn nul_control_and_bidi_characters_are_stored_intact() {
 
 #[tokio::test]
 async fn strings_at_the_wire_limits_are_stored_intact_and_one_byte_more_is_refused() {
-    let obs = start_default().await;
+    // Room for 64 headers of 8 KiB (the default --conn-meta-bytes keeps 16 KiB a connection).
+    let obs = start(sockscope::server::config::ObserverConfig {
+        agg: sockscope::server::config::AggConfig {
+            conn_meta_bytes: 1 << 20,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
     // Two-byte characters up to the limit: no truncation may split one.
     let at = |n: usize| "é".repeat(n / 2);
     let ua = at(Limits::MAX_USER_AGENT);

@@ -304,6 +304,13 @@ pub struct ObserverStats {
     pub sources_forgotten: u64,
     /// Times a browser fell behind and was re-snapshotted.
     pub browser_resnapshots: u64,
+    /// Connections whose headers were cut to the metadata budgets (`--conn-meta-bytes`,
+    /// `--metadata-budget`).
+    #[serde(default)]
+    pub metadata_cut: u64,
+    /// Metadata bytes held for tracked connections.
+    #[serde(default)]
+    pub metadata_bytes: u64,
     /// Requests refused at the door, by reason.
     #[serde(default)]
     pub refused: Refusals,

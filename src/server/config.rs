@@ -21,6 +21,12 @@ pub const DEFAULT_CONN_MESSAGES: usize = 32;
 pub const DEFAULT_MAX_STORED_MESSAGES: usize = 262_144;
 /// Default payload bytes stored across all connections (256 MiB).
 pub const DEFAULT_PAYLOAD_BUDGET: usize = 256 << 20;
+/// Default most metadata bytes (path, headers, subprotocol) kept per connection; headers past
+/// it are cut, and counted.
+pub const DEFAULT_CONN_META_BYTES: usize = 16 << 10;
+/// Default metadata bytes kept across all tracked connections (512 MiB); past it new
+/// connections keep their path only, and are counted.
+pub const DEFAULT_METADATA_BUDGET: usize = 512 << 20;
 /// Default number of events in the global live-trace ring.
 pub const DEFAULT_TRACE_CAPACITY: usize = 10_000;
 /// Length of the one-second time series (15 minutes).
@@ -61,6 +67,10 @@ pub struct AggConfig {
     pub max_sources: usize,
     pub tick: Duration,
     pub browser_queue: usize,
+    /// See [`DEFAULT_CONN_META_BYTES`].
+    pub conn_meta_bytes: usize,
+    /// See [`DEFAULT_METADATA_BUDGET`].
+    pub metadata_budget: usize,
 }
 
 impl Default for AggConfig {
@@ -76,6 +86,8 @@ impl Default for AggConfig {
             max_sources: DEFAULT_MAX_SOURCES,
             tick: humantime::parse_duration(DEFAULT_TICK).expect("valid default"),
             browser_queue: DEFAULT_BROWSER_QUEUE,
+            conn_meta_bytes: DEFAULT_CONN_META_BYTES,
+            metadata_budget: DEFAULT_METADATA_BUDGET,
         }
     }
 }
@@ -219,6 +231,14 @@ pub struct ServeArgs {
     /// when the kernel collapses sparse memory into huge pages.
     #[arg(long, env = "SOCKSCOPE_HUGE_PAGES")]
     pub huge_pages: bool,
+    /// Metadata bytes (path, headers, subprotocol) kept per connection; headers past it are
+    /// cut, and counted. Anonymous clients of the tapped app choose these bytes.
+    #[arg(long, env = "SOCKSCOPE_CONN_META_BYTES", default_value_t = DEFAULT_CONN_META_BYTES, value_parser = at_least(256))]
+    pub conn_meta_bytes: usize,
+    /// Metadata bytes kept across all tracked connections; past it new connections keep their
+    /// path only, and are counted.
+    #[arg(long, env = "SOCKSCOPE_METADATA_BUDGET", default_value_t = DEFAULT_METADATA_BUDGET, value_parser = at_least(1 << 20))]
+    pub metadata_budget: usize,
     /// Client sockets at once (browsers, taps, API callers); past it a client gets 503 and the
     /// refusal is logged. Lowered at start to what the open-file limit holds.
     #[arg(long, env = "SOCKSCOPE_MAX_CLIENTS", default_value_t = DEFAULT_MAX_CLIENTS, value_parser = at_least(1))]
@@ -289,6 +309,8 @@ impl ServeArgs {
                 max_sources: self.max_sources,
                 tick: self.tick,
                 browser_queue: self.browser_queue,
+                conn_meta_bytes: self.conn_meta_bytes,
+                metadata_budget: self.metadata_budget,
             },
             wire: sockscope_wire::Limits {
                 max_events: self.max_batch_events,

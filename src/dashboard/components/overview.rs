@@ -35,7 +35,7 @@ pub(crate) fn Overview() -> impl IntoView {
                 <Card label="ingest errors" testid="ingest-errors" value=t(|o| format::count(o.observer.ingest_errors))/>
                 <Card label="observer CPU · RSS" testid="observer" value=t(|o| format!("{:.0} % · {}", o.observer.cpu_pct, format::bytes(o.observer.rss)))/>
                 <Card label="ingest events/s · browsers" testid="ingest-rate" value=t(|o| format!("{} · {}", format::count(o.observer.ingest_rate), o.observer.browsers))/>
-                <Card label="browser re-snapshots · payloads evicted" testid="observer-drops" value=t(|o| format!("{} · {}", format::count(o.observer.browser_resnapshots), format::count(o.observer.payloads_evicted)))/>
+                <Card label="browser re-snapshots · payloads evicted · metadata cut" testid="observer-drops" value=t(|o| format!("{} · {} · {}", format::count(o.observer.browser_resnapshots), format::count(o.observer.payloads_evicted), format::count(o.observer.metadata_cut)))/>
                 <Card label="refused at the door" testid="refused" value=t(|o| refused_summary(&o.observer.refused))/>
             </div>
             <table class="sources" data-testid="sources">

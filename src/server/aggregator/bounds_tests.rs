@@ -139,3 +139,34 @@ fn a_source_is_forgotten_only_when_nothing_points_at_it() {
     let names: Vec<String> = s.trace.iter().map(|r| s.trace_entry(r).source).collect();
     assert_eq!(names, ["c", "c", "c", "b"]);
 }
+
+#[test]
+fn connection_metadata_is_held_to_its_budgets_and_cuts_are_counted() {
+    use sockscope_wire::{ConnOpen, Header};
+    let cfg = AggConfig {
+        conn_meta_bytes: 1024,
+        metadata_budget: 1 << 20,
+        ..AggConfig::default()
+    };
+    let mut s = State::new(cfg);
+    // 64 headers of 8 KiB, as an anonymous client of the tapped app can send.
+    let big: Vec<Header> = (0..64)
+        .map(|i| Header(format!("x-h{i}"), "v".repeat(8192)))
+        .collect();
+    let open = |conn: u64| {
+        Event::ConnOpen(ConnOpen {
+            headers: big.clone(),
+            ..ConnOpen::new(conn, "192.0.2.1", "/ws?x=1")
+        })
+    };
+    s.apply(None, vec![hello("a", None), open(1), open(2)], T0);
+    for c in s.conns.values() {
+        assert!(c.meta_bytes() <= 1024, "{}", c.meta_bytes());
+        assert_eq!(&*c.path, "/ws?x=1", "the path is kept");
+    }
+    assert_eq!(s.stats.metadata_cut, 2);
+    assert_eq!(
+        s.stats.metadata_bytes,
+        s.conns.values().map(|c| c.meta_bytes() as u64).sum::<u64>()
+    );
+}

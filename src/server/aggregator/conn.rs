@@ -149,6 +149,17 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// Bytes of metadata this record holds for itself (the user agent is shared).
+    pub(crate) fn meta_bytes(&self) -> usize {
+        self.path.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + self.subprotocol.as_ref().map_or(0, |s| s.len())
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         self.closed.is_none()
     }

@@ -42,6 +42,7 @@ impl State {
     fn evict(&mut self, id: u64) -> bool {
         match self.conns.remove(&id) {
             Some(c) => {
+                self.stats.metadata_bytes -= c.meta_bytes() as u64;
                 self.sources[c.source].refs -= 1;
                 self.store.forget(&c);
                 self.stats.evicted += 1;

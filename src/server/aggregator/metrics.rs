@@ -193,7 +193,7 @@ impl State {
             }
         }
         let st = &self.stats;
-        let globals: [(&str, &str, &str, String); 12] = [
+        let globals: [(&str, &str, &str, String); 14] = [
             (
                 "sockscope_tracked_connections",
                 "gauge",
@@ -229,6 +229,18 @@ impl State {
                 "counter",
                 "Offline sources forgotten to make room under --max-sources.",
                 st.sources_forgotten.to_string(),
+            ),
+            (
+                "sockscope_metadata_cut_total",
+                "counter",
+                "Connections whose headers or path were cut to the metadata budgets.",
+                st.metadata_cut.to_string(),
+            ),
+            (
+                "sockscope_metadata_bytes",
+                "gauge",
+                "Metadata bytes (paths, headers, subprotocols) held for tracked connections.",
+                st.metadata_bytes.to_string(),
             ),
             (
                 "sockscope_payloads_evicted_total",
