@@ -322,12 +322,18 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let Some(slot) = crate::server::Slot::take(&open, max_connections) else {
-            tokio::spawn(refuse(stream, refused.clone(), max_connections));
+            let refused = refused.clone();
+            tokio::spawn(async move {
+                let body = format!("sockscope proxy: {max_connections} connections are open (--max-connections); retry later\n");
+                let what = format!("--max-connections {max_connections} are open");
+                let text = ("text/plain; charset=utf-8", body);
+                crate::server::listen::refuse_over_cap(stream, &refused, &what, text).await;
+            });
             continue;
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let mut stop = shared.shutdown.clone();
+        let stop = shared.shutdown.clone();
         // The service holds `shared`: shutdown waits until every connection task is gone.
         let svc = service_fn(move |req: Request<Incoming>| {
             let shared = shared.clone();
@@ -341,17 +347,7 @@ pub async fn serve(
         tokio::spawn(async move {
             // The place is held until the connection (and a WebSocket it became) ends.
             let _slot = slot;
-            tokio::pin!(conn);
-            let res = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "client connection ended with an error");
-            }
+            crate::server::listen::run_connection(conn, stop, peer).await;
         });
     }
     let _ = stop_tx.send(true);
@@ -363,30 +359,6 @@ pub async fn serve(
         tracing::warn!("connections still open after the shutdown grace period");
     }
     Ok(())
-}
-
-/// Refuses a client over `--max-connections`: a 503 it can read, then the socket is closed.
-async fn refuse(
-    mut stream: tokio::net::TcpStream,
-    refused: Arc<std::sync::atomic::AtomicU64>,
-    max: usize,
-) {
-    use tokio::io::AsyncWriteExt;
-    let n = refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    if n.is_power_of_two() {
-        tracing::warn!(
-            refused = n,
-            "connection refused: --max-connections {max} are open"
-        );
-    }
-    let body =
-        format!("sockscope proxy: {max} connections are open (--max-connections); retry later\n");
-    let resp = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(resp.as_bytes())).await;
-    let _ = stream.shutdown().await;
 }
 
 async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Response<Body> {

@@ -51,26 +51,26 @@ where
             _ = &mut shutdown => break,
         };
         let Some(slot) = Slot::take(&open, max) else {
-            tokio::spawn(refuse(io, refused.clone(), max));
+            let refused = refused.clone();
+            tokio::spawn(async move {
+                let body = serde_json::json!({
+                    "type": "error",
+                    "code": ErrorCode::TooManyClients.as_str(),
+                    "message": format!("this observer already has {max} client connections (--max-clients); retry later"),
+                })
+                .to_string();
+                let what = format!("--max-clients {max} are connected");
+                refuse_over_cap(io, &refused, &what, ("application/json", body)).await;
+            });
             continue;
         };
         // The client's address, where axum's `ConnectInfo` extractor looks for it.
         let svc = TowerToHyperService::new(app.clone().layer(Extension(ConnectInfo(addr))));
         let conn = http.serve_connection(TokioIo::new(io), svc).with_upgrades();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            tokio::pin!(conn);
-            let res = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(%addr, error = %e, "client connection ended with an error");
-            }
+            run_connection(conn, stop, addr).await;
         });
     }
     let _ = stop_tx.send(true);
@@ -81,25 +81,48 @@ where
     Ok(())
 }
 
-/// A client over `--max-clients`: a 503 it can read, then the socket is closed.
-async fn refuse(mut io: impl AsyncWrite + Unpin, refused: Arc<AtomicU64>, max: usize) {
+/// Answers a client over a connection cap with a 503 it can read, then closes the socket; the
+/// refusal is counted and logged (at 1, 2, 4, 8, … refusals, so a flood does not flood the log).
+pub(crate) async fn refuse_over_cap(
+    mut io: impl AsyncWrite + Unpin,
+    refused: &AtomicU64,
+    what: &str,
+    (content_type, body): (&str, String),
+) {
     let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
     if n.is_power_of_two() {
-        tracing::warn!(
-            refused = n,
-            "client refused: --max-clients {max} are connected"
-        );
+        tracing::warn!(refused = n, "client refused: {what}");
     }
-    let body = serde_json::json!({
-        "type": "error",
-        "code": ErrorCode::TooManyClients.as_str(),
-        "message": format!("this observer already has {max} client connections (--max-clients); retry later"),
-    })
-    .to_string();
     let resp = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {content_type}\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(resp.as_bytes())).await;
     let _ = io.shutdown().await;
+}
+
+/// Serves one HTTP/1 connection (and what it upgrades to) until it ends, or until `stop` turns
+/// true: then in-flight requests finish and the connection closes.
+pub(crate) async fn run_connection<I, S, B>(
+    conn: hyper::server::conn::http1::UpgradeableConnection<I, S>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    let res = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
 }
