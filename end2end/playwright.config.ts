@@ -42,7 +42,8 @@ export default defineConfig({
   },
   webServer: [
     {
-      command: `"${bin}" serve --listen 127.0.0.1:${port} --tick 100ms`,
+      // --conn-meta-bytes: room for hostile.spec's 64 headers of 8 KiB (the default keeps 16 KiB).
+      command: `"${bin}" serve --listen 127.0.0.1:${port} --tick 100ms --conn-meta-bytes 1048576`,
       // Playwright waits for this URL itself (cargo leptos end-to-end would not).
       url: `http://127.0.0.1:${port}/healthz`,
       reuseExistingServer: false,
