@@ -29,6 +29,15 @@ async fn client(proxy: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Ws {
         .0
 }
 
+/// The request headers the upstream received for a GET through `proxy` with `extra`.
+async fn upstream_headers(proxy: SocketAddr, extra: &[(&str, &str)]) -> serde_json::Value {
+    let mut req = reqwest::Client::new().get(format!("http://{proxy}/headers"));
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 async fn next_msg(ws: &mut Ws) -> Message {
     tokio::time::timeout(Duration::from_secs(10), ws.next())
         .await
@@ -231,18 +240,16 @@ async fn plain_http_is_forwarded_with_x_forwarded_for() {
     let up = upstream::start().await;
     let proxy = start_proxy(cfg(up, &[]), Tap::disabled()).await;
     let http = reqwest::Client::new();
-    let h: serde_json::Value = http
-        .get(format!("http://{proxy}/headers"))
-        .header("x-forwarded-for", "6.6.6.6")
-        .header("forwarded", "for=6.6.6.6;proto=https")
-        .header("x-real-ip", "6.6.6.6")
-        .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = upstream_headers(
+        proxy,
+        &[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6;proto=https"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+        ],
+    )
+    .await;
     assert_eq!(
         h["x-forwarded-for"], "127.0.0.1",
         "an untrusted peer's XFF is replaced: {h}"
@@ -291,26 +298,10 @@ async fn trusted_proxies_decide_the_client_ip() {
     assert_eq!(ip_of("trusting"), "203.0.113.9");
     assert_eq!(ip_of("strict"), "127.0.0.1");
     // The upstream sees the chain from a trusted peer.
-    let h: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{trusting}/headers"))
-        .header("x-forwarded-for", "203.0.113.9")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = upstream_headers(trusting, &[("x-forwarded-for", "203.0.113.9")]).await;
     assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
     // A trusted proxy in front that terminated TLS says so.
-    let h: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{trusting}/headers"))
-        .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = upstream_headers(trusting, &[("x-forwarded-proto", "https")]).await;
     assert_eq!(h["x-forwarded-proto"], "https");
 }
 

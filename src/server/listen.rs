@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tower_layer::Layer;
 
 /// Longest wait for open requests to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -64,8 +65,9 @@ where
             });
             continue;
         };
-        // The client's address, where axum's `ConnectInfo` extractor looks for it.
-        let svc = TowerToHyperService::new(app.clone().layer(Extension(ConnectInfo(addr))));
+        // The client's address, where axum's `ConnectInfo` extractor looks for it: wrapped
+        // around the router (as `axum::serve` does), not layered into every route.
+        let svc = TowerToHyperService::new(Extension(ConnectInfo(addr)).layer(app.clone()));
         let conn = http.serve_connection(TokioIo::new(io), svc).with_upgrades();
         let stop = stop_rx.clone();
         tokio::spawn(async move {

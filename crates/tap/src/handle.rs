@@ -306,16 +306,6 @@ impl ConnTap {
         }
     }
 
-    /// Whether this connection's messages are sent one by one right now (always, unless the
-    /// tap captures on demand and nobody watches).
-    pub fn streaming(&self) -> bool {
-        match (&self.inner, &self.on_demand) {
-            (Some(inner), Some(od)) => od.watched(&inner.demand),
-            (inner, None) => inner.is_some() && self.mode != PayloadMode::Off,
-            (None, Some(_)) => false,
-        }
-    }
-
     /// Records one whole message: masks its payload, then copies at most the mode's cap.
     /// Runs on the caller's task, so it stays cheap: room in the queue is taken first, so a
     /// full queue costs one counter and nothing is masked or copied; a payload without a
@@ -338,9 +328,11 @@ impl ConnTap {
                 if !opcode.is_control() {
                     od.count(&inner.demand, dir, size);
                 }
-                let keep = self.mode.cap().min(inner.cfg.flight_bytes);
-                let limits = (inner.cfg.flight_messages, keep);
-                od.record(limits, (now_us(), dir, opcode), payload, size);
+                if inner.cfg.flight_messages > 0 {
+                    let keep = self.mode.cap().min(inner.cfg.flight_bytes);
+                    let limits = (inner.cfg.flight_messages, keep);
+                    od.record(limits, (now_us(), dir, opcode), payload, size);
+                }
                 return;
             }
         }
