@@ -3,10 +3,11 @@
 
 mod common;
 
+use clap::Parser;
 use common::process::{run_to_end, sockscope, start_until};
 use common::tls::pki;
 use common::upstream;
-use sockscope::server::config::ObserverConfig;
+use sockscope::server::config::{ObserverConfig, ServeArgs};
 use sockscope::server::tls::TlsFiles;
 use sockscope_tap::{ConnInfo, Tap, TapConfig};
 use std::net::SocketAddr;
@@ -40,11 +41,7 @@ fn https_client(ca_pem: &str) -> reqwest::Client {
 #[tokio::test]
 async fn a_tap_reaches_a_tls_observer_that_its_ca_signed() {
     let p = pki("a");
-    let obs = tls_observer(TlsFiles {
-        cert: p.cert.clone(),
-        key: p.key.clone(),
-    })
-    .await;
+    let obs = tls_observer(p.files()).await;
     let mut cfg = TapConfig::new(format!("wss://127.0.0.1:{}/ingest", obs.port()), "secure");
     cfg.flush = Duration::from_millis(1);
     cfg.observer_ca = Some(p.ca.clone());
@@ -95,11 +92,7 @@ fn proxy_log(observer: &str, extra: &[&str], needle: &str, up: SocketAddr) -> St
 async fn a_wrong_ca_and_plain_ws_get_clear_errors() {
     let p = pki("right");
     let other = pki("wrong");
-    let obs = tls_observer(TlsFiles {
-        cert: p.cert.clone(),
-        key: p.key.clone(),
-    })
-    .await;
+    let obs = tls_observer(p.files()).await;
     let up = upstream::start().await;
     let wss = format!("wss://127.0.0.1:{}/ingest", obs.port());
     let line = proxy_log(
@@ -167,6 +160,7 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     let obs = tls_observer(TlsFiles {
         cert: cert.clone(),
         key: key.clone(),
+        client_ca: None,
     })
     .await;
     let url = format!("https://127.0.0.1:{}/healthz", obs.port());
@@ -193,4 +187,87 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     }
     let fresh_old = https_client(&first.ca_pem);
     assert!(fresh_old.get(&url).send().await.is_err());
+}
+
+/// An observer that trusts a CA for tap certificates: a tap presenting one gets in without a
+/// token; a tap without one (or with one from another CA) does not.
+#[tokio::test]
+async fn a_tap_certificate_admits_a_tap_without_a_token() {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    let p = pki("mutual");
+    let other = pki("stranger");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let obs = listener.local_addr().unwrap();
+    let args = Cli::parse_from([
+        "serve",
+        "--listen",
+        &obs.to_string(),
+        "--tls-cert",
+        p.cert.to_str().unwrap(),
+        "--tls-key",
+        p.key.to_str().unwrap(),
+        "--tls-client-ca",
+        p.ca.to_str().unwrap(),
+    ]);
+    let cfg = args.serve.into_config().unwrap();
+    tokio::spawn(sockscope::server::serve(
+        listener,
+        cfg,
+        std::future::pending(),
+    ));
+    let url = format!("wss://127.0.0.1:{}/ingest", obs.port());
+    let connect = |tls: std::sync::Arc<rustls::ClientConfig>| {
+        let url = url.clone();
+        async move {
+            tokio_tungstenite::connect_async_tls_with_config(
+                url,
+                None,
+                false,
+                Some(tokio_tungstenite::Connector::Rustls(tls)),
+            )
+            .await
+        }
+    };
+    // No certificate, no token: refused with the way in named.
+    match connect(p.client_config()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 401);
+            let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
+            assert!(body.contains("--tls-client-ca"), "{body}");
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+    // A certificate from another CA fails the handshake.
+    let (cert, key) = other.client("intruder");
+    let stranger = sockscope_tap::tls::client_config(sockscope_tap::tls::ClientTls {
+        ca: Some(&p.ca),
+        identity: Some((&cert, &key)),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(connect(stranger).await.is_err());
+    // The tap with a certificate from the trusted CA reports.
+    let (cert, key) = p.client("gateway-7");
+    let mut cfg = TapConfig::new(url.clone(), "certified");
+    cfg.flush = Duration::from_millis(1);
+    cfg.observer_ca = Some(p.ca.clone());
+    cfg.client_cert = Some((cert, key));
+    let tap = Tap::start(cfg).unwrap();
+    let _conn = tap.open(ConnInfo::new("192.0.2.8".parse().unwrap(), "/mutual"));
+    let http = https_client(&p.ca_pem);
+    let api = format!("https://127.0.0.1:{}/api/connections", obs.port());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page: serde_json::Value = http.get(&api).send().await.unwrap().json().await.unwrap();
+        if page["total"] == 1 {
+            assert_eq!(page["items"][0]["path"], "/mutual");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

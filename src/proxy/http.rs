@@ -104,15 +104,20 @@ pub(super) fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared
     // What the client says of itself goes no further: the upstream hears it from us.
     h.remove("forwarded");
     h.remove("x-real-ip");
-    // The scheme the client used: ours (plain HTTP), or what a trusted proxy in front (which
-    // may have terminated TLS) says.
+    // The scheme the client used: https when it spoke TLS to us; otherwise what a trusted
+    // proxy in front (which may have terminated TLS) says, or plain http.
     let trusted = super::client_ip::is_trusted(peer.ip(), &shared.cfg.trusted);
+    let ours = if shared.cfg.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let proto = h
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
-        .filter(|p| trusted && matches!(*p, "http" | "https"))
+        .filter(|p| trusted && ours == "http" && matches!(*p, "http" | "https"))
         .map(|p| HeaderValue::from_static(if p == "https" { "https" } else { "http" }))
-        .unwrap_or(HeaderValue::from_static("http"));
+        .unwrap_or(HeaderValue::from_static(ours));
     h.insert("x-forwarded-proto", proto);
 }
 
@@ -126,7 +131,12 @@ pub(super) async fn forward(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let uri: Uri = match format!("http://{}{}", shared.cfg.upstream, path).parse() {
+    let scheme = if shared.cfg.upstream_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let uri: Uri = match format!("{scheme}://{}{}", shared.cfg.upstream, path).parse() {
         Ok(u) => u,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request target: {e}")),
     };

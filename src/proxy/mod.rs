@@ -6,6 +6,8 @@ mod deflate;
 pub mod frames;
 mod http;
 mod relay;
+mod relay_io;
+pub mod tls;
 mod ws;
 
 use crate::proxy::http::{forward, Body};
@@ -49,6 +51,12 @@ pub const DEFAULT_MIRROR_HEADERS: &[&str] = sockscope_tap::DEFAULT_MIRROR_HEADER
 pub struct ProxyConfig {
     /// `host:port` of the upstream server (from `--upstream http://host:port`).
     pub upstream: String,
+    /// Set for an `https://` upstream.
+    pub upstream_tls: Option<tls::UpstreamTls>,
+    /// Clients speak TLS to the proxy (`--tls-cert`, `--tls-key`).
+    pub tls: Option<crate::server::tls::TlsFiles>,
+    /// `--ws-idle-timeout`: a WebSocket with no bytes either way for this long is closed.
+    pub ws_idle_timeout: Option<Duration>,
     pub trusted: Vec<IpNet>,
     pub max_message: usize,
     pub read_buffer: usize,
@@ -63,6 +71,9 @@ impl ProxyConfig {
     pub fn new(upstream: impl Into<String>) -> Self {
         ProxyConfig {
             upstream: upstream.into(),
+            upstream_tls: None,
+            tls: None,
+            ws_idle_timeout: None,
             trusted: Vec::new(),
             max_message: DEFAULT_MAX_MESSAGE,
             read_buffer: DEFAULT_READ_BUFFER,
@@ -81,9 +92,35 @@ pub struct ProxyArgs {
     /// Address to accept clients on.
     #[arg(long, env = "SOCKSCOPE_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The server to forward to, e.g. http://127.0.0.1:5000.
+    /// The server to forward to, e.g. http://127.0.0.1:5000, or https://app.internal:443 to
+    /// speak TLS to it (WebSockets too).
     #[arg(long, env = "SOCKSCOPE_UPSTREAM")]
     pub upstream: String,
+    /// PEM file of the CA that signed an https:// upstream's certificate: only it is trusted
+    /// then. Without it, the system's roots are.
+    #[arg(long, env = "SOCKSCOPE_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<std::path::PathBuf>,
+    /// PEM certificate chain: clients reach the proxy over https:// and wss://. Reloaded when
+    /// the file changes or on SIGHUP. Needs --tls-key.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_PROXY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_PROXY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// A proxied WebSocket with no bytes in either direction for this long is closed with
+    /// 1001 both ways (e.g. 10m). Off by default: WebSockets may idle for hours.
+    #[arg(long, env = "SOCKSCOPE_WS_IDLE_TIMEOUT", value_parser = crate::flags::duration)]
+    pub ws_idle_timeout: Option<Duration>,
     /// Observer ingest URL, e.g. ws://127.0.0.1:3000/ingest. Without it the tap is off.
     #[arg(long, env = "SOCKSCOPE_OBSERVER")]
     pub observer: Option<String>,
@@ -91,6 +128,23 @@ pub struct ProxyArgs {
     /// is trusted then. Without it, the system's roots are.
     #[arg(long, env = "SOCKSCOPE_OBSERVER_CA", value_name = "FILE")]
     pub observer_ca: Option<std::path::PathBuf>,
+    /// PEM certificate chain this proxy's tap presents to a wss:// observer (mutual TLS,
+    /// instead of a token, with an observer run with --tls-client-ca). Needs --tap-key.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_TAP_CERT",
+        value_name = "FILE",
+        requires = "tap_key"
+    )]
+    pub tap_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tap-cert.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_TAP_KEY",
+        value_name = "FILE",
+        requires = "tap_cert"
+    )]
+    pub tap_key: Option<std::path::PathBuf>,
     /// Token sent to the observer as `Authorization: Bearer`.
     #[arg(long, env = "SOCKSCOPE_TAP_TOKEN", hide_env_values = true)]
     pub token: Option<sockscope_wire::Secret>,
@@ -201,18 +255,38 @@ impl ProxyArgs {
             &mut self.token,
             self.token_file.take().as_deref(),
         )?;
-        let upstream = self
-            .upstream
-            .strip_prefix("http://")
-            .or_else(|| self.upstream.strip_prefix("ws://"))
-            .ok_or_else(|| anyhow::anyhow!("--upstream {:?} must look like http://host:port (TLS upstreams are not supported yet)", self.upstream))?
-            .trim_end_matches('/')
-            .to_string();
-        anyhow::ensure!(
-            !upstream.is_empty() && !upstream.contains('/'),
-            "--upstream {:?} must be http://host:port without a path",
-            self.upstream
-        );
+        let (upstream, upstream_tls) = parse_upstream(&self.upstream)?;
+        let upstream_tls = match upstream_tls {
+            true => Some(tls::UpstreamTls::new(
+                &upstream,
+                self.upstream_ca.as_deref(),
+            )?),
+            false => {
+                anyhow::ensure!(
+                    self.upstream_ca.is_none(),
+                    "--upstream-ca is only used for TLS: write the upstream as https://{upstream}"
+                );
+                None
+            }
+        };
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let files = crate::server::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: None,
+                };
+                crate::server::tls::load(&files)?;
+                Some(files)
+            }
+            _ => None,
+        };
+        if let Some(idle) = self.ws_idle_timeout {
+            anyhow::ensure!(
+                idle >= Duration::from_secs(1),
+                "--ws-idle-timeout {idle:?} is too short: give at least 1s (leave it out for no limit)"
+            );
+        }
         let wire_max = sockscope_tap::wire::Limits::DEFAULT_MAX_PAYLOAD;
         anyhow::ensure!(
             self.payload_cap <= wire_max,
@@ -245,6 +319,7 @@ impl ProxyArgs {
                 let mut cfg = TapConfig::new(url, self.name.clone());
                 cfg.token = self.token;
                 cfg.observer_ca = self.observer_ca;
+                cfg.client_cert = self.tap_cert.zip(self.tap_key);
                 cfg.payload = payload;
                 cfg.route_payload = route_payload;
                 cfg.redact = redact;
@@ -262,6 +337,9 @@ impl ProxyArgs {
         Ok((
             ProxyConfig {
                 upstream,
+                upstream_tls,
+                tls,
+                ws_idle_timeout: self.ws_idle_timeout,
                 trusted: self.trusted_proxy,
                 max_message: self.max_message,
                 read_buffer: self.read_buffer,
@@ -273,13 +351,46 @@ impl ProxyArgs {
     }
 }
 
+/// `host:port` of `--upstream`, and whether it speaks TLS.
+fn parse_upstream(url: &str) -> anyhow::Result<(String, bool)> {
+    let (rest, tls) = if let Some(r) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("wss://"))
+    {
+        (r, true)
+    } else if let Some(r) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("ws://"))
+    {
+        (r, false)
+    } else {
+        anyhow::bail!("--upstream {url:?} must look like http://host:port or https://host:port");
+    };
+    let authority = rest.trim_end_matches('/');
+    anyhow::ensure!(
+        !authority.is_empty() && !authority.contains('/'),
+        "--upstream {url:?} must be a scheme and host:port without a path"
+    );
+    // A port is needed to dial: the scheme's own when none is written.
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && !h.ends_with(':') && p.parse::<u16>().is_ok());
+    let authority = match has_port {
+        true => authority.to_string(),
+        false => format!("{authority}:{}", if tls { 443 } else { 80 }),
+    };
+    Ok((authority, tls))
+}
+
+type UpstreamClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Incoming,
+>;
+
 pub(crate) struct Shared {
     pub cfg: ProxyConfig,
     pub tap: Tap,
-    pub client: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        Incoming,
-    >,
+    pub client: UpstreamClient,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -291,9 +402,32 @@ pub async fn serve(
     tap: Tap,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    match cfg.tls.clone() {
+        Some(files) => {
+            let first = crate::server::tls::load(&files).map_err(std::io::Error::other)?;
+            let listener = crate::server::tls::listen(listener, files, first);
+            serve_on(listener, cfg, tap, shutdown).await
+        }
+        None => {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            serve_on(listener, cfg, tap, shutdown).await
+        }
+    }
+}
+
+async fn serve_on<L>(
+    mut listener: L,
+    cfg: ProxyConfig,
+    tap: Tap,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
     let (stop_tx, stop_rx) = watch::channel(false);
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
+    let client = upstream_client(&cfg);
     let max_connections =
         crate::flags::clamp_to_open_files(cfg.max_connections, 2, "--max-connections");
     let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -310,15 +444,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            c = listener.accept() => c,
             _ = &mut shutdown => break,
         };
         let Some(slot) = crate::server::Slot::take(&open, max_connections) else {
@@ -331,7 +457,6 @@ pub async fn serve(
             });
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let stop = shared.shutdown.clone();
         // The service holds `shared`: shutdown waits until every connection task is gone.
@@ -359,6 +484,36 @@ pub async fn serve(
         tracing::warn!("connections still open after the shutdown grace period");
     }
     Ok(())
+}
+
+/// The client for plain requests: HTTP, or TLS to an https:// upstream.
+fn upstream_client(cfg: &ProxyConfig) -> UpstreamClient {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let connector = match &cfg.upstream_tls {
+        Some(tls) => builder
+            .with_tls_config((*tls.config).clone())
+            .https_only()
+            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+                tls.server_name.clone(),
+            ))
+            .enable_http1()
+            .build(),
+        None => builder
+            .with_tls_config(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            )
+            .https_or_http()
+            .enable_http1()
+            .build(),
+    };
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
 }
 
 async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Response<Body> {

@@ -6,13 +6,14 @@
 
 use super::deflate::{Deflate, Inflater};
 use super::frames::{close_frame, FrameReader, Seen};
+use super::tls::Stream;
 use sockscope_tap::wire::{Closer, Direction, Opcode};
 use sockscope_tap::ConnTap;
 use std::cell::RefCell;
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -21,7 +22,7 @@ pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 thread_local! {
     /// The one read buffer of each worker thread.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    pub(super) static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What the relay needs besides the two sockets.
@@ -36,11 +37,13 @@ pub(super) struct Setup {
     pub read_size: usize,
     /// Largest message let through; a bigger one ends the connection (1009).
     pub max_message: u64,
+    /// `--ws-idle-timeout`.
+    pub idle: Idle,
 }
 
 /// How one direction ended.
 #[derive(Debug)]
-enum End {
+pub(super) enum End {
     /// The sender closed its half (after its close frame, or without one).
     Eof,
     Failed(std::io::Error),
@@ -48,14 +51,43 @@ enum End {
     TooBig,
 }
 
-/// Relays until both sides are done, a limit is broken, or shutdown.
+/// Relays until both sides are done, a limit is broken, the connection idles past
+/// `--ws-idle-timeout`, or shutdown. Two plain sockets take the readiness path below; TLS on
+/// either side takes [`super::relay_io`].
 pub(super) async fn run(
-    client: TcpStream,
-    upstream: TcpStream,
+    client: Stream,
+    upstream: Stream,
     setup: Setup,
     conn: &ConnTap,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    match (client, upstream) {
+        (Stream::Tcp(c), Stream::Tcp(u)) => run_tcp(c, u, setup, conn, shutdown).await,
+        (c, u) => super::relay_io::run(c, u, setup, conn, shutdown).await,
+    }
+}
+
+/// Why the proxy itself ends a connection.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Stop {
+    Shutdown,
+    Idle,
+}
+
+impl Stop {
+    /// Records the close (1001 both ways) and returns its reason.
+    pub(super) fn record(self, conn: &ConnTap) -> &'static str {
+        let reason = match self {
+            Stop::Shutdown => "proxy shutting down",
+            Stop::Idle => "idle for longer than the proxy's --ws-idle-timeout",
+        };
+        conn.close(Some(1001), Some(reason), Closer::Proxy);
+        reason
+    }
+}
+
+/// The two directions of one connection.
+pub(super) fn halves(setup: &Setup, conn: &ConnTap) -> (Half, Half) {
     let cap = conn.payload_mode().cap();
     let half = |dir, no_takeover: fn(&Deflate) -> bool| Half {
         reader: Mutex::new(FrameReader::new(
@@ -69,37 +101,48 @@ pub(super) async fn run(
         dir,
         busy: AtomicBool::new(false),
     };
-    let c2u = half(Direction::ClientToServer, |d| d.client_no_context_takeover);
-    let u2c = half(Direction::ServerToClient, |d| d.server_no_context_takeover);
-    let (n, max) = (setup.read_size, setup.max_message);
-    let a = c2u.pump(&client, &upstream, setup.client_early, conn, n);
-    let b = u2c.pump(&upstream, &client, setup.upstream_early, conn, n);
+    (
+        half(Direction::ClientToServer, |d| d.client_no_context_takeover),
+        half(Direction::ServerToClient, |d| d.server_no_context_takeover),
+    )
+}
+
+async fn run_tcp(
+    client: TcpStream,
+    upstream: TcpStream,
+    setup: Setup,
+    conn: &ConnTap,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (c2u, u2c) = halves(&setup, conn);
+    let (n, max, idle) = (setup.read_size, setup.max_message, &setup.idle);
+    let a = c2u.pump(&client, &upstream, setup.client_early, conn, n, idle);
+    let b = u2c.pump(&upstream, &client, setup.upstream_early, conn, n, idle);
     tokio::pin!(a, b);
+    let stop = |s: Stop| {
+        // A close frame to each side whose stream is between frames, then a moment for the
+        // replies. Boxed: this state exists only then, not in every idle connection's task.
+        let reason = s.record(conn);
+        let (to_client, to_upstream) = (u2c.idle_at_boundary(), c2u.idle_at_boundary());
+        let (client, upstream) = (&client, &upstream);
+        Box::pin(async move {
+            if to_client {
+                let _ = write_all(client, &close_frame(1001, reason, None)).await;
+            }
+            if to_upstream {
+                let _ = write_all(upstream, &close_frame(1001, reason, Some(rand_mask()))).await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                tokio::join!(drained(client), drained(upstream))
+            })
+            .await;
+        })
+    };
     let (dir, end) = tokio::select! {
         e = &mut a => (Direction::ClientToServer, e),
         e = &mut b => (Direction::ServerToClient, e),
-        _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-            // A close frame to each side whose stream is between frames, then a moment for
-            // the replies. Boxed: this state exists only at shutdown, not in every idle
-            // connection's task.
-            conn.close(Some(1001), Some("proxy shutting down"), Closer::Proxy);
-            let (to_client, to_upstream) = (u2c.idle_at_boundary(), c2u.idle_at_boundary());
-            Box::pin(async {
-                if to_client {
-                    let _ = write_all(&client, &close_frame(1001, "proxy shutting down", None)).await;
-                }
-                if to_upstream {
-                    let f = close_frame(1001, "proxy shutting down", Some(rand_mask()));
-                    let _ = write_all(&upstream, &f).await;
-                }
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    tokio::join!(drained(&client), drained(&upstream))
-                })
-                .await;
-            })
-            .await;
-            return;
-        }
+        _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return stop(Stop::Shutdown).await,
+        _ = idle.expired() => return stop(Stop::Idle).await,
     };
     match end {
         End::Eof => {
@@ -156,22 +199,22 @@ pub(super) async fn run(
 
 /// One direction: its frame reader, and whether it is writing (so maybe not at a boundary).
 /// Both are only touched by the relay's own task (the lock is never contended).
-struct Half {
+pub(super) struct Half {
     reader: Mutex<FrameReader>,
-    dir: Direction,
+    pub(super) dir: Direction,
     busy: AtomicBool,
 }
 
 impl Half {
-    fn reader(&self) -> std::sync::MutexGuard<'_, FrameReader> {
+    pub(super) fn reader(&self) -> std::sync::MutexGuard<'_, FrameReader> {
         self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn idle_at_boundary(&self) -> bool {
+    pub(super) fn idle_at_boundary(&self) -> bool {
         !self.busy.load(Ordering::Relaxed) && self.reader().at_boundary()
     }
 
-    fn busy(&self, on: bool) {
+    pub(super) fn busy(&self, on: bool) {
         self.busy.store(on, Ordering::Relaxed);
     }
 
@@ -183,30 +226,9 @@ impl Half {
         early: Vec<u8>,
         conn: &ConnTap,
         read_size: usize,
+        idle: &Idle,
     ) -> End {
-        let dir = self.dir;
-        let by = match dir {
-            Direction::ClientToServer => Closer::Client,
-            Direction::ServerToClient => Closer::Server,
-        };
-        let mut on = |seen: Seen| match seen {
-            Seen::Message {
-                opcode,
-                size,
-                captured,
-                ..
-            } => conn.message_seen(dir, opcode, &captured, size),
-            Seen::Control { opcode, payload } => {
-                conn.message_seen(dir, opcode, &payload, payload.len() as u64)
-            }
-            Seen::Close { code, reason } => {
-                conn.message_seen(dir, Opcode::Close, reason.as_bytes(), reason.len() as u64);
-                let reason = (!reason.is_empty()).then_some(reason);
-                conn.close(code, reason.as_deref(), by);
-            }
-            Seen::TooBig => {}
-            Seen::Broken(why) => tracing::debug!(?dir, why, "not a valid WebSocket stream"),
-        };
+        let mut on = observe(self.dir, conn);
         if !early.is_empty() {
             {
                 let mut reader = self.reader();
@@ -233,6 +255,7 @@ impl Half {
                 match src.try_read(&mut buf[..read_size]) {
                     Ok(0) => Step::Eof,
                     Ok(n) => {
+                        idle.touch();
                         let mut reader = self.reader();
                         // On demand the capture follows what the observer asks for.
                         reader.set_cap(conn.capture_len());
@@ -269,6 +292,73 @@ impl Half {
                     }
                 }
             }
+        }
+    }
+}
+
+/// What the frame reader sees, passed on to the tap.
+pub(super) fn observe(dir: Direction, conn: &ConnTap) -> impl FnMut(Seen) + '_ {
+    let by = match dir {
+        Direction::ClientToServer => Closer::Client,
+        Direction::ServerToClient => Closer::Server,
+    };
+    move |seen: Seen| match seen {
+        Seen::Message {
+            opcode,
+            size,
+            captured,
+            ..
+        } => conn.message_seen(dir, opcode, &captured, size),
+        Seen::Control { opcode, payload } => {
+            conn.message_seen(dir, opcode, &payload, payload.len() as u64)
+        }
+        Seen::Close { code, reason } => {
+            conn.message_seen(dir, Opcode::Close, reason.as_bytes(), reason.len() as u64);
+            let reason = (!reason.is_empty()).then_some(reason);
+            conn.close(code, reason.as_deref(), by);
+        }
+        Seen::TooBig => {}
+        Seen::Broken(why) => tracing::debug!(?dir, why, "not a valid WebSocket stream"),
+    }
+}
+
+/// `--ws-idle-timeout`: when either side last sent anything.
+pub(super) struct Idle {
+    limit: Option<Duration>,
+    start: Instant,
+    /// Milliseconds after `start`.
+    last: AtomicU64,
+}
+
+impl Idle {
+    pub(super) fn new(limit: Option<Duration>) -> Self {
+        Idle {
+            limit,
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes arrived (a clock read only when there is a limit).
+    pub(super) fn touch(&self) {
+        if self.limit.is_some() {
+            let ms = self.start.elapsed().as_millis() as u64;
+            self.last.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Resolves once nothing has arrived for the limit; never without one.
+    pub(super) async fn expired(&self) {
+        let Some(limit) = self.limit else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let due = last + limit;
+            if Instant::now() >= due {
+                return;
+            }
+            Box::pin(tokio::time::sleep_until(due.into())).await;
         }
     }
 }
@@ -311,7 +401,7 @@ async fn drained(s: &TcpStream) {
 }
 
 /// A masking key for a frame the proxy sends upstream (as a client must).
-fn rand_mask() -> [u8; 4] {
+pub(super) fn rand_mask() -> [u8; 4] {
     let mut k = [0u8; 4];
     if getrandom::fill(&mut k).is_err() {
         k = (sockscope_tap::wire::now_us() as u32).to_ne_bytes();

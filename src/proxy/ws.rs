@@ -6,7 +6,8 @@
 use super::client_ip::client_ip;
 use super::deflate;
 use super::http::{add_forwarded, strip_hop_by_hop, text, Body};
-use super::relay::{self, Setup};
+use super::relay::{self, Idle, Setup};
+use super::tls::Stream;
 use super::Shared;
 use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use bytes::Bytes;
@@ -113,23 +114,31 @@ pub(super) async fn upgrade(
         }
     };
     let _ = tcp.set_nodelay(true);
+    let tls = shared.cfg.upstream_tls.clone();
     let handshake = async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        let io = match &tls {
+            None => Stream::Tcp(tcp),
+            Some(tls) => match tls.connect(tcp).await {
+                Ok(s) => Stream::Client(Box::new(s)),
+                Err(e) => return Err(format!("TLS handshake with the upstream failed ({e})")),
+            },
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| format!("upstream WebSocket handshake failed ({e})"))?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream handshake connection ended");
             }
         });
-        sender.send_request(up_req).await
+        sender
+            .send_request(up_req)
+            .await
+            .map_err(|e| format!("upstream WebSocket handshake failed ({e})"))
     };
     let up_resp = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            return bad_gateway(
-                StatusCode::BAD_GATEWAY,
-                format!("upstream WebSocket handshake failed ({e})"),
-            )
-        }
+        Ok(Err(e)) => return bad_gateway(StatusCode::BAD_GATEWAY, e),
         Err(_) => {
             return bad_gateway(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -183,6 +192,7 @@ pub(super) async fn upgrade(
     let upstream_side = hyper::upgrade::on(up_resp);
     let shutdown = shared.shutdown.clone();
     let (read_size, max_message) = (shared.cfg.read_buffer, shared.cfg.max_message as u64);
+    let idle = shared.cfg.ws_idle_timeout;
     // The relay holds `shared` so shutdown waits for it.
     let held = shared.clone();
     tokio::spawn(async move {
@@ -194,24 +204,30 @@ pub(super) async fn upgrade(
                 return;
             }
         };
-        let (Ok(client), Ok(upstream)) = (
-            client.downcast::<TokioIo<TcpStream>>(),
-            upstream.downcast::<TokioIo<TcpStream>>(),
-        ) else {
-            tracing::warn!("upgraded connections are not TCP streams: not relayed");
+        let Some((client, client_early)) = client_stream(client) else {
+            tracing::warn!("the upgraded client connection is of an unknown kind: not relayed");
             return;
+        };
+        let upstream = match upstream.downcast::<TokioIo<Stream>>() {
+            Ok(u) => u,
+            Err(_) => {
+                tracing::warn!(
+                    "the upgraded upstream connection is of an unknown kind: not relayed"
+                );
+                return;
+            }
         };
         // Only the sockets and a copy of the early bytes go on: the rest of the HTTP layer's
         // state, its read buffer included, is dropped here.
-        let early = |b: Bytes| b.to_vec();
         let setup = Setup {
-            client_early: early(client.read_buf),
-            upstream_early: early(upstream.read_buf),
+            client_early,
+            upstream_early: upstream.read_buf.to_vec(),
             deflate,
             read_size,
             max_message,
+            idle: Idle::new(idle),
         };
-        let (client, upstream) = (client.io.into_inner(), upstream.io.into_inner());
+        let upstream = upstream.io.into_inner();
         let conn = tap.open(info);
         relay::run(client, upstream, setup, &conn, shutdown).await;
         drop(held);
@@ -227,6 +243,23 @@ pub(super) async fn upgrade(
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     resp
+}
+
+/// The client's socket out of the upgrade (plain or TLS), and a copy of the bytes the HTTP
+/// layer read past the handshake (usually none): its `Bytes` would keep the whole read buffer
+/// alive for the life of the connection (8 KiB, measured).
+fn client_stream(up: hyper::upgrade::Upgraded) -> Option<(Stream, Vec<u8>)> {
+    let up = match up.downcast::<TokioIo<TcpStream>>() {
+        Ok(p) => return Some((Stream::Tcp(p.io.into_inner()), p.read_buf.to_vec())),
+        Err(up) => up,
+    };
+    match up.downcast::<TokioIo<tokio_rustls::server::TlsStream<TcpStream>>>() {
+        Ok(p) => Some((
+            Stream::Server(Box::new(p.io.into_inner())),
+            p.read_buf.to_vec(),
+        )),
+        Err(_) => None,
+    }
 }
 
 /// Request headers that only carry the upgrade itself: not offered to the tap.

@@ -270,10 +270,15 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn into_config(self) -> anyhow::Result<ObserverConfig> {
+        let client_ca = self.auth.tls_client_ca.clone();
         let mut auth = crate::server::auth::config::AuthConfig::from_args(self.auth, self.listen)?;
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => {
-                let files = crate::server::tls::TlsFiles { cert, key };
+                let files = crate::server::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                };
                 crate::server::tls::load(&files)?;
                 auth.secure_cookie = true;
                 Some(files)

@@ -37,6 +37,7 @@ pub(crate) async fn serve_on<L>(
 ) -> std::io::Result<()>
 where
     L: Listener<Addr = SocketAddr>,
+    L::Io: crate::server::tls::ClientCertified,
 {
     let max = crate::flags::clamp_to_open_files(limits.max_clients, 1, "--max-clients");
     let open = Arc::new(AtomicUsize::new(0));
@@ -67,7 +68,11 @@ where
         };
         // The client's address, where axum's `ConnectInfo` extractor looks for it: wrapped
         // around the router (as `axum::serve` does), not layered into every route.
-        let svc = TowerToHyperService::new(Extension(ConnectInfo(addr)).layer(app.clone()));
+        let cert = crate::server::tls::ClientCert {
+            verified: crate::server::tls::ClientCertified::client_certified(&io),
+        };
+        let app = Extension(cert).layer(app.clone());
+        let svc = TowerToHyperService::new(Extension(ConnectInfo(addr)).layer(app));
         let conn = http.serve_connection(TokioIo::new(io), svc).with_upgrades();
         let stop = stop_rx.clone();
         tokio::spawn(async move {

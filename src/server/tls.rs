@@ -28,6 +28,9 @@ const READY_QUEUE: usize = 64;
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// CA whose client certificates are checked when a client offers one (taps, `--tls-client-ca`);
+    /// clients without one (browsers) are not asked.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl TlsFiles {
@@ -56,20 +59,77 @@ pub(crate) fn load(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         )
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .context("TLS set-up")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .with_context(|| {
-            format!(
-                "--tls-cert {} and --tls-key {} do not make a usable pair",
-                files.cert.display(),
-                files.key.display()
-            )
-        })?;
+        .context("TLS set-up")?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, provider)?),
+    };
+    let mut config = builder.with_single_cert(certs, key).with_context(|| {
+        format!(
+            "--tls-cert {} and --tls-key {} do not make a usable pair",
+            files.cert.display(),
+            files.key.display()
+        )
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Checks client certificates against `ca` when offered; clients without one pass (the routes
+/// decide what they may do).
+fn client_verifier(
+    ca: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> anyhow::Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("--tls-client-ca {}: cannot read it", ca.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("--tls-client-ca {}: not valid PEM", ca.display()))?;
+    for c in certs {
+        roots.add(c).with_context(|| {
+            format!(
+                "--tls-client-ca {}: not a usable CA certificate",
+                ca.display()
+            )
+        })?;
+    }
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "--tls-client-ca {}: no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)",
+        ca.display()
+    );
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .allow_unauthenticated()
+        .build()
+        .with_context(|| format!("--tls-client-ca {}", ca.display()))
+}
+
+/// Whether the client of a connection presented a certificate the TLS layer verified.
+pub(crate) trait ClientCertified {
+    fn client_certified(&self) -> bool {
+        false
+    }
+}
+
+impl ClientCertified for TcpStream {}
+
+impl ClientCertified for TlsStream<TcpStream> {
+    fn client_certified(&self) -> bool {
+        // With a verifier, a certificate that is there was checked in the handshake.
+        self.get_ref()
+            .1
+            .peer_certificates()
+            .is_some_and(|c| !c.is_empty())
+    }
+}
+
+/// The request extension saying whether the connection's client certificate was verified.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientCert {
+    pub verified: bool,
 }
 
 /// The observer's listener when TLS is on: yields connections whose handshake is done.
@@ -111,6 +171,7 @@ pub(crate) fn listen(tcp: TcpListener, files: TlsFiles, first: Arc<ServerConfig>
                     continue;
                 }
             };
+            let _ = stream.set_nodelay(true);
             let config = match current.read() {
                 Ok(c) => c.clone(),
                 Err(poisoned) => poisoned.into_inner().clone(),

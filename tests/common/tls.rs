@@ -11,6 +11,45 @@ pub struct TestPki {
     /// The server's certificate chain and key.
     pub cert: PathBuf,
     pub key: PathBuf,
+    ca_cert: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+}
+
+impl TestPki {
+    /// A client certificate (for mutual TLS) the CA signed, as PEM files: (chain, key).
+    pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_string());
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        let cert_path = self.dir.path().join(format!("{name}-cert.pem"));
+        let key_path = self.dir.path().join(format!("{name}-key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+
+    /// The server certificate and key as observer/proxy TLS files.
+    pub fn files(&self) -> sockscope::server::tls::TlsFiles {
+        sockscope::server::tls::TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            client_ca: None,
+        }
+    }
+
+    /// A rustls client trusting only this CA.
+    pub fn client_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        sockscope_tap::tls::client_config(sockscope_tap::tls::ClientTls {
+            ca: Some(&self.ca),
+            ca_flag: "test CA",
+            ..Default::default()
+        })
+        .unwrap()
+    }
 }
 
 /// A CA named `name` and a server certificate it signed.
@@ -36,6 +75,8 @@ pub fn pki(name: &str) -> TestPki {
         cert: write("cert.pem", &cert_pem),
         key: write("key.pem", &key_pem),
         dir,
+        ca_cert: ca,
+        ca_key,
     }
 }
 

@@ -130,6 +130,10 @@ pub struct TapConfig {
     /// PEM file of the CA that signed a `wss://` observer's certificate (a private CA); only
     /// it is trusted then. Without it the system's roots are.
     pub observer_ca: Option<std::path::PathBuf>,
+    /// PEM certificate chain and private key this tap presents to a `wss://` observer (mutual
+    /// TLS): an observer that trusts its CA (`serve --tls-client-ca`) takes it instead of a
+    /// token. Both or neither.
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Sent as `Authorization: Bearer …` when set; never printed (`Debug` shows `***`).
     pub token: Option<sockscope_wire::Secret>,
     /// Stable id of this tap, `[A-Za-z0-9._:-]{1,64}`.
@@ -167,6 +171,7 @@ impl TapConfig {
         TapConfig {
             observer: observer.into(),
             observer_ca: None,
+            client_cert: None,
             token: None,
             name: source.clone(),
             source,
@@ -200,6 +205,12 @@ impl TapConfig {
         if self.observer_ca.is_some() && !self.observer.starts_with("wss://") {
             return Err(TapError::Config(format!(
                 "an observer CA is only used for TLS: the observer URL {:?} must start with wss://",
+                self.observer
+            )));
+        }
+        if self.client_cert.is_some() && !self.observer.starts_with("wss://") {
+            return Err(TapError::Config(format!(
+                "a client certificate is only used for TLS: the observer URL {:?} must start with wss://",
                 self.observer
             )));
         }

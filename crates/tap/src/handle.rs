@@ -141,7 +141,15 @@ impl Tap {
         let redactor = Redactor::new(&cfg.redact)?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| TapError::NoRuntime)?;
         let tls = match cfg.observer.starts_with("wss://") {
-            true => Some(crate::tls::client_config(cfg.observer_ca.as_deref())?),
+            true => Some(crate::tls::client_config(crate::tls::ClientTls {
+                ca: cfg.observer_ca.as_deref(),
+                identity: cfg
+                    .client_cert
+                    .as_ref()
+                    .map(|(c, k)| (c.as_path(), k.as_path())),
+                ca_flag: "observer CA file (--observer-ca)",
+                identity_flags: ("--tap-cert", "--tap-key"),
+            })?),
             false => None,
         };
         let (tx, rx) = mpsc::channel(cfg.queue);

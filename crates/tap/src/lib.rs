@@ -32,7 +32,7 @@ mod demand;
 mod handle;
 mod host;
 mod sender;
-mod tls;
+pub mod tls;
 mod wrap;
 
 pub use config::{

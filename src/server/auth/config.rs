@@ -124,6 +124,15 @@ pub struct AuthArgs {
     /// Dashboard logins kept at once; the oldest is ended first.
     #[arg(long, env = "SOCKSCOPE_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS, value_parser = crate::flags::at_least(1))]
     pub max_sessions: usize,
+    /// PEM file of the CA whose client certificates admit taps (mutual TLS, with --tls-cert):
+    /// a tap presenting one needs no token. Browsers are not asked for a certificate.
+    #[arg(
+        long,
+        env = "SOCKSCOPE_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl AuthArgs {
@@ -176,6 +185,9 @@ pub struct AuthConfig {
     pub secure_cookie: bool,
     pub logins_per_minute: u32,
     pub max_sessions: usize,
+    /// A tap presenting a client certificate the TLS layer verified (`--tls-client-ca`) is
+    /// admitted without a token.
+    pub tap_certs: bool,
 }
 
 impl Default for AuthConfig {
@@ -190,6 +202,7 @@ impl Default for AuthConfig {
             secure_cookie: false,
             logins_per_minute: DEFAULT_LOGINS_PER_MINUTE,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            tap_certs: false,
         }
     }
 }
@@ -218,9 +231,10 @@ impl AuthConfig {
         self.tokens.is_empty() && self.passwords.is_empty()
     }
 
-    /// No tap token is configured: any local tap may report. Only allowed on loopback.
+    /// No tap token or client CA is configured: any local tap may report. Only allowed on
+    /// loopback.
     pub fn ingest_open(&self) -> bool {
-        self.ingest.is_empty()
+        self.ingest.is_empty() && !self.tap_certs
     }
 
     pub fn token_role(&self, token: &str) -> Option<Role> {
@@ -244,6 +258,7 @@ impl AuthConfig {
             secure_cookie: args.secure_cookie,
             logins_per_minute: args.logins_per_minute,
             max_sessions: args.max_sessions,
+            tap_certs: args.tls_client_ca.is_some(),
             ..AuthConfig::default()
         };
         // The flags' parsers refuse 0 already; this guards arguments built in code.
@@ -318,7 +333,10 @@ impl AuthConfig {
                 );
             }
             if cfg.ingest_open() {
-                missing.push("a tap token (SOCKSCOPE_INGEST_TOKENS or --ingest-token)");
+                missing.push(
+                    "a tap token (SOCKSCOPE_INGEST_TOKENS or --ingest-token) or a CA for tap \
+                     certificates (--tls-client-ca)",
+                );
             }
             anyhow::ensure!(
                 missing.is_empty(),

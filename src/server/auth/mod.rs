@@ -338,7 +338,12 @@ pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: N
             )
         }
         Door::Ingest => {
-            if app.auth.ingest_allowed(req.headers()) {
+            let certified = app.auth.cfg.tap_certs
+                && req
+                    .extensions()
+                    .get::<crate::server::tls::ClientCert>()
+                    .is_some_and(|c| c.verified);
+            if certified || app.auth.ingest_allowed(req.headers()) {
                 next.run(req).await
             } else {
                 if presents_token {
@@ -347,9 +352,16 @@ pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: N
                 let _ = app.agg.send_refused(Refusal::TapToken).await;
                 let mut r = refuse(
                     ErrorCode::Unauthorized,
-                    "this observer needs a tap token: send Authorization: Bearer <token>, \
-                     one of the observer's --ingest-token values"
-                        .into(),
+                    if app.auth.cfg.tap_certs {
+                        "this observer needs a tap token or a tap certificate: send \
+                         Authorization: Bearer <token> (one of the observer's --ingest-token \
+                         values), or present a client certificate signed by its --tls-client-ca"
+                            .into()
+                    } else {
+                        "this observer needs a tap token: send Authorization: Bearer <token>, \
+                         one of the observer's --ingest-token values"
+                            .into()
+                    },
                 );
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
