@@ -16,6 +16,18 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = sockscope::cli::parse();
+    if let Command::DevCert(args) = &cli.command {
+        match sockscope::cli::dev_cert::run(args) {
+            Ok(text) => {
+                print!("{text}");
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
         match sockscope::cli::check(file) {
             Ok(text) => {
@@ -124,7 +136,9 @@ async fn run(cli: Cli, files: Option<(u64, u64)>) -> anyhow::Result<()> {
             println!("{}", sockscope::server::hash_password(&password)?);
             Ok(())
         }
-        Command::Config(_) => unreachable!("handled before the runtime starts"),
+        Command::Config(_) | Command::DevCert(_) => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

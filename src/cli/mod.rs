@@ -3,6 +3,7 @@
 
 pub(crate) mod config_file;
 pub mod demo;
+pub mod dev_cert;
 pub mod load;
 pub mod sample_app;
 
@@ -46,6 +47,9 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write a private CA and a certificate for this machine's names (PEM files), to try TLS
+    /// locally or in tests. Not for production.
+    DevCert(dev_cert::DevCertArgs),
 }
 
 #[derive(Subcommand)]

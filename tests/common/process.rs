@@ -76,7 +76,17 @@ impl Drop for Running {
 /// Starts `c` and waits (up to 20 s) for a stdout line containing `needle`; returns the process
 /// and that line. Panics with everything it printed if it exits first.
 #[track_caller]
-pub fn start_until(mut c: Command, needle: &str) -> (Running, String) {
+pub fn start_until(c: Command, needle: &str) -> (Running, String) {
+    let (p, line, _) = start_watching(c, needle);
+    (p, line)
+}
+
+/// [`start_until`], and the lines printed after that one, for as long as the receiver lives.
+#[track_caller]
+pub fn start_watching(
+    mut c: Command,
+    needle: &str,
+) -> (Running, String, std::sync::mpsc::Receiver<String>) {
     let mut child = c.spawn().expect("start sockscope");
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -91,7 +101,7 @@ pub fn start_until(mut c: Command, needle: &str) -> (Running, String) {
     let mut seen = String::new();
     while Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) if line.contains(needle) => return (Running(child), line),
+            Ok(line) if line.contains(needle) => return (Running(child), line, rx),
             Ok(line) => seen.push_str(&(line + "\n")),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
