@@ -149,8 +149,10 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(
-        "sockscope proxy on http://{} → http://{} (tap {})",
+        "sockscope proxy on {}://{} → {}://{} (tap {})",
+        if cfg.tls.is_some() { "https" } else { "http" },
         listener.local_addr()?,
+        if cfg.upstream_tls.is_some() { "https" } else { "http" },
         cfg.upstream,
         if tap.is_enabled() { "on" } else { "off" }
     );
