@@ -1,5 +1,6 @@
 //! Proxy benchmark: echo round trips through nothing, `sockscope proxy` with the tap off and
-//! on, and a tuned nginx, side by side in one run; then RSS per idle proxied connection.
+//! on, and a tuned nginx, side by side in one run, plain and with TLS on the client side (both
+//! proxies terminating it with the same certificate); then RSS per idle proxied connection.
 //! Not a test: it reports.
 //!
 //! `cargo bench --features ssr --bench proxy -- [--conns N] [--seconds S] [--idle N]`
@@ -107,14 +108,30 @@ fn sockscope(args: &[String]) -> Proc {
     )
 }
 
-fn nginx(port: u16, upstream: SocketAddr, dir: &std::path::Path) -> Option<Proc> {
+/// nginx in front of `upstream` on `port`, and with TLS on `tls_port` when given (the
+/// certificate `sockscope dev-cert` wrote into `dir`).
+fn nginx(
+    port: u16,
+    upstream: SocketAddr,
+    dir: &std::path::Path,
+    tls_port: Option<u16>,
+) -> Option<Proc> {
+    let location = format!(
+        "  location / {{\n   proxy_pass http://{upstream};\n\
+           proxy_http_version 1.1;\n   proxy_set_header Upgrade $http_upgrade;\n   proxy_set_header Connection \"upgrade\";\n\
+           proxy_buffer_size 64k;\n   proxy_buffers 4 64k;\n   proxy_read_timeout 3600s;\n   tcp_nodelay on;\n  }}\n"
+    );
+    let tls_server = tls_port.map_or(String::new(), |p| {
+        format!(
+            " server {{\n  listen 127.0.0.1:{p} ssl;\n  ssl_certificate {d}/tls/cert.pem;\n  ssl_certificate_key {d}/tls/key.pem;\n{location} }}\n",
+            d = dir.display()
+        )
+    });
     let conf = format!(
         "worker_processes 2;\nerror_log stderr error;\npid {dir}/nginx.pid;\nworker_rlimit_nofile 20000;\n\
          events {{ worker_connections 10000; }}\n\
          http {{\n access_log off;\n client_body_temp_path {dir};\n proxy_temp_path {dir};\n\
-          server {{\n  listen 127.0.0.1:{port};\n  location / {{\n   proxy_pass http://{upstream};\n\
-           proxy_http_version 1.1;\n   proxy_set_header Upgrade $http_upgrade;\n   proxy_set_header Connection \"upgrade\";\n\
-           proxy_buffer_size 64k;\n   proxy_buffers 4 64k;\n   proxy_read_timeout 3600s;\n   tcp_nodelay on;\n  }}\n }}\n}}\n",
+          server {{\n  listen 127.0.0.1:{port};\n{location} }}\n{tls_server}}}\n",
         dir = dir.display()
     );
     let path = dir.join("nginx.conf");
@@ -135,21 +152,30 @@ fn nginx(port: u16, upstream: SocketAddr, dir: &std::path::Path) -> Option<Proc>
     Some(Proc(child))
 }
 
-/// `conns` clients each send a `size`-byte message and wait for its echo, for `secs`.
-/// Returns round trips per second.
-async fn load(target: SocketAddr, conns: usize, size: usize, secs: f64) -> f64 {
+/// `conns` clients each send a `size`-byte message and wait for its echo, for `secs`; over
+/// wss:// when `tls` is given. Returns round trips per second.
+async fn load(
+    target: SocketAddr,
+    conns: usize,
+    size: usize,
+    secs: f64,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     let payload: bytes::Bytes = vec![b'x'; size].into();
     for _ in 0..conns {
         let (stop, count, payload) = (stop.clone(), count.clone(), payload.clone());
+        let tls = tls.clone();
         tasks.push(tokio::spawn(async move {
             let cfg = WebSocketConfig::default().read_buffer_size(4096);
-            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
-                format!("ws://{target}/echo"),
+            let scheme = if tls.is_some() { "wss" } else { "ws" };
+            let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+                format!("{scheme}://{target}/echo"),
                 Some(cfg),
                 true,
+                tls.map(tokio_tungstenite::Connector::Rustls),
             )
             .await
             .expect("bench client connects");
@@ -215,6 +241,19 @@ async fn main() {
         free_port(),
         free_port(),
     );
+    let (tls_port, ngx_tls_port) = (free_port(), free_port());
+    let made = Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        .args(["dev-cert", "--dir"])
+        .arg(dir.join("tls"))
+        .output()
+        .expect("sockscope dev-cert");
+    assert!(made.status.success(), "{made:?}");
+    let client_tls = sockscope_tap::tls::client_config(sockscope_tap::tls::ClientTls {
+        ca: Some(&dir.join("tls/ca.pem")),
+        ca_flag: "bench CA",
+        ..Default::default()
+    })
+    .unwrap();
     let observer = sockscope(&[
         "serve".into(),
         "--listen".into(),
@@ -241,28 +280,59 @@ async fn main() {
     let off = proxy(off_port, None, &[]);
     let on = proxy(on_port, Some(obs_port), &[]);
     let od = proxy(od_port, Some(obs_port), &["--capture", "on-demand"]);
-    let ngx = nginx(ngx_port, echo, &dir);
-    for p in [obs_port, off_port, on_port, od_port] {
+    let (cert, key) = (dir.join("tls/cert.pem"), dir.join("tls/key.pem"));
+    let tls_flags = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let tls = proxy(tls_port, None, &tls_flags);
+    let ngx = nginx(ngx_port, echo, &dir, Some(ngx_tls_port));
+    for p in [obs_port, off_port, on_port, od_port, tls_port] {
         wait_port(p).await;
     }
     if ngx.is_some() {
         wait_port(ngx_port).await;
+        wait_port(ngx_tls_port).await;
     }
     let addr = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().unwrap() };
-    let mut targets: Vec<(&str, SocketAddr, Option<u32>)> = vec![
-        ("direct", echo, None),
-        ("sockscope, tap off", addr(off_port), Some(off.0.id())),
-        ("sockscope, tap on", addr(on_port), Some(on.0.id())),
+    // (name, address, process, over TLS)
+    let mut targets: Vec<(&str, SocketAddr, Option<u32>, bool)> = vec![
+        ("direct", echo, None, false),
+        (
+            "sockscope, tap off",
+            addr(off_port),
+            Some(off.0.id()),
+            false,
+        ),
+        ("sockscope, tap on", addr(on_port), Some(on.0.id()), false),
         (
             "sockscope, tap on-demand (nobody watching)",
             addr(od_port),
             Some(od.0.id()),
+            false,
+        ),
+        (
+            "sockscope, tap off, TLS",
+            addr(tls_port),
+            Some(tls.0.id()),
+            true,
         ),
     ];
-    // Indices of the tapped targets, whose observer CPU is measured.
-    let (off_i, on_i, od_i) = (1, 2, 3);
+    // Indices of the tapped targets, whose observer CPU is measured, and of the TLS one.
+    let (off_i, on_i, od_i, tls_i) = (1, 2, 3, 4);
+    // nginx, plain and TLS: what each row is compared with.
+    let mut ngx_i = None;
     if let Some(n) = &ngx {
-        targets.push(("nginx 1.22 (tuned)", addr(ngx_port), Some(n.0.id())));
+        ngx_i = Some((targets.len(), targets.len() + 1));
+        targets.push(("nginx 1.22 (tuned)", addr(ngx_port), Some(n.0.id()), false));
+        targets.push((
+            "nginx 1.22 (tuned), TLS",
+            addr(ngx_tls_port),
+            Some(n.0.id()),
+            true,
+        ));
     }
     let tick = 100.0; // USER_HZ
     let obs_pid = observer.0.id();
@@ -277,10 +347,11 @@ async fn main() {
         let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
         let mut obs_cpu: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
         for _round in 0..3 {
-            for (i, (_, target, pid)) in targets.iter().enumerate() {
+            for (i, (_, target, pid, over_tls)) in targets.iter().enumerate() {
                 let c0 = pid.map(tree_ticks).unwrap_or(0);
                 let o0 = cpu_ticks(obs_pid);
-                let r = load(*target, conns, size, secs).await;
+                let client = over_tls.then(|| client_tls.clone());
+                let r = load(*target, conns, size, secs, client).await;
                 let c1 = pid.map(tree_ticks).unwrap_or(0);
                 let o1 = cpu_ticks(obs_pid);
                 rates[i].push(r);
@@ -291,14 +362,10 @@ async fn main() {
         for i in 0..targets.len() {
             results.push((median(rates[i].clone()), median(cpus[i].clone())));
         }
-        let nginx_rate = if ngx.is_some() {
-            Some(results[targets.len() - 1].0)
-        } else {
-            None
-        };
-        for (i, (name, _, pid)) in targets.iter().enumerate() {
+        for (i, (name, _, pid, over_tls)) in targets.iter().enumerate() {
             let (r, cpu) = results[i];
-            let vs = nginx_rate
+            let vs = ngx_i
+                .map(|(plain, with_tls)| results[if *over_tls { with_tls } else { plain }].0)
                 .map(|n| format!("{:.2}×", r / n))
                 .unwrap_or_else(|| "–".into());
             let cpu = if pid.is_some() {
@@ -322,6 +389,19 @@ async fn main() {
                 (results[i].1 - results[off_i].1) * 1000.0 / 2.0
             );
         }
+        // What TLS on the client side costs each proxy.
+        let mut tls_rows = vec![("sockscope", off_i, tls_i)];
+        if let Some((plain, with_tls)) = ngx_i {
+            tls_rows.push(("nginx", plain, with_tls));
+        }
+        for (name, plain, with_tls) in tls_rows {
+            println!(
+                "| {size} B | **{name} TLS / plain** | {:.3}× | | {:.2}× proxy CPU, +{:.1} µs per round trip | |",
+                results[with_tls].0 / results[plain].0,
+                results[with_tls].1 / results[plain].1,
+                results[with_tls].1 - results[plain].1
+            );
+        }
     }
 
     // Idle connections: RSS per proxied connection.
@@ -329,11 +409,11 @@ async fn main() {
     println!("| idle connections held open | target | RSS before | RSS after | per connection |");
     println!("|---|---|---|---|---|");
     // Fresh processes, so memory the load runs left in the allocators does not hide the cost.
-    drop((off, on, od, ngx));
+    drop((off, on, od, tls, ngx));
     let (fresh_port, fresh_off_port, fresh_ngx_port) = (free_port(), free_port(), free_port());
     let fresh = proxy(fresh_port, Some(obs_port), &[]);
     let fresh_off = proxy(fresh_off_port, None, &[]);
-    let fresh_ngx = nginx(fresh_ngx_port, echo, &dir);
+    let fresh_ngx = nginx(fresh_ngx_port, echo, &dir, None);
     wait_port(fresh_port).await;
     wait_port(fresh_off_port).await;
     let mut idle_targets = vec![

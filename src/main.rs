@@ -152,7 +152,11 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         "sockscope proxy on {}://{} → {}://{} (tap {})",
         if cfg.tls.is_some() { "https" } else { "http" },
         listener.local_addr()?,
-        if cfg.upstream_tls.is_some() { "https" } else { "http" },
+        if cfg.upstream_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         cfg.upstream,
         if tap.is_enabled() { "on" } else { "off" }
     );
