@@ -4,12 +4,14 @@
 //! front of a gateway, so the observer masks their payloads (`--apigw-mask-keys`,
 //! `--apigw-mask-regex`) before anything is stored. See docs/apigw.md.
 
+use crate::server::auth::TapCredential;
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::ingest::apply_batch;
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 use sockscope_payload::redact::Redactor;
 use sockscope_wire::apigw::{self, ApiGwEvent};
@@ -30,6 +32,7 @@ pub(crate) async fn ingest_apigw(
     State(app): State<AppState>,
     Query(p): Query<Params>,
     headers: axum::http::HeaderMap,
+    Extension(credential): Extension<TapCredential>,
     body: Bytes,
 ) -> Response {
     // JSON only, and said so: a type a page may send cross-site without asking is refused.
@@ -61,7 +64,7 @@ pub(crate) async fn ingest_apigw(
     if let Err(e) = sockscope_wire::validate(&batch, &app.config.wire) {
         return ApiError::wire(&e).into_response();
     }
-    apply_batch(&app, batch.events).await
+    apply_batch(&app, batch.events, credential).await
 }
 
 /// Masks message payloads and close reasons, then cuts payloads to `max_payload`.

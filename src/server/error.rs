@@ -48,6 +48,8 @@ error_codes! {
     SourceMismatch = "source_mismatch",
     // What the aggregator refused for one event.
     SourceLimit = "source_limit",
+    /// The source is online under another tap credential.
+    SourceTaken = "source_taken",
     DuplicateConnection = "duplicate_connection",
     ConnectionLimit = "connection_limit",
     UnknownConnection = "unknown_connection",
@@ -83,6 +85,7 @@ impl ErrorCode {
             TooManyTaps | TooManyClients | TooManyBrowsers | ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            SourceTaken => StatusCode::CONFLICT,
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden | Origin => StatusCode::FORBIDDEN,
             WrongHost => StatusCode::MISDIRECTED_REQUEST,
@@ -102,7 +105,7 @@ impl ErrorCode {
     /// a refused source cannot speak on this session (the tap reconnects with backoff).
     pub(crate) fn ends_tap_session(self) -> Option<u16> {
         match self {
-            ErrorCode::SourceLimit => Some(1008),
+            ErrorCode::SourceLimit | ErrorCode::SourceTaken => Some(1008),
             _ => None,
         }
     }
@@ -204,8 +207,9 @@ mod tests {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
             assert!(c.status().is_client_error() || c.status().is_server_error());
         }
-        assert_eq!(ErrorCode::ALL.len(), 25);
+        assert_eq!(ErrorCode::ALL.len(), 26);
         assert_eq!(ErrorCode::SourceLimit.ends_tap_session(), Some(1008));
+        assert_eq!(ErrorCode::SourceTaken.ends_tap_session(), Some(1008));
         assert_eq!(ErrorCode::UnknownConnection.ends_tap_session(), None);
     }
 }

@@ -69,7 +69,7 @@ where
         // The client's address, where axum's `ConnectInfo` extractor looks for it: wrapped
         // around the router (as `axum::serve` does), not layered into every route.
         let cert = crate::server::tls::ClientCert {
-            verified: crate::server::tls::ClientCertified::client_certified(&io),
+            fingerprint: crate::server::tls::ClientCertified::client_cert(&io),
         };
         let app = Extension(cert).layer(app.clone());
         let svc = TowerToHyperService::new(Extension(ConnectInfo(addr)).layer(app));

@@ -107,29 +107,29 @@ fn client_verifier(
         .with_context(|| format!("--tls-client-ca {}", ca.display()))
 }
 
-/// Whether the client of a connection presented a certificate the TLS layer verified.
+/// The client certificate of a connection, if it presented one the TLS layer verified: a
+/// fingerprint (the first 8 bytes of the SHA-256 of its DER).
 pub(crate) trait ClientCertified {
-    fn client_certified(&self) -> bool {
-        false
+    fn client_cert(&self) -> Option<u64> {
+        None
     }
 }
 
 impl ClientCertified for TcpStream {}
 
 impl ClientCertified for TlsStream<TcpStream> {
-    fn client_certified(&self) -> bool {
+    fn client_cert(&self) -> Option<u64> {
         // With a verifier, a certificate that is there was checked in the handshake.
-        self.get_ref()
-            .1
-            .peer_certificates()
-            .is_some_and(|c| !c.is_empty())
+        let leaf = self.get_ref().1.peer_certificates()?.first()?;
+        let d = <sha2::Sha256 as sha2::Digest>::digest(leaf.as_ref());
+        Some(u64::from_be_bytes(d[..8].try_into().expect("32 bytes")))
     }
 }
 
-/// The request extension saying whether the connection's client certificate was verified.
+/// The request extension with the connection's verified client certificate, if any.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ClientCert {
-    pub verified: bool,
+    pub fingerprint: Option<u64>,
 }
 
 /// The observer's listener when TLS is on: yields connections whose handshake is done.

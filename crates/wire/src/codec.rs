@@ -105,9 +105,18 @@ fn malformed<E: std::fmt::Display>(
     }
 }
 
+/// Largest rejected frame [`locate`] looks into. Building a `serde_json::Value` of a frame
+/// costs several times its size in memory; past this, the path-tracking decoder's error (a
+/// streaming decode, no tree) is reported instead.
+pub const LOCATE_MAX_BYTES: usize = 256 << 10;
+
 /// Finds the field of the first bad event. Tagged enums hide the path inside an event, so
-/// each event is decoded again as its own struct. Only runs for batches already rejected.
+/// each event is decoded again as its own struct. Only runs for batches already rejected, and
+/// only up to [`LOCATE_MAX_BYTES`].
 fn locate(enc: Encoding, bytes: &[u8]) -> Option<(String, String)> {
+    if bytes.len() > LOCATE_MAX_BYTES {
+        return None;
+    }
     let v: serde_json::Value = match enc {
         Encoding::Json => serde_json::from_slice(bytes).ok()?,
         Encoding::MsgPack => msgpack(bytes).ok()?,

@@ -9,7 +9,9 @@ mod payload;
 mod secret;
 mod validate;
 
-pub use codec::{decode_batch, encode_batch, encode_events, Demand, Encoding, Reply};
+pub use codec::{
+    decode_batch, encode_batch, encode_events, Demand, Encoding, Reply, LOCATE_MAX_BYTES,
+};
 pub mod apigw;
 
 pub use event::{

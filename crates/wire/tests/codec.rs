@@ -116,6 +116,31 @@ fn msgpack_errors_name_the_field() {
     assert_eq!(e.code(), "malformed");
 }
 
+/// A rejected frame past LOCATE_MAX_BYTES is not rebuilt as a JSON tree to find the field:
+/// the streaming decoder's error names the event instead (small frames keep the field).
+#[test]
+fn a_big_rejected_frame_is_reported_without_a_second_tree() {
+    let big = "x".repeat(LOCATE_MAX_BYTES);
+    let bad = |text: &str| {
+        serde_json::json!({"v":1,"events":[
+            {"type":"hello","source":"s","kind":"proxy"},
+            {"type":"message","conn":1,"dir":"c2s","opcode":"text","size":1,"text":text},
+            {"type":"conn_open","conn":"x","ip":"1.1.1.1","path":"/"}
+        ]})
+        .to_string()
+    };
+    let limits = Limits {
+        max_payload: 2 * LOCATE_MAX_BYTES,
+        ..Limits::default()
+    };
+    let small = decode_batch(Encoding::Json, bad("hi").as_bytes(), &limits).unwrap_err();
+    assert!(small.to_string().contains("events[2].conn"), "{small}");
+    let e = decode_batch(Encoding::Json, bad(&big).as_bytes(), &limits).unwrap_err();
+    assert_eq!(e.code(), "malformed");
+    let text = e.to_string();
+    assert!(text.contains("events[2]") && !text.contains("events[2].conn"), "{text}");
+}
+
 fn check(ev: serde_json::Value) -> Result<Batch, WireError> {
     let body = serde_json::json!({"v":1,"events":[ev]}).to_string();
     decode_batch(

@@ -73,6 +73,8 @@ pub(crate) enum Input {
         /// The batch's hello starts a tap session: the source is online from the same step on,
         /// so it cannot be forgotten (`--max-sources`) between its hello and its session.
         opens_session: bool,
+        /// What the tap proved at the door: its sources are bound to it.
+        credential: Option<u64>,
         reply: BatchReply,
     },
     /// A frame that failed decoding or validation, for the counters.
@@ -296,9 +298,10 @@ fn handle_input(state: &mut State, input: Input, now: u64) {
             events,
             batch,
             opens_session,
+            credential,
             reply,
         } => {
-            let errs = state.apply(source.as_deref(), events, now);
+            let errs = state.apply_as(source.as_deref(), events, now, credential);
             if let (true, Some(s)) = (opens_session, &source) {
                 state.session(s, true);
             }

@@ -25,6 +25,8 @@ pub struct Source {
     pub version: String,
     pub hostname: String,
     pub instance: Option<u64>,
+    /// The tap credential it spoke with last ([`crate::server::auth::TapCredential`]).
+    pub credential: Option<u64>,
     pub sessions: u32,
     pub last_seen_us: u64,
     pub open: u64,
@@ -99,6 +101,11 @@ impl Source {
     }
 }
 
+/// How long a source stays bound to the credential it last spoke with after its tap went
+/// quiet: another tap token may take the source over (a tap restarted with a rotated token)
+/// only after this.
+pub(crate) const CREDENTIAL_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Every known source by a stable index (connections and trace records hold it); a forgotten
 /// source's index is reused by a later one.
 #[derive(Debug, Default)]
@@ -128,6 +135,29 @@ impl Sources {
     /// Every source with its index.
     pub fn iter_indexed(&self) -> impl Iterator<Item = (usize, &Source)> {
         self.0.iter()
+    }
+
+    /// `Err` (what to do) when source `idx` is held under another credential than `credential`:
+    /// it has a session, or was heard from within [`CREDENTIAL_HOLD`]. A source of an open
+    /// observer (no credential) is held by nobody.
+    pub fn held_by_another(
+        &self,
+        idx: usize,
+        credential: Option<u64>,
+        now_us: u64,
+    ) -> Result<(), String> {
+        let s = &self.0[idx];
+        let held = s.sessions > 0
+            || now_us.saturating_sub(s.last_seen_us) < CREDENTIAL_HOLD.as_micros() as u64;
+        match s.credential {
+            Some(c) if held && credential != Some(c) => Err(format!(
+                "source {:?} is online under another tap token or certificate; each tap needs \
+                 its own source id (--name), or wait until that tap has been gone for {} s",
+                s.id,
+                CREDENTIAL_HOLD.as_secs()
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The source that has been offline longest among those nothing points at any more.

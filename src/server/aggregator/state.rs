@@ -92,26 +92,52 @@ impl State {
 
     /// Applies a validated batch whose first event is a `hello` unless `source` names the
     /// session's source. Returns the events that could not be applied.
+    #[cfg(test)]
     pub(crate) fn apply(
         &mut self,
         source: Option<&str>,
         events: Vec<Event>,
         now_us: u64,
     ) -> Vec<EventError> {
+        self.apply_as(source, events, now_us, None)
+    }
+
+    /// [`Self::apply`] for a tap that proved `credential` at the door: a source online under
+    /// another credential refuses it ([`ErrorCode::SourceTaken`]).
+    pub(crate) fn apply_as(
+        &mut self,
+        source: Option<&str>,
+        events: Vec<Event>,
+        now_us: u64,
+        credential: Option<u64>,
+    ) -> Vec<EventError> {
         let mut errors = Vec::new();
         let mut src = source.and_then(|s| self.source_index(s));
+        let mut refused_code = ErrorCode::SourceLimit;
+        if let Some(si) = src {
+            if let Err(message) = self.sources.held_by_another(si, credential, now_us) {
+                refused_code = ErrorCode::SourceTaken;
+                errors.push(EventError {
+                    code: refused_code,
+                    index: 0,
+                    message,
+                });
+                return errors;
+            }
+        }
         let mut refused = false;
         let now_s = now_us / 1_000_000;
         self.stats.events_ingested += events.len() as u64;
         self.ingest_rate.add(now_s, events.len() as u64, 0);
         for (index, ev) in events.into_iter().enumerate() {
             if let Event::Hello(h) = ev {
-                match self.hello(h, now_us) {
+                match self.hello(h, now_us, credential) {
                     Ok(i) => src = Some(i),
-                    Err(message) => {
+                    Err((code, message)) => {
                         refused = true;
+                        refused_code = code;
                         errors.push(EventError {
-                            code: ErrorCode::SourceLimit,
+                            code,
                             index,
                             message,
                         });
@@ -121,10 +147,7 @@ impl State {
             }
             let Some(si) = src else {
                 let (code, message) = if refused {
-                    (
-                        ErrorCode::SourceLimit,
-                        "not applied: this batch's hello was refused",
-                    )
+                    (refused_code, "not applied: this batch's hello was refused")
                 } else {
                     (
                         ErrorCode::NoHello,

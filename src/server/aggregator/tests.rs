@@ -143,6 +143,61 @@ fn new_tap_instance_closes_what_the_old_one_left_open() {
 }
 
 #[test]
+fn a_source_online_under_one_token_refuses_another_until_it_has_been_gone_a_while() {
+    use crate::server::aggregator::source::CREDENTIAL_HOLD;
+    use crate::server::error::ErrorCode;
+    let mut s = State::new(AggConfig::default());
+    let (mine, theirs) = (Some(11), Some(22));
+    let errs = s.apply_as(None, vec![hello("edge", Some(1)), open(1, "/")], T0, mine);
+    assert!(errs.is_empty(), "{errs:?}");
+    s.session("edge", true);
+    // Another token's hello with a new instance neither closes the connection nor speaks.
+    let errs = s.apply_as(
+        None,
+        vec![hello("edge", Some(2)), open(2, "/x")],
+        T0,
+        theirs,
+    );
+    assert_eq!(
+        errs.iter().map(|e| e.code).collect::<Vec<_>>(),
+        [ErrorCode::SourceTaken, ErrorCode::SourceTaken]
+    );
+    assert!(
+        errs[0].message.contains("another tap token"),
+        "{}",
+        errs[0].message
+    );
+    assert_eq!(s.totals.open, 1);
+    // Nor can its later batches on the same session.
+    let errs = s.apply_as(Some("edge"), vec![close(1, 1000)], T0, theirs);
+    assert_eq!(errs[0].code, ErrorCode::SourceTaken);
+    assert_eq!(s.totals.open, 1);
+    // The same token (a restarted tap) may.
+    assert!(s
+        .apply_as(None, vec![hello("edge", Some(1))], T0, mine)
+        .is_empty());
+    // Once the tap has been gone longer than the hold, a new token takes the source over
+    // (a tap restarted with a rotated token) and what the old instance left open is closed.
+    s.session("edge", false);
+    let later = T0 + CREDENTIAL_HOLD.as_micros() as u64 + 1;
+    let errs = s.apply_as(
+        None,
+        vec![hello("edge", Some(3))],
+        later - 2_000_000,
+        theirs,
+    );
+    assert_eq!(
+        errs[0].code,
+        ErrorCode::SourceTaken,
+        "still within the hold"
+    );
+    assert!(s
+        .apply_as(None, vec![hello("edge", Some(3))], later, theirs)
+        .is_empty());
+    assert_eq!(s.totals.open, 0);
+}
+
+#[test]
 fn table_filters_sorts_and_windows() {
     let mut s = State::new(AggConfig::default());
     let mut events = vec![hello("a", None)];

@@ -31,6 +31,11 @@ pub const SESSION_COOKIES: [&str; 2] = [COOKIE, SECURE_COOKIE];
 /// logging in over and over cannot end everybody else's sessions.
 pub(crate) const MAX_SESSIONS_PER_ADDRESS: usize = 16;
 
+/// What a tap proved at the door (a fingerprint of its certificate or token; `None` on an
+/// open observer): a source is bound to the credential it is online with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TapCredential(pub Option<u64>);
+
 /// Who made a request; handlers of the dashboard and API read it from the extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Principal {
@@ -338,12 +343,21 @@ pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: N
             )
         }
         Door::Ingest => {
-            let certified = app.auth.cfg.tap_certs
-                && req
-                    .extensions()
-                    .get::<crate::server::tls::ClientCert>()
-                    .is_some_and(|c| c.verified);
-            if certified || app.auth.ingest_allowed(req.headers()) {
+            let cert = req
+                .extensions()
+                .get::<crate::server::tls::ClientCert>()
+                .and_then(|c| c.fingerprint)
+                .filter(|_| app.auth.cfg.tap_certs);
+            if cert.is_some() || app.auth.ingest_allowed(req.headers()) {
+                // What the tap proved, so its sources are bound to it: the certificate, else
+                // the token; nothing on an open observer.
+                let token = bearer(req.headers())
+                    .filter(|_| !app.auth.cfg.ingest_open())
+                    .map(|t| {
+                        let d = digest(t);
+                        u64::from_be_bytes(d[..8].try_into().expect("32 bytes"))
+                    });
+                req.extensions_mut().insert(TapCredential(cert.or(token)));
                 next.run(req).await
             } else {
                 if presents_token {

@@ -8,6 +8,7 @@ pub(crate) use post::{apply_batch, ingest_post};
 use crate::protocol::Refusal;
 use crate::server::aggregator::demand::Demands;
 use crate::server::aggregator::{BatchReply, EventError, Input};
+use crate::server::auth::TapCredential;
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::{AppState, Slot};
 use axum::body::Bytes;
@@ -15,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use sockscope_wire::{decode_batch, CaptureMode, Demand, Encoding, Event, Limits, Reply};
 use std::num::NonZeroU32;
@@ -77,6 +79,7 @@ const READ_BUFFER: usize = 8 * 1024;
 pub(crate) async fn ingest_ws(
     State(app): State<AppState>,
     headers: HeaderMap,
+    Extension(credential): Extension<TapCredential>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Some(offered) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
@@ -124,6 +127,7 @@ pub(crate) async fn ingest_ws(
             limits,
             app.config.max_frame_bytes,
             (app.tap_rate.clone(), app.config.max_tap_events_per_sec),
+            credential.0,
         )
         .await;
         drop(slot);
@@ -257,6 +261,7 @@ pub(crate) async fn ingest_session<S, R, E>(
     limits: Limits,
     max_frame: usize,
     (rate, rate_limit): (TapRate, u32),
+    credential: Option<u64>,
 ) where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
@@ -361,6 +366,7 @@ pub(crate) async fn ingest_session<S, R, E>(
             events,
             batch,
             opens_session: newly.is_some(),
+            credential,
             reply: BatchReply::Report(err_tx.clone()),
         };
         if agg.send(input).await.is_err() {

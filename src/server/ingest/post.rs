@@ -2,12 +2,14 @@
 
 use super::{charge, rate_message, Session};
 use crate::server::aggregator::{BatchReply, Input};
+use crate::server::auth::TapCredential;
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::json;
 use sockscope_wire::{decode_batch, Encoding, Event};
@@ -17,6 +19,7 @@ use tokio::sync::oneshot;
 pub(crate) async fn ingest_post(
     State(app): State<AppState>,
     headers: HeaderMap,
+    Extension(credential): Extension<TapCredential>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -64,13 +67,17 @@ pub(crate) async fn ingest_post(
             return ApiError::wire(&e).into_response();
         }
     };
-    apply_batch(&app, events).await
+    apply_batch(&app, events, credential).await
 }
 
 /// Applies one self-contained batch (it must start with a hello) and answers once applied:
 /// 200 with the count, or 422 listing the events that could not be applied (and those the
 /// per-tap rate limit dropped).
-pub(crate) async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Response {
+pub(crate) async fn apply_batch(
+    app: &AppState,
+    mut events: Vec<Event>,
+    credential: TapCredential,
+) -> Response {
     let mut session = Session::new(1);
     if let Err((code, message)) = session.bind(&events) {
         let _ = app.agg.send(Input::Rejected).await;
@@ -87,6 +94,7 @@ pub(crate) async fn apply_batch(app: &AppState, mut events: Vec<Event>) -> Respo
         events,
         batch: 1,
         opens_session: false,
+        credential: credential.0,
         reply: BatchReply::Wait(tx),
     };
     let errs = match app.agg.send(input).await {

@@ -18,6 +18,7 @@ async fn session_replies_to_bad_frames_and_applies_good_ones() {
         Limits::default(),
         1024,
         (None, 0),
+        None,
     ));
     in_tx
         .unbounded_send(Ok(Message::Text(

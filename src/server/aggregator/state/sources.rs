@@ -5,6 +5,7 @@ use crate::protocol::{Drops, Refusal};
 use crate::server::aggregator::conn::Rate;
 use crate::server::aggregator::series::Ring;
 use crate::server::aggregator::source::{Source, SourceCounts};
+use crate::server::error::ErrorCode;
 use sockscope_wire::{Closer, Hello};
 use std::sync::Arc;
 
@@ -38,7 +39,12 @@ impl State {
 
     /// Registers or updates the hello's source; at `--max-sources` a new one replaces the
     /// longest-offline source nothing points at, or is refused (the error says what to do).
-    pub(super) fn hello(&mut self, h: Hello, now_us: u64) -> Result<usize, String> {
+    pub(super) fn hello(
+        &mut self,
+        h: Hello,
+        now_us: u64,
+        credential: Option<u64>,
+    ) -> Result<usize, (ErrorCode, String)> {
         let name = if h.name.is_empty() {
             h.source.clone()
         } else {
@@ -50,12 +56,12 @@ impl State {
                 if self.sources.len() >= self.cfg.max_sources {
                     let Some(old) = self.sources.forgettable() else {
                         self.stats.refused.count(Refusal::Sources);
-                        return Err(format!(
+                        return Err((ErrorCode::SourceLimit, format!(
                             "source {:?} refused: {} sources are known and each is online or still \
                              has connections or trace records; raise --max-sources or lower --retention",
                             h.source,
                             self.sources.len()
-                        ));
+                        )));
                     };
                     let gone = self.sources.remove(old);
                     self.source_ids.remove(&gone.id);
@@ -69,6 +75,7 @@ impl State {
                     version: String::new(),
                     hostname: String::new(),
                     instance: h.instance,
+                    credential,
                     sessions: 0,
                     last_seen_us: now_us,
                     open: 0,
@@ -87,6 +94,12 @@ impl State {
                 idx
             }
         };
+        // A tap with another token may not speak for (or close the connections of) a source
+        // that is online under its own.
+        self.sources
+            .held_by_another(idx, credential, now_us)
+            .map_err(|m| (ErrorCode::SourceTaken, m))?;
+        self.sources[idx].credential = credential;
         let restarted = {
             let s = &self.sources[idx];
             matches!((s.instance, h.instance), (Some(a), Some(b)) if a != b)
