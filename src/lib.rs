@@ -19,6 +19,8 @@ pub mod protocol;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+pub(crate) mod client_ip;
+#[cfg(feature = "ssr")]
 pub(crate) mod flags;
 #[cfg(feature = "ssr")]
 pub mod proxy;

@@ -1,8 +1,8 @@
 //! Plain HTTP forwarding (SignalR negotiate, long polling, health checks) with hop-by-hop
 //! headers removed and X-Forwarded-* added.
 
-use super::client_ip::forwarded_for;
 use super::Shared;
+use crate::client_ip::forwarded_for;
 use axum::http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -106,7 +106,7 @@ pub(super) fn add_forwarded(h: &mut HeaderMap, peer: SocketAddr, shared: &Shared
     h.remove("x-real-ip");
     // The scheme the client used: https when it spoke TLS to us; otherwise what a trusted
     // proxy in front (which may have terminated TLS) says, or plain http.
-    let trusted = super::client_ip::is_trusted(peer.ip(), &shared.cfg.trusted);
+    let trusted = crate::client_ip::is_trusted(peer.ip(), &shared.cfg.trusted);
     let ours = if shared.cfg.tls.is_some() {
         "https"
     } else {

@@ -1,7 +1,6 @@
 //! `sockscope proxy`: an HTTP/1.1 reverse proxy (hyper) that forwards plain requests and
 //! proxies WebSocket upgrades message by message, mirroring them to the observer via the tap.
 
-pub(crate) mod client_ip;
 mod deflate;
 pub mod frames;
 mod http;

@@ -3,12 +3,12 @@
 //! client as an HTTP answer, not a hang. After the 101 the bytes are relayed as they are
 //! ([`super::relay`]) and read in passing for the tap.
 
-use super::client_ip::client_ip;
 use super::deflate;
 use super::http::{add_forwarded, strip_hop_by_hop, text, Body};
 use super::relay::{self, Idle, Setup};
 use super::tls::Stream;
 use super::Shared;
+use crate::client_ip::client_ip;
 use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, Limited};

@@ -138,7 +138,10 @@ fn a_big_rejected_frame_is_reported_without_a_second_tree() {
     let e = decode_batch(Encoding::Json, bad(&big).as_bytes(), &limits).unwrap_err();
     assert_eq!(e.code(), "malformed");
     let text = e.to_string();
-    assert!(text.contains("events[2]") && !text.contains("events[2].conn"), "{text}");
+    assert!(
+        text.contains("events[2]") && !text.contains("events[2].conn"),
+        "{text}"
+    );
 }
 
 fn check(ev: serde_json::Value) -> Result<Batch, WireError> {

@@ -133,6 +133,15 @@ pub struct AuthArgs {
         requires = "tls_cert"
     )]
     pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Reverse proxies in front of the observer (CIDR, repeatable) whose X-Forwarded-For /
+    /// Forwarded name the client: login and token limits then key on that client, not on the
+    /// proxy everybody shares.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SOCKSCOPE_OBSERVER_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
 }
 
 impl AuthArgs {
@@ -188,6 +197,8 @@ pub struct AuthConfig {
     /// A tap presenting a client certificate the TLS layer verified (`--tls-client-ca`) is
     /// admitted without a token.
     pub tap_certs: bool,
+    /// Peers whose forwarded headers name the client (`--trusted-proxy`).
+    pub trusted: Vec<ipnet::IpNet>,
 }
 
 impl Default for AuthConfig {
@@ -203,6 +214,7 @@ impl Default for AuthConfig {
             logins_per_minute: DEFAULT_LOGINS_PER_MINUTE,
             max_sessions: DEFAULT_MAX_SESSIONS,
             tap_certs: false,
+            trusted: Vec::new(),
         }
     }
 }
@@ -259,6 +271,7 @@ impl AuthConfig {
             logins_per_minute: args.logins_per_minute,
             max_sessions: args.max_sessions,
             tap_certs: args.tls_client_ca.is_some(),
+            trusted: args.trusted_proxy.clone(),
             ..AuthConfig::default()
         };
         // The flags' parsers refuse 0 already; this guards arguments built in code.

@@ -135,7 +135,7 @@ pub(crate) async fn login(State(app): State<AppState>, req: Request) -> Response
         let _ = app.agg.send_refused(Refusal::Origin).await;
         return (StatusCode::FORBIDDEN, "cross-origin login refused").into_response();
     }
-    let ip = client_ip(req.extensions());
+    let ip = client_ip(&req, &app.auth.cfg.trusted);
     if !app.auth.login_attempt(ip) {
         let _ = app.agg.send_refused(Refusal::LoginRateLimited).await;
         let body = page(

@@ -267,12 +267,15 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-/// The client's socket address (unspecified when the server runs without connect info).
-pub(crate) fn client_ip(req_ext: &axum::http::Extensions) -> IpAddr {
-    req_ext
+/// The client's address: the socket peer (unspecified when the server runs without connect
+/// info), or when that is a `--trusted-proxy`, the client its forwarded headers name.
+pub(crate) fn client_ip(req: &Request, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = req
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    crate::client_ip::client_ip(peer, req.headers(), trusted)
 }
 
 /// Which credential a path needs.
@@ -318,7 +321,7 @@ pub(crate) async fn guard(State(app): State<AppState>, mut req: Request, next: N
             ),
         );
     }
-    let ip = client_ip(req.extensions());
+    let ip = client_ip(&req, &app.auth.cfg.trusted);
     let presents_token = bearer(req.headers()).is_some();
     if presents_token && app.auth.locked_out(ip) {
         let _ = app.agg.send_refused(Refusal::TokenLockout).await;

@@ -1,5 +1,6 @@
 //! Which address is the client: the socket peer, or — only when the peer is a trusted proxy —
-//! the nearest untrusted hop named in `Forwarded` / `X-Forwarded-For`.
+//! the nearest untrusted hop named in `Forwarded` / `X-Forwarded-For`. Used by the proxy (the
+//! address it reports and forwards) and the observer (the address its rate limits key on).
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
