@@ -75,6 +75,8 @@ async fn main() {
                 &std::env::var("SOCKSCOPE_SITE").unwrap_or(format!("{root}/target/site")),
                 "--max-connections",
                 &(conns + 1000).to_string(),
+                // What the browser sees is measured here, not the record.
+                "--no-record",
             ])
             .env("SOCKSCOPE_LOG", "warn")
             .stdout(Stdio::null())

@@ -260,6 +260,8 @@ async fn main() {
         format!("127.0.0.1:{obs_port}"),
         "--site-root".into(),
         "/nonexistent".into(),
+        // The proxy is measured; the observer's record would compete for the same cores.
+        "--no-record".into(),
     ]);
     let proxy = |port: u16, observer: Option<u16>, extra: &[&str]| {
         let mut a = vec![

@@ -166,6 +166,8 @@ async fn main() {
             "/nonexistent",
             "--retention",
             &retention,
+            "--data-dir",
+            dir.join("record").to_str().unwrap(),
         ],
         &dir.join("observer.log"),
     );

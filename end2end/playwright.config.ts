@@ -43,7 +43,8 @@ export default defineConfig({
   webServer: [
     {
       // --conn-meta-bytes: room for hostile.spec's 64 headers of 8 KiB (the default keeps 16 KiB).
-      command: `"${bin}" serve --listen 127.0.0.1:${port} --tick 100ms --conn-meta-bytes 1048576`,
+      // --no-record: the observers here run side by side in one directory.
+      command: `"${bin}" serve --listen 127.0.0.1:${port} --tick 100ms --conn-meta-bytes 1048576 --no-record`,
       // Playwright waits for this URL itself (cargo leptos end-to-end would not).
       url: `http://127.0.0.1:${port}/healthz`,
       reuseExistingServer: false,
@@ -53,7 +54,7 @@ export default defineConfig({
     },
     {
       // The one-command demo: observer, sample app, two tapped proxies, live load.
-      command: `"${bin}" demo --listen 127.0.0.1:${demoPort} --tick 100ms`,
+      command: `"${bin}" demo --listen 127.0.0.1:${demoPort} --tick 100ms --no-record`,
       url: `http://127.0.0.1:${demoPort}/healthz`,
       reuseExistingServer: false,
       timeout: 60_000,
@@ -61,7 +62,7 @@ export default defineConfig({
       stderr: 'pipe',
     },
     {
-      command: `"${bin}" serve --listen 127.0.0.1:${authPort} --tick 100ms`,
+      command: `"${bin}" serve --listen 127.0.0.1:${authPort} --tick 100ms --no-record`,
       url: `http://127.0.0.1:${authPort}/healthz`,
       env: {
         SOCKSCOPE_INSPECTOR_TOKENS: authSecrets.inspector,

@@ -52,7 +52,7 @@ test('over HTTPS the dashboard hydrates and streams traffic a TLS proxy taps', a
   const [obsPort, appPort, proxyPort] = [await freePort(), await freePort(), await freePort()];
   const tls = ['--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')];
   const procs = [
-    start(['serve', '--listen', `127.0.0.1:${obsPort}`, '--tick', '100ms', ...tls]),
+    start(['serve', '--listen', `127.0.0.1:${obsPort}`, '--tick', '100ms', '--no-record', ...tls]),
     start(['sample-app', '--listen', `127.0.0.1:${appPort}`]),
     start([
       'proxy', '--listen', `127.0.0.1:${proxyPort}`, '--upstream', `http://127.0.0.1:${appPort}`,

@@ -286,6 +286,9 @@ impl ConfigFile {
             let secret = arg.is_hide_env_values_set();
             let shown = if secret {
                 format!("{key} = \"***\"")
+            } else if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+                // What the switch came to, however the environment spelled it ("1", "yes").
+                format!("{key} = {}", matches.get_flag(id))
             } else if matches!(arg.get_action(), clap::ArgAction::Append) {
                 format!(
                     "{key} = [{}]",

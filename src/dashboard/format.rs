@@ -19,6 +19,20 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
+/// The record's card: size on disk, frames it could not keep, damage found at start; "off"
+/// when the observer does not record.
+pub(crate) fn recording(r: Option<&crate::protocol::RecordingView>) -> String {
+    match r {
+        None => "off (in memory only)".into(),
+        Some(r) => format!(
+            "{} · {} · {}",
+            bytes(r.bytes),
+            count(r.dropped),
+            count(r.damaged)
+        ),
+    }
+}
+
 /// `3725_000` ms → `1h 2m`; under a minute shows seconds.
 pub(crate) fn duration_ms(ms: u64) -> String {
     let s = ms / 1000;
@@ -163,6 +177,18 @@ pub(crate) fn visible_lines(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_record_card_says_size_drops_and_damage_or_off() {
+        assert_eq!(recording(None), "off (in memory only)");
+        let r = crate::protocol::RecordingView {
+            bytes: 3 << 20,
+            dropped: 1200,
+            damaged: 1,
+            ..Default::default()
+        };
+        assert_eq!(recording(Some(&r)), "3.0 MiB · 1,200 · 1");
+    }
 
     #[test]
     fn a_source_says_when_its_tap_streams() {

@@ -260,6 +260,7 @@ mod tests {
             bytes_out: 0,
             rate_msgs: 0,
             rate_bytes: 0,
+            unknown_since_ms: None,
         }
     }
 

@@ -314,6 +314,29 @@ pub struct ObserverStats {
     /// Requests refused at the door, by reason.
     #[serde(default)]
     pub refused: Refusals,
+    /// The record on disk (`--data-dir`); none when the observer does not record.
+    #[serde(default)]
+    pub recording: Option<RecordingView>,
+}
+
+/// The record's counters (`observer.recording` in the overview).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingView {
+    /// Tap frames written.
+    pub frames: u64,
+    /// Frames not recorded (the writer fell behind, or the disk refused them); live views
+    /// still had them.
+    pub dropped: u64,
+    pub write_errors: u64,
+    /// Bytes of segment files on disk, and how many.
+    pub bytes: u64,
+    pub segments: u64,
+    /// Arrival time of the oldest recorded data, ms (0: nothing yet).
+    pub oldest_ms: u64,
+    /// Damage found at start (torn tails cut off, bad blocks or frames skipped).
+    pub damaged: u64,
+    /// Events restored from the record at start.
+    pub restored_events: u64,
 }
 
 /// Drop counters a tap reported, cumulative.
@@ -397,6 +420,10 @@ pub struct ConnRow {
     /// Messages in the last complete second, both directions.
     pub rate_msgs: u64,
     pub rate_bytes: u64,
+    /// Restored from the record as open when the observer restarted (this time, ms), and not
+    /// spoken of by its tap since: it may have closed meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_since_ms: Option<u64>,
 }
 
 /// One entry of the live trace.

@@ -112,6 +112,9 @@ pub struct ObserverConfig {
     pub apigw_redactor: Arc<Redactor>,
     /// HTTPS and WSS on `listen` with this certificate; plain HTTP without.
     pub tls: Option<crate::server::tls::TlsFiles>,
+    /// The record on disk; none: nothing is recorded (the default for embedding and tests;
+    /// `sockscope serve` records unless `--no-record`).
+    pub record: Option<crate::server::record::RecordConfig>,
     /// Client sockets at once (browsers, taps, API callers); past it a client gets 503.
     pub max_clients: usize,
     /// Time a client has to send a request's headers; also the longest a kept-alive
@@ -134,6 +137,7 @@ impl Default for ObserverConfig {
             max_export_bytes: DEFAULT_MAX_EXPORT_BYTES,
             apigw_redactor: Arc::new(Redactor::default()),
             tls: None,
+            record: None,
             max_clients: DEFAULT_MAX_CLIENTS,
             header_timeout: parse_duration(DEFAULT_HEADER_TIMEOUT).expect("valid default"),
         }
@@ -264,6 +268,24 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Directory the record is kept in: every accepted tap event, so a restart or a crash
+    /// loses nothing older than --record-sync. One observer per directory.
+    #[arg(long, env = "SOCKSCOPE_DATA_DIR", default_value = crate::server::record::DEFAULT_DATA_DIR, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Record nothing: everything is in memory only, and lost on restart.
+    #[arg(long, env = "SOCKSCOPE_NO_RECORD", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub no_record: bool,
+    /// Bytes the record may take on disk; the oldest data is deleted past it.
+    #[arg(long, env = "SOCKSCOPE_RECORD_MAX_BYTES", default_value_t = crate::server::record::DEFAULT_RECORD_MAX_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1 << 20..))]
+    pub record_max_bytes: u64,
+    /// Age past which recorded data is deleted.
+    #[arg(long, env = "SOCKSCOPE_RECORD_MAX_AGE", default_value = crate::server::record::DEFAULT_RECORD_MAX_AGE, value_parser = parse_duration)]
+    pub record_max_age: Duration,
+    /// How often the record is flushed to disk: a crash (kill -9, power loss) loses at most
+    /// this much of it.
+    #[arg(long, env = "SOCKSCOPE_RECORD_SYNC", default_value = crate::server::record::DEFAULT_RECORD_SYNC, value_parser = parse_duration)]
+    pub record_sync: Duration,
     #[command(flatten)]
     pub auth: crate::server::auth::config::AuthArgs,
 }
@@ -323,6 +345,12 @@ impl ServeArgs {
             },
             max_frame_bytes: self.max_frame_bytes,
             tls,
+            record: (!self.no_record).then_some(crate::server::record::RecordConfig {
+                dir: self.data_dir,
+                max_bytes: self.record_max_bytes,
+                max_age: self.record_max_age,
+                sync: self.record_sync,
+            }),
             max_clients: self.max_clients,
             header_timeout: self.header_timeout,
         })

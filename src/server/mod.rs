@@ -11,6 +11,7 @@ pub(crate) mod export;
 pub(crate) mod ingest;
 pub(crate) mod listen;
 pub(crate) mod live;
+pub mod record;
 pub(crate) mod scrub;
 pub mod tls;
 
@@ -30,6 +31,7 @@ use leptos::prelude::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Shared by every handler: the aggregator handle, the configuration and the door.
 #[derive(Clone)]
@@ -43,6 +45,8 @@ pub(crate) struct AppState {
     pub browsers: Arc<AtomicUsize>,
     /// The per-tap events/s limit (`--max-tap-events-per-sec`), keyed by source id.
     pub tap_rate: Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>>>,
+    /// Where accepted tap frames are recorded (off unless `--data-dir`).
+    pub recorder: record::Recorder,
 }
 
 /// One place held in a bounded set (tap sessions, browsers); released on drop.
@@ -72,8 +76,14 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-/// Builds the whole observer router and starts its aggregator task.
+/// Builds the whole observer router and starts its aggregator task (without a record; see
+/// [`serve`]).
 pub fn router(config: ObserverConfig) -> Router {
+    build(config, None)
+}
+
+/// The router, with the record opened by [`serve`] when the config asks for one.
+fn build(config: ObserverConfig, record: Option<record::Opened>) -> Router {
     let leptos = LeptosOptions::builder()
         .output_name("sockscope")
         .site_root(
@@ -95,8 +105,13 @@ pub fn router(config: ObserverConfig) -> Router {
         let quota = governor::Quota::per_second(per_s).allow_burst(burst);
         Arc::new(governor::RateLimiter::keyed(quota))
     });
+    let (recorder, restore) = match record {
+        Some(o) => (o.recorder, Some(o.restore)),
+        None => (record::Recorder::default(), None),
+    };
     let state = AppState {
-        agg: Aggregator::spawn(config.agg.clone()),
+        agg: Aggregator::spawn_restoring(config.agg.clone(), restore),
+        recorder,
         auth: Arc::new(Auth::new(config.auth.clone())),
         config: Arc::new(config),
         leptos: leptos.clone(),
@@ -145,13 +160,28 @@ pub async fn serve(
         max_clients: config.max_clients,
         header_timeout: config.header_timeout,
     };
-    let app = router(config);
-    match tls {
+    let record = match &config.record {
+        Some(r) => Some(record::open(r).map_err(|e| std::io::Error::other(format!("{e:#}")))?),
+        None => None,
+    };
+    let recorder = record.as_ref().map(|o| o.recorder.clone());
+    let app = build(config, record);
+    let served = match tls {
         Some(files) => {
             let first = tls::load(&files).map_err(std::io::Error::other)?;
             let listener = tls::listen(listener, files, first);
             listen::serve_on(listener, app, limits, shutdown).await
         }
         None => listen::serve_on(listener, app, limits, shutdown).await,
+    };
+    // What ingest accepted until the end is on disk before the process goes.
+    if let Some(r) = recorder {
+        let flushed = tokio::task::spawn_blocking(move || r.flush(Duration::from_secs(5)))
+            .await
+            .unwrap_or(false);
+        if !flushed {
+            tracing::warn!("the record could not be flushed at shutdown");
+        }
     }
+    served
 }

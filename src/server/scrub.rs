@@ -108,6 +108,7 @@ mod tests {
                 bytes_out: 0,
                 rate_msgs: 0,
                 rate_bytes: 0,
+                unknown_since_ms: None,
             },
             tap_conn: 1,
             subprotocol: None,

@@ -5,10 +5,13 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `sockscope <args…>` with its output piped and no credentials inherited from the shell.
+/// `sockscope <args…>` with its output piped, no credentials inherited from the shell, and no
+/// record (`SOCKSCOPE_NO_RECORD`: observers started side by side would share one data
+/// directory; tests of the record give theirs and lift this).
 pub fn sockscope(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sockscope"));
     c.args(args)
+        .env("SOCKSCOPE_NO_RECORD", "1")
         .env_remove("SOCKSCOPE_INSPECTOR_TOKENS")
         .env_remove("SOCKSCOPE_VIEWER_TOKENS")
         .env_remove("SOCKSCOPE_INGEST_TOKENS")

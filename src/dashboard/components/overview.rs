@@ -37,6 +37,7 @@ pub(crate) fn Overview() -> impl IntoView {
                 <Card label="ingest events/s · browsers" testid="ingest-rate" value=t(|o| format!("{} · {}", format::count(o.observer.ingest_rate), o.observer.browsers))/>
                 <Card label="browser re-snapshots · payloads evicted · metadata cut" testid="observer-drops" value=t(|o| format!("{} · {} · {}", format::count(o.observer.browser_resnapshots), format::count(o.observer.payloads_evicted), format::count(o.observer.metadata_cut)))/>
                 <Card label="refused at the door" testid="refused" value=t(|o| refused_summary(&o.observer.refused))/>
+                <Card label="record on disk · dropped · damaged" testid="recording" value=t(|o| format::recording(o.observer.recording.as_ref()))/>
             </div>
             <table class="sources" data-testid="sources">
                 <thead>

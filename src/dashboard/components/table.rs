@@ -199,6 +199,9 @@ fn Row(id: u64, rows: Memo<Vec<ConnRow>>, now_ms: Memo<u64>) -> impl IntoView {
 
 fn state_text(r: &ConnRow) -> String {
     match r.state {
+        ConnState::Open if r.unknown_since_ms.is_some() => {
+            "state unknown since restart".to_string()
+        }
         ConnState::Open => "open".to_string(),
         ConnState::Closed => match r.close_code {
             Some(c) => format!("closed {c} ({})", crate::protocol::close_code::meaning(c)),

@@ -208,6 +208,7 @@ impl Conn {
             bytes_out: self.bytes_out,
             rate_msgs,
             rate_bytes,
+            unknown_since_ms: None,
         }
     }
 }

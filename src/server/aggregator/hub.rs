@@ -169,6 +169,7 @@ pub(crate) fn overview(state: &State, hub: &Hub, now_us: u64) -> Overview {
     observer.ingest_rate = state.ingest_rate.last_second(now_s).0;
     observer.browser_resnapshots = hub.resnapshots;
     observer.browsers = hub.subscribers() as u64;
+    observer.recording = state.record.as_ref().map(|r| r.view());
     Overview {
         totals: state.totals.clone(),
         rates: state.series.last(),

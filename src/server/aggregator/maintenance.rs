@@ -68,6 +68,18 @@ impl State {
             }
         }
         let horizon = now_us.saturating_sub(self.cfg.retention.as_micros() as u64);
+        if self.restarted_us.is_some_and(|r| r <= horizon) && !self.unknown.is_empty() {
+            // Restored as open, never spoken of again within the retention: closed, saying so.
+            let stale: Vec<u64> = std::mem::take(&mut self.unknown)
+                .into_iter()
+                .filter_map(|k| self.index.get(&k).copied())
+                .collect();
+            self.abort_all(
+                stale,
+                now_us,
+                "state unknown since the observer restarted; its tap never spoke of it again",
+            );
+        }
         while let Some(&(at, id)) = self.closed_order.front() {
             if at > horizon {
                 break;

@@ -283,6 +283,56 @@ impl State {
             o.family(name, kind, help);
             o.sample(name, &[], v);
         }
+        if let Some(r) = self.record.as_ref().map(|r| r.view()) {
+            let record = [
+                (
+                    "sockscope_record_frames_total",
+                    "counter",
+                    "Tap frames written to the record.",
+                    r.frames,
+                ),
+                (
+                    "sockscope_record_dropped_total",
+                    "counter",
+                    "Tap frames not recorded (writer behind, or the disk refused them).",
+                    r.dropped,
+                ),
+                (
+                    "sockscope_record_write_errors_total",
+                    "counter",
+                    "Failed writes to the record.",
+                    r.write_errors,
+                ),
+                (
+                    "sockscope_record_bytes",
+                    "gauge",
+                    "Bytes of record segments on disk.",
+                    r.bytes,
+                ),
+                (
+                    "sockscope_record_segments",
+                    "gauge",
+                    "Record segment files on disk.",
+                    r.segments,
+                ),
+                (
+                    "sockscope_record_oldest_seconds",
+                    "gauge",
+                    "Unix time of the oldest recorded data.",
+                    r.oldest_ms / 1000,
+                ),
+                (
+                    "sockscope_record_damaged_total",
+                    "counter",
+                    "Damage found in the record at start (torn tails, bad blocks).",
+                    r.damaged,
+                ),
+            ];
+            for (name, kind, help, v) in record {
+                o.family(name, kind, help);
+                o.sample(name, &[], v.to_string());
+            }
+        }
         o.0
     }
 }

@@ -139,17 +139,36 @@ pub(crate) struct Stopped;
 
 impl Aggregator {
     /// Starts the task on the current runtime.
+    #[cfg(test)]
     pub(crate) fn spawn(cfg: AggConfig) -> Aggregator {
+        Self::spawn_restoring(cfg, None)
+    }
+
+    /// Starts the task; with a record, its state is first restored from it (input waits
+    /// meanwhile, in the queue).
+    pub(crate) fn spawn_restoring(
+        cfg: AggConfig,
+        restore: Option<crate::server::record::restore::Restore>,
+    ) -> Aggregator {
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (demand_tx, demands) = watch::channel(Arc::default());
         let alive = Arc::new(std::sync::atomic::AtomicU64::new(now_us()));
-        tokio::spawn(run(
-            State::new(cfg),
-            input_rx,
-            command_rx,
-            (demand_tx, alive.clone()),
-        ));
+        let alive2 = alive.clone();
+        tokio::spawn(async move {
+            let mut state = State::new(cfg);
+            if let Some(r) = restore {
+                state.record = Some(r.stats.clone());
+                state = match tokio::task::spawn_blocking(move || r.into_state(state)).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("restoring the record failed: {e}");
+                        return;
+                    }
+                };
+            }
+            run(state, input_rx, command_rx, (demand_tx, alive2)).await
+        });
         let me = inputs.downgrade();
         // The observer's own CPU and RSS, sampled off the aggregator task.
         tokio::spawn(async move {

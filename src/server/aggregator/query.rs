@@ -95,22 +95,25 @@ impl State {
         }
     }
 
+    fn row_of(&self, c: &Conn, now_s: u64) -> crate::protocol::ConnRow {
+        let mut row = c.row(self.source_name(c.source), now_s);
+        row.unknown_since_ms = self.unknown_since_ms(c);
+        row
+    }
+
     pub(crate) fn page(&self, q: &TableQuery, now_s: u64) -> ConnPage {
         let (total, rows) = self.table(q, now_s);
         ConnPage {
             total,
             offset: q.offset,
-            items: rows
-                .into_iter()
-                .map(|c| c.row(self.source_name(c.source), now_s))
-                .collect(),
+            items: rows.into_iter().map(|c| self.row_of(c, now_s)).collect(),
         }
     }
 
     pub(crate) fn detail(&self, id: u64, now_s: u64) -> Option<ConnDetail> {
         let c = self.conns.get(&id)?;
         Some(ConnDetail {
-            row: c.row(self.source_name(c.source), now_s),
+            row: self.row_of(c, now_s),
             tap_conn: c.tap_conn,
             subprotocol: c.subprotocol.as_ref().map(|s| s.to_string()),
             headers: c

@@ -45,6 +45,13 @@ pub(crate) struct State {
     msg_seq: u64,
     /// Events accepted per second.
     pub(crate) ingest_rate: Rate,
+    /// Connections restored from the record as open, whose tap has not spoken of them since
+    /// the restart: (source, tap connection id).
+    pub(crate) unknown: HashSet<(usize, u64)>,
+    /// When the observer restarted with a record (µs), for "state unknown since".
+    pub(crate) restarted_us: Option<u64>,
+    /// The record's counters, when the observer records.
+    pub(crate) record: Option<Arc<crate::server::record::RecordStats>>,
 }
 
 impl State {
@@ -87,7 +94,28 @@ impl State {
             next_id: 1,
             msg_seq: 0,
             ingest_rate: Rate::default(),
+            unknown: HashSet::new(),
+            restarted_us: None,
+            record: None,
         }
+    }
+
+    /// After a restore: the connections still open are of unknown state from `now_us` on,
+    /// until their tap speaks of them or retention passes. Returns how many.
+    pub(crate) fn restarted(&mut self, now_us: u64) -> usize {
+        self.restarted_us = Some(now_us);
+        self.unknown = self.index.keys().copied().collect();
+        self.unknown.len()
+    }
+
+    /// "State unknown since restart" for a connection, in ms.
+    pub(crate) fn unknown_since_ms(&self, c: &Conn) -> Option<u64> {
+        if self.unknown.is_empty() || !c.is_open() {
+            return None;
+        }
+        self.unknown
+            .contains(&(c.source, c.tap_conn))
+            .then(|| self.restarted_us.unwrap_or(0) / 1000)
     }
 
     /// Applies a validated batch whose first event is a `hello` unless `source` names the
@@ -161,6 +189,18 @@ impl State {
                 });
                 continue;
             };
+            if !self.unknown.is_empty() {
+                // The tap speaks of the connection: its state is known again.
+                let conn = match &ev {
+                    Event::ConnOpen(o) => Some(o.conn),
+                    Event::Message(m) => Some(m.conn),
+                    Event::ConnClose(c) => Some(c.conn),
+                    _ => None,
+                };
+                if let Some(c) = conn {
+                    self.unknown.remove(&(si, c));
+                }
+            }
             let res = match ev {
                 Event::Hello(_) => unreachable!("handled above"),
                 Event::ConnOpen(o) => self.conn_open(si, o, now_us),
@@ -453,7 +493,14 @@ impl State {
         Ok(())
     }
 
-    fn close(
+    /// Closes connections the observer gave up on, as aborted, with `reason`.
+    pub(super) fn abort_all(&mut self, ids: Vec<u64>, now_us: u64, reason: &str) {
+        for id in ids {
+            self.close(id, now_us, None, Some(reason.into()), Closer::Abort);
+        }
+    }
+
+    pub(super) fn close(
         &mut self,
         id: u64,
         at_us: u64,

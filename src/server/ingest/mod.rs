@@ -10,6 +10,8 @@ use crate::server::aggregator::demand::Demands;
 use crate::server::aggregator::{BatchReply, EventError, Input};
 use crate::server::auth::TapCredential;
 use crate::server::error::{ApiError, ErrorCode};
+use crate::server::record::segment::Entry;
+use crate::server::record::Recorder;
 use crate::server::{AppState, Slot};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
@@ -120,18 +122,40 @@ pub(crate) async fn ingest_ws(
     .read_buffer_size(READ_BUFFER)
     .on_upgrade(move |socket| async move {
         let (sink, stream) = socket.split();
-        ingest_session(
-            sink,
-            stream,
-            app.agg.clone(),
+        let setup = SessionSetup {
+            agg: app.agg.clone(),
             limits,
-            app.config.max_frame_bytes,
-            (app.tap_rate.clone(), app.config.max_tap_events_per_sec),
-            credential.0,
-        )
-        .await;
+            max_frame: app.config.max_frame_bytes,
+            rate: (app.tap_rate.clone(), app.config.max_tap_events_per_sec),
+            credential: credential.0,
+            recorder: app.recorder.clone(),
+        };
+        ingest_session(sink, stream, setup).await;
         drop(slot);
     })
+}
+
+/// Hands an accepted batch to the record: the frame as it arrived when given, else the events
+/// encoded afresh (what is applied is what is recorded).
+pub(crate) fn record(
+    recorder: &Recorder,
+    source: Option<Arc<str>>,
+    frame: Option<(Encoding, Bytes)>,
+    events: &[Event],
+) {
+    if !recorder.is_on() {
+        return;
+    }
+    let (encoding, frame) = frame.unwrap_or_else(|| {
+        let bytes = sockscope_wire::encode_events(Encoding::MsgPack, events);
+        (Encoding::MsgPack, Bytes::from(bytes))
+    });
+    recorder.record(Entry {
+        arrival_us: sockscope_wire::now_us(),
+        encoding,
+        source,
+        frame,
+    });
 }
 
 /// What a tap session knows about itself.
@@ -254,19 +278,32 @@ fn socket_error_close(e: &impl SocketError, max_frame: usize) -> CloseFrame {
 }
 
 /// One tap connection. Generic over the socket halves so it can be driven by channels in tests.
-pub(crate) async fn ingest_session<S, R, E>(
-    mut sink: S,
-    mut stream: R,
-    agg: crate::server::aggregator::Aggregator,
-    limits: Limits,
-    max_frame: usize,
-    (rate, rate_limit): (TapRate, u32),
-    credential: Option<u64>,
-) where
+/// What a tap session works with besides its socket.
+pub(crate) struct SessionSetup {
+    pub agg: crate::server::aggregator::Aggregator,
+    pub limits: Limits,
+    pub max_frame: usize,
+    /// The per-tap events/s limiter and its rate.
+    pub rate: (TapRate, u32),
+    /// What the tap proved at the door.
+    pub credential: Option<u64>,
+    pub recorder: Recorder,
+}
+
+pub(crate) async fn ingest_session<S, R, E>(mut sink: S, mut stream: R, setup: SessionSetup)
+where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: SocketError,
 {
+    let SessionSetup {
+        agg,
+        limits,
+        max_frame,
+        rate: (rate, rate_limit),
+        credential,
+        recorder,
+    } = setup;
     let mut session = Session::new(0);
     let mut demands = agg.demands();
     let (err_tx, mut err_rx) = mpsc::channel::<(u64, Vec<EventError>)>(16);
@@ -347,8 +384,9 @@ pub(crate) async fn ingest_session<S, R, E>(
                 continue;
             }
         };
+        let mut dropped = 0;
         if let Some(source) = &session.source {
-            let dropped = charge(&agg, &rate, source, &mut events).await;
+            dropped = charge(&agg, &rate, source, &mut events).await;
             if dropped > 0 {
                 let reply = reply_text(
                     ErrorCode::RateLimited,
@@ -361,6 +399,9 @@ pub(crate) async fn ingest_session<S, R, E>(
                 }
             }
         }
+        // The frame as it came, unless the rate limit took events out of it.
+        let frame = (dropped == 0).then_some((enc, bytes));
+        record(&recorder, session.source.clone(), frame, &events);
         let input = Input::Batch {
             source: session.source.clone(),
             events,

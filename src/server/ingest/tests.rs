@@ -11,15 +11,15 @@ async fn session_replies_to_bad_frames_and_applies_good_ones() {
     let agg = Aggregator::spawn(AggConfig::default());
     let (out_tx, mut out_rx) = fmpsc::unbounded::<Message>();
     let (in_tx, in_rx) = fmpsc::unbounded::<Result<Message, String>>();
-    let session = tokio::spawn(ingest_session(
-        out_tx,
-        in_rx,
-        agg.clone(),
-        Limits::default(),
-        1024,
-        (None, 0),
-        None,
-    ));
+    let setup = super::SessionSetup {
+        agg: agg.clone(),
+        limits: Limits::default(),
+        max_frame: 1024,
+        rate: (None, 0),
+        credential: None,
+        recorder: crate::server::record::Recorder::default(),
+    };
+    let session = tokio::spawn(ingest_session(out_tx, in_rx, setup));
     in_tx
         .unbounded_send(Ok(Message::Text(
             "{\"v\":1,\"events\":[{\"type\":\"oops\"}]}".into(),

@@ -6,7 +6,7 @@ use crate::server::aggregator::conn::Rate;
 use crate::server::aggregator::series::Ring;
 use crate::server::aggregator::source::{Source, SourceCounts};
 use crate::server::error::ErrorCode;
-use sockscope_wire::{Closer, Hello};
+use sockscope_wire::Hello;
 use std::sync::Arc;
 
 impl State {
@@ -111,15 +111,7 @@ impl State {
                 .filter(|((si, _), _)| *si == idx)
                 .map(|(_, &id)| id)
                 .collect();
-            for id in stale {
-                self.close(
-                    id,
-                    now_us,
-                    None,
-                    Some("tap restarted".into()),
-                    Closer::Abort,
-                );
-            }
+            self.abort_all(stale, now_us, "tap restarted");
             self.sources[idx].drops_reported = Drops::default();
         }
         let s = &mut self.sources[idx];
