@@ -217,16 +217,19 @@ fn list(v: &[f64]) -> String {
         .join(", ")
 }
 
-#[tokio::main]
-async fn main() {
-    let a = args();
+/// Starts `sockscope serve` (recording into `record` when given) and waits until it answers.
+async fn start_observer(record: Option<&std::path::Path>) -> (Proc, u16) {
     let port = free_port();
-    let child = support::process::observer(port, "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start sockscope serve");
-    let obs = Proc(child);
-    let pid = obs.0.id();
+    let mut c = support::process::observer(port, "warn");
+    if let Some(dir) = record {
+        c.env_remove("SOCKSCOPE_NO_RECORD")
+            .args(["--data-dir", dir.to_str().unwrap()]);
+    }
+    let obs = Proc(
+        c.stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sockscope serve"),
+    );
     for _ in 0..100 {
         if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
             .await
@@ -236,11 +239,23 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (obs, port)
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let (obs, port) = start_observer(None).await;
+    let pid = obs.0.id();
+    let record_dir =
+        std::env::temp_dir().join(format!("sockscope-bench-record-{}", std::process::id()));
+    let (rec_obs, rec_port) = start_observer(Some(&record_dir)).await;
     let rss0 = rss_kib(pid);
     let t = Instant::now();
     open_connections(port, a.conns).await;
     let open_secs = t.elapsed().as_secs_f64();
     let rss1 = rss_kib(pid);
+    open_connections(rec_port, a.conns).await;
     println!(
         "sockscope ingest benchmark ({} cores, observer pid {pid})",
         std::thread::available_parallelism()
@@ -263,22 +278,49 @@ async fn main() {
         "| RSS per tracked connection | {:.0} B |",
         (rss1 - rss0) as f64 * 1024.0 / a.conns as f64
     );
-    // Alternate the encodings over several rounds and quote medians: the machine is noisy.
-    let (mut mps, mut jss) = (Vec::new(), Vec::new());
+    // Interleave the encodings and the record on/off over several rounds and quote medians:
+    // the machine is noisy.
+    let (mut mps, mut jss, mut recs) = (Vec::new(), Vec::new(), Vec::new());
     let (mut mp_kib, mut js_kib) = (0.0, 0.0);
     for _ in 0..ROUNDS {
         let (r, k) = throughput(port, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
         mps.push(r);
         mp_kib = k;
+        let (r, _) = throughput(rec_port, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
+        recs.push(r);
         let (r, k) = throughput(port, Encoding::Json, a.taps, a.conns, a.seconds).await;
         jss.push(r);
         js_kib = k;
     }
-    let (mp, js) = (median(&mut mps), median(&mut jss));
+    let (mp, js, rec) = (median(&mut mps), median(&mut jss), median(&mut recs));
     println!("| message events/s, MessagePack, median of {ROUNDS} ({} taps, 1024-event frames of {mp_kib:.0} KiB, 64 B payloads) | {mp:.0} (runs: {}) |", a.taps, list(&mps));
     println!("| message events/s, JSON, median of {ROUNDS} ({} taps, frames of {js_kib:.0} KiB) | {js:.0} (runs: {}) |", a.taps, list(&jss));
     println!("| MessagePack / JSON | {:.2}× |", mp / js);
+    println!("| message events/s, MessagePack, recording on (--data-dir), median of {ROUNDS} | {rec:.0} (runs: {}) |", list(&recs));
+    println!("| **recording on / off** | {:.2}× |", rec / mp);
+    // Let the writer sync, then read what the record holds.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let o = get_json(rec_port, "/api/overview").await;
+    let r = &o["observer"]["recording"];
+    let (bytes, dropped) = (
+        r["bytes"].as_u64().unwrap_or(0),
+        r["dropped"].as_u64().unwrap_or(0),
+    );
+    let events = o["observer"]["events_ingested"]
+        .as_u64()
+        .unwrap_or(1)
+        .max(1);
+    println!(
+        "| record on disk | {:.1} MiB for {events} events, {dropped} frames dropped |",
+        bytes as f64 / 1048576.0
+    );
+    println!(
+        "| **disk bytes per event** (64 B payloads; conn_opens included) | {:.1} B |",
+        bytes as f64 / events as f64
+    );
     println!("| observer RSS after load | {} KiB |", rss_kib(pid));
     println!();
-    println!("Targets (later issues): ≥ 1 000 000 events/s; 1M tracked connections in ≤ 1 GiB (≤ 1074 B each).");
+    println!("Targets: ≥ 1 000 000 events/s; recording on ≥ 0.9× off; ≤ 40 B on disk per 64-byte-payload message event; 1M tracked connections in ≤ 1 GiB (≤ 1074 B each).");
+    drop((obs, rec_obs));
+    let _ = std::fs::remove_dir_all(&record_dir);
 }
