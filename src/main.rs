@@ -167,6 +167,13 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.into_config()?;
+    // A file-size limit (RLIMIT_FSIZE) reached by the record must be a failed write the record
+    // counts, not SIGXFSZ ending the observer: the signal gets a handler that ignores it.
+    #[cfg(target_os = "linux")]
+    let _file_size_limit = {
+        const SIGXFSZ: i32 = 25;
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)).ok()
+    };
     match &config.site_root {
         Some(root) if !root.join("pkg/sockscope.js").exists() => tracing::warn!(
             "no dashboard at --site-root {}: the API and ingest work, the page will not hydrate. \

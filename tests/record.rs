@@ -306,3 +306,147 @@ async fn retention_deletes_the_oldest_data_past_the_byte_limit() {
     );
     drop(obs);
 }
+
+/// A disk that refuses writes (here a file-size limit, as a full disk would): live ingest goes
+/// on, and what the record could not keep is counted.
+#[tokio::test]
+async fn a_disk_that_refuses_writes_keeps_live_ingest_and_counts_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bin = sockscope(&[]).get_program().to_owned();
+    let mut c = std::process::Command::new("prlimit");
+    c.arg("--fsize=200000")
+        .arg(bin)
+        .args(["serve", "--site-root", "/nonexistent"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--record-sync",
+            "50ms",
+        ])
+        .env("SOCKSCOPE_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let (_obs, _) = start_until(c, "sockscope observer on");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'!' + (seed % 90) as u8)
+            })
+            .collect()
+    };
+    post(
+        port,
+        vec![
+            hello("full"),
+            json!({"type": "conn_open", "conn": 1, "ip": "192.0.2.1", "path": "/full"}),
+        ],
+    )
+    .await;
+    for _ in 0..20 {
+        let events = std::iter::once(hello("full"))
+            .chain((0..10).map(|_| {
+                let text = noise(4000);
+                json!({"type": "message", "conn": 1, "dir": "c2s", "opcode": "text", "size": text.len(), "text": text})
+            }))
+            .collect();
+        post(port, events).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let o = get(port, "/api/overview").await;
+    assert_eq!(
+        o["totals"]["msgs_in"], 200,
+        "every message was applied live: {o}"
+    );
+    let rec = &o["observer"]["recording"];
+    assert!(rec["dropped"].as_u64().unwrap() > 0, "{rec}");
+    assert!(rec["write_errors"].as_u64().unwrap() > 0, "{rec}");
+}
+
+/// The on-call question, from the record: which connections closed with 1006 in a window, and
+/// what did they send last; then one of them, its whole life.
+#[tokio::test]
+async fn history_answers_closes_by_code_in_a_window_and_a_connections_whole_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let obs = observer(dir.path(), port, &["--record-sync", "50ms"]).await;
+    let ms = |d: u64| json!(d);
+    let t0: u64 = 1_700_000_000_000; // ms
+    let at = |s: u64| (t0 + s * 1000) * 1000; // µs
+    let mut events = vec![hello("edge")];
+    for (conn, open_s, close_s, code) in [
+        (1u64, 0u64, 100u64, 1006u16),
+        (2, 10, 200, 1006),
+        (3, 20, 210, 1000),
+        (4, 30, 900, 1006),
+    ] {
+        events.push(json!({"type": "conn_open", "conn": conn, "ts": at(open_s), "ip": format!("192.0.2.{conn}"), "path": format!("/c{conn}?token=s3cr3t")}));
+        for k in 0..5 {
+            events.push(json!({"type": "message", "conn": conn, "ts": at(open_s + 1 + k), "dir": "c2s", "opcode": "text", "size": format!("m{conn}-{k}").len(), "text": format!("m{conn}-{k}")}));
+        }
+        events.push(json!({"type": "conn_close", "conn": conn, "ts": at(close_s), "code": code, "by": "abort"}));
+    }
+    post(port, events).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Closed with 1006 between t0+150 s and t0+300 s: only connection 2.
+    let url = format!(
+        "/api/history/connections?state=closed&code=1006&from={}&to={}",
+        ms(t0 + 150_000),
+        ms(t0 + 300_000)
+    );
+    let h = get(port, &url).await;
+    let items = h["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{h}");
+    assert_eq!(
+        (items[0]["conn"].as_u64(), items[0]["source"].as_str()),
+        (Some(2), Some("edge"))
+    );
+    let last: Vec<&str> = items[0]["last_messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(last, ["m2-2", "m2-3", "m2-4"], "what it sent last");
+    assert_eq!(items[0]["msgs_in"], 5);
+    // By class, newest first, and bad parameters named.
+    let h = get(port, "/api/history/connections?class=abnormal").await;
+    let conns: Vec<u64> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conn"].as_u64().unwrap())
+        .collect();
+    assert_eq!(conns, [4, 2, 1], "{h}");
+    let bad = reqwest::get(format!(
+        "http://127.0.0.1:{port}/api/history/connections?class=weird"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("abnormal"));
+    // One connection's whole life, in order.
+    let life = get(port, "/api/history/events?source=edge&conn=3").await;
+    let kinds: Vec<&str> = life["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["open", "message", "message", "message", "message", "message", "close"],
+        "{life}"
+    );
+    assert_eq!(life["items"][6]["code"], 1000);
+    // After a restart the record still answers.
+    stop(obs);
+    let _obs = observer(dir.path(), port, &[]).await;
+    let h = get(port, "/api/history/connections?state=closed&code=1006").await;
+    assert_eq!(h["items"].as_array().unwrap().len(), 3, "{h}");
+}

@@ -426,6 +426,66 @@ pub struct ConnRow {
     pub unknown_since_ms: Option<u64>,
 }
 
+/// A connection as the record knows it (`/api/history/connections`): keyed by its source and
+/// the tap's connection id, since observer ids do not outlive a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryConn {
+    pub source: String,
+    /// The tap's id of the connection.
+    pub conn: u64,
+    pub ip: String,
+    pub user_agent: String,
+    pub path: String,
+    pub opened_ms: u64,
+    pub closed_ms: Option<u64>,
+    pub close_code: Option<u16>,
+    pub close_reason: Option<String>,
+    pub closed_by: Option<Closer>,
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Its last messages, oldest first (payload previews of up to 256 characters).
+    pub last_messages: Vec<HistoryMessage>,
+}
+
+/// One message in a history row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryMessage {
+    pub ts_ms: u64,
+    pub dir: Direction,
+    pub opcode: Opcode,
+    pub size: u64,
+    pub text: Option<String>,
+}
+
+/// One event of a connection's whole life (`/api/history/events`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HistoryEvent {
+    Open {
+        ts_ms: u64,
+        ip: String,
+        user_agent: Option<String>,
+        path: String,
+    },
+    Message {
+        ts_ms: u64,
+        dir: Direction,
+        opcode: Opcode,
+        size: u64,
+        truncated: bool,
+        text: Option<String>,
+        data_b64: Option<String>,
+    },
+    Close {
+        ts_ms: u64,
+        code: Option<u16>,
+        reason: Option<String>,
+        by: Closer,
+    },
+}
+
 /// One entry of the live trace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TraceEntry {

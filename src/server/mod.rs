@@ -8,6 +8,7 @@ pub(crate) mod auth;
 pub mod config;
 pub(crate) mod error;
 pub(crate) mod export;
+pub(crate) mod history;
 pub(crate) mod ingest;
 pub(crate) mod listen;
 pub(crate) mod live;
@@ -134,6 +135,8 @@ fn build(config: ObserverConfig, record: Option<record::Opened>) -> Router {
         .route("/api/connections", get(api::connections))
         .route("/api/connections/{id}", get(api::connection))
         .route("/api/trace", get(api::trace))
+        .route("/api/history/connections", get(history::connections))
+        .route("/api/history/events", get(history::events))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .route("/api/export", get(export::export))

@@ -4,6 +4,7 @@
 //! budget, and what cannot be written (queue full, disk full or failing) is counted, like tap
 //! drops. The oldest segments go first past `--record-max-bytes` / `--record-max-age`.
 
+pub(crate) mod history;
 pub(crate) mod restore;
 pub(crate) mod segment;
 

@@ -1,0 +1,227 @@
+//! `/api/history/*`: questions about the past, answered from the record rather than from
+//! memory, as far back as it keeps. Viewers see what they see live: no payloads, no close
+//! reasons, query values hidden.
+
+use crate::protocol::close_code::CloseClass;
+use crate::protocol::{HistoryConn, HistoryEvent, Role};
+use crate::server::auth::Principal;
+use crate::server::error::{ApiError, ErrorCode};
+use crate::server::record::history::{self, ConnFilter, Found};
+use crate::server::scrub;
+use crate::server::AppState;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Most connections one history query returns.
+pub(crate) const MAX_HISTORY_LIMIT: usize = 1000;
+
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn record_dir(app: &AppState) -> Result<PathBuf, ApiError> {
+    app.config
+        .record
+        .as_ref()
+        .map(|r| r.dir.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                "this observer keeps no record (--no-record): history reaches back only as far as \
+             /api/connections and /api/trace hold in memory",
+            )
+        })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConnParams {
+    /// Time range, ms since the epoch.
+    from: Option<u64>,
+    to: Option<u64>,
+    /// open | closed | all (default all).
+    state: Option<String>,
+    source: Option<String>,
+    code: Option<u16>,
+    /// A close class: normal, going_away, abnormal, protocol, policy, too_big, server_error,
+    /// application, other.
+    class: Option<String>,
+    q: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/history/connections`.
+pub(crate) async fn connections(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    q: QueryResult<ConnParams>,
+) -> Result<Response, ApiError> {
+    let p = q
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::bad(e.body_text()))?;
+    let dir = record_dir(&app)?;
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_HISTORY_LIMIT {
+        return Err(ApiError::bad(format!(
+            "limit must be between 1 and {MAX_HISTORY_LIMIT}"
+        )));
+    }
+    if let (Some(f), Some(t)) = (p.from, p.to) {
+        if f > t {
+            return Err(ApiError::bad(format!("from ({f}) is after to ({t})")));
+        }
+    }
+    let closed = match p.state.as_deref() {
+        None | Some("all") => None,
+        Some("closed") => Some(true),
+        Some("open") => Some(false),
+        Some(s) => {
+            return Err(ApiError::bad(format!(
+                "state {s:?} is not open, closed or all"
+            )))
+        }
+    };
+    let class = match p.class.as_deref() {
+        None => None,
+        Some(c) => Some(
+            CloseClass::ALL
+                .into_iter()
+                .find(|k| k.label() == c)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = CloseClass::ALL.iter().map(|k| k.label()).collect();
+                    ApiError::bad(format!("class {c:?} is not one of {}", names.join(", ")))
+                })?,
+        ),
+    };
+    if p.q.is_some() && !who.role.sees_payloads() {
+        // The text search covers paths with their query values, which viewers do not see.
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "searching history text needs the inspector role; filter by time, source, state, \
+             code or class instead",
+        ));
+    }
+    let filter = ConnFilter {
+        from_ms: p.from,
+        to_ms: p.to,
+        closed,
+        source: p.source,
+        code: p.code,
+        class,
+        q: p.q.map(|q| q.to_lowercase()),
+        limit,
+    };
+    let found = tokio::task::spawn_blocking(move || history::connections(&dir, &filter))
+        .await
+        .map_err(|_| ApiError::stopped())?
+        .map_err(|e| ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}")))?;
+    let items: Vec<HistoryConn> = found
+        .items
+        .into_iter()
+        .map(|c| scrub_conn(who.role, c))
+        .collect();
+    Ok(Json(json!({
+        "items": items,
+        "truncated": found.truncated,
+        "scanned_events": found.scanned_events,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EventParams {
+    source: String,
+    conn: u64,
+    /// Which life of a reused id (its open time, ms); the last one without it.
+    opened_ms: Option<u64>,
+}
+
+/// `GET /api/history/events?source=S&conn=N[&opened_ms=T]`: one connection's whole life.
+pub(crate) async fn events(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    q: QueryResult<EventParams>,
+) -> Result<Response, ApiError> {
+    let p = q
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::bad(e.body_text()))?;
+    let dir = record_dir(&app)?;
+    let Found {
+        items,
+        scanned_events,
+        truncated,
+    } = tokio::task::spawn_blocking(move || history::events(&dir, &p.source, p.conn, p.opened_ms))
+        .await
+        .map_err(|_| ApiError::stopped())?
+        .map_err(|e| ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}")))?;
+    let items: Vec<HistoryEvent> = items
+        .into_iter()
+        .map(|e| scrub_event(who.role, e))
+        .collect();
+    Ok(Json(json!({
+        "items": items,
+        "truncated": truncated,
+        "scanned_events": scanned_events,
+    }))
+    .into_response())
+}
+
+fn scrub_conn(role: Role, mut c: HistoryConn) -> HistoryConn {
+    if !role.sees_payloads() {
+        c.path = scrub::path(role, &c.path);
+        if c.close_reason.is_some() {
+            c.close_reason = Some(scrub::HIDDEN.into());
+        }
+        for m in &mut c.last_messages {
+            m.text = None;
+        }
+    }
+    c
+}
+
+fn scrub_event(role: Role, e: HistoryEvent) -> HistoryEvent {
+    if role.sees_payloads() {
+        return e;
+    }
+    match e {
+        HistoryEvent::Open {
+            ts_ms,
+            ip,
+            user_agent,
+            path,
+        } => HistoryEvent::Open {
+            ts_ms,
+            ip,
+            user_agent,
+            path: scrub::path(role, &path),
+        },
+        HistoryEvent::Message {
+            ts_ms,
+            dir,
+            opcode,
+            size,
+            truncated,
+            ..
+        } => HistoryEvent::Message {
+            ts_ms,
+            dir,
+            opcode,
+            size,
+            truncated,
+            text: None,
+            data_b64: None,
+        },
+        HistoryEvent::Close {
+            ts_ms,
+            code,
+            reason,
+            by,
+        } => HistoryEvent::Close {
+            ts_ms,
+            code,
+            reason: reason.map(|_| scrub::HIDDEN.into()),
+            by,
+        },
+    }
+}
