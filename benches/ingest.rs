@@ -137,35 +137,42 @@ async fn open_connections(port: u16, n: u64) {
 
 /// Sends message batches from `taps` sessions for `secs`; returns events/s the observer applied.
 async fn throughput(port: u16, enc: Encoding, taps: u64, conns: u64, secs: u64) -> (f64, f64) {
-    let text = "x".repeat(64);
     let mut handles = Vec::new();
     let before = ingested(port).await;
     let start = Instant::now();
     let stop = start + Duration::from_secs(secs);
+    let mut rng = 0x2545_f491_4f6c_dd1du64 ^ taps;
     for t in 0..taps {
         let src = "bench-0".to_string();
-        let events: Vec<Event> = std::iter::once(hello(&src))
-            .chain((0..1023u64).map(|i| {
-                Event::Message(Message {
-                    flight: false,
-                    conn: 1 + (i * 7919 + t) % conns,
-                    ts: None,
-                    dir: if i % 2 == 0 {
-                        Direction::ClientToServer
-                    } else {
-                        Direction::ServerToClient
-                    },
-                    opcode: Opcode::Text,
-                    size: 64,
-                    text: Some(text.clone()),
-                    data: None,
-                    truncated: false,
-                    redacted: 0,
-                })
-            }))
+        // Distinct frames of chat-like 64-byte payloads, cycled: what the record compresses
+        // is then like real traffic, not one frame repeated.
+        let msgs: Vec<WsMsg> = (0..FRAMES_PER_TAP)
+            .map(|f| {
+                let events: Vec<Event> = std::iter::once(hello(&src))
+                    .chain((0..1023u64).map(|i| {
+                        let text = chat_payload(&mut rng, f * 1023 + i);
+                        Event::Message(Message {
+                            flight: false,
+                            conn: 1 + (i * 7919 + t + f * 13) % conns,
+                            ts: None,
+                            dir: if i % 2 == 0 {
+                                Direction::ClientToServer
+                            } else {
+                                Direction::ServerToClient
+                            },
+                            opcode: Opcode::Text,
+                            size: text.len() as u64,
+                            text: Some(text),
+                            data: None,
+                            truncated: false,
+                            redacted: 0,
+                        })
+                    }))
+                    .collect();
+                frame(enc, &Batch::new(events))
+            })
             .collect();
-        let msg = frame(enc, &Batch::new(events));
-        let bytes = match &msg {
+        let bytes = match &msgs[0] {
             WsMsg::Text(t) => t.len(),
             WsMsg::Binary(b) => b.len(),
             _ => 0,
@@ -174,7 +181,9 @@ async fn throughput(port: u16, enc: Encoding, taps: u64, conns: u64, secs: u64) 
             let mut ws = tap(port, enc).await;
             let mut sent = 0u64;
             while Instant::now() < stop {
-                ws.send(msg.clone()).await.unwrap();
+                ws.send(msgs[sent as usize % msgs.len()].clone())
+                    .await
+                    .unwrap();
                 sent += 1;
             }
             let _ = ws.close(None).await;
@@ -204,6 +213,42 @@ async fn throughput(port: u16, enc: Encoding, taps: u64, conns: u64, secs: u64) 
 }
 
 const ROUNDS: usize = 3;
+/// Distinct frames each synthetic tap cycles through.
+const FRAMES_PER_TAP: u64 = 16;
+
+/// A chat message of exactly 64 bytes, e.g.
+/// `{"t":"msg","room":"r042","user":"u01234","seq":77,"text":"so lag ok"}`, from a small
+/// vocabulary, so it compresses like real traffic.
+fn chat_payload(rng: &mut u64, seq: u64) -> String {
+    const WORDS: [&str; 32] = [
+        "hi", "ok", "lol", "yes", "no", "brb", "gg", "wow", "nice", "lag", "so", "the", "is", "it",
+        "on", "up", "go", "win", "play", "team", "map", "ready", "wait", "now", "here", "there",
+        "what", "why", "cool", "fine", "thanks", "bye",
+    ];
+    let mut next = || {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng
+    };
+    let head = format!(
+        "{{\"t\":\"msg\",\"room\":\"r{:03}\",\"user\":\"u{:05}\",\"seq\":{},\"text\":\"",
+        next() % 200,
+        next() % 50_000,
+        seq % 1000
+    );
+    let mut text = String::new();
+    while head.len() + text.len() + 2 < 64 {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(WORDS[(next() % 32) as usize]);
+    }
+    let mut s = format!("{head}{text}");
+    s.truncate(62);
+    s.push_str("\"}");
+    s
+}
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

@@ -4,7 +4,7 @@
 #![allow(unreachable_pub)]
 
 use crate::dashboard::components::{
-    Charts, ConnTable, DetailPanel, Overview, SessionBadge, StatusBadge, TracePanel,
+    Charts, ConnTable, DetailPanel, Overview, PastBanner, SessionBadge, StatusBadge, TracePanel,
 };
 use crate::dashboard::controls::ViewControls;
 use crate::dashboard::model::LiveModel;
@@ -91,6 +91,7 @@ fn Dashboard() -> impl IntoView {
         trace: RwSignal::new(TraceQuery::default()),
         selected: RwSignal::new(None),
         window: RwSignal::new((0, 50)),
+        at: RwSignal::new(None),
     };
     provide_context(model);
     provide_context(controls);
@@ -106,6 +107,7 @@ fn Dashboard() -> impl IntoView {
         <main class="dashboard">
             <Overview/>
             <Charts/>
+            <PastBanner/>
             <DetailPanel/>
             <div class="columns">
                 <ConnTable/>

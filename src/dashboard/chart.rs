@@ -39,6 +39,13 @@ pub(crate) fn path(points: &[(u64, f64)], t_end: u64, w: f64, h: f64, vmax: f64)
     out
 }
 
+/// The second under a point `frac` (0–1) of the way along the time axis ending at `t_end`.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub(crate) fn time_at(frac: f64, t_end: u64) -> u64 {
+    let t0 = t_end.saturating_sub(WINDOW_S);
+    t0 + (frac.clamp(0.0, 1.0) * WINDOW_S as f64).round() as u64
+}
+
 /// Short axis label: 1.5k, 2.3M.
 pub(crate) fn short(v: f64) -> String {
     let a = v.abs();
@@ -56,6 +63,14 @@ pub(crate) fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_point_on_the_axis_is_a_second() {
+        assert_eq!(time_at(0.0, 10_000), 10_000 - WINDOW_S);
+        assert_eq!(time_at(1.0, 10_000), 10_000);
+        assert_eq!(time_at(0.5, 10_000), 10_000 - WINDOW_S / 2);
+        assert_eq!(time_at(7.0, 10_000), 10_000);
+    }
 
     #[test]
     fn nice_maxima() {

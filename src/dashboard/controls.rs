@@ -17,6 +17,8 @@ pub(crate) struct ViewControls {
     pub selected: RwSignal<Option<u64>>,
     /// The table rows on screen (offset, limit): moved by scrolling without a resubscribe.
     pub window: RwSignal<(u32, u32)>,
+    /// The moment (ms) shown from the record instead of live; in the URL as `?at=`.
+    pub at: RwSignal<Option<u64>>,
 }
 
 impl ViewControls {

@@ -33,6 +33,28 @@ pub(crate) fn recording(r: Option<&crate::protocol::RecordingView>) -> String {
     }
 }
 
+/// A moment as `2026-12-03 02:14:07 UTC` (ms since the epoch).
+pub(crate) fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    let (days, rem) = (s / 86_400, s % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// `3725_000` ms → `1h 2m`; under a minute shows seconds.
 pub(crate) fn duration_ms(ms: u64) -> String {
     let s = ms / 1000;
@@ -177,6 +199,13 @@ pub(crate) fn visible_lines(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_read_as_utc_dates_and_times() {
+        assert_eq!(clock(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(clock(1_764_728_047_000), "2025-12-03 02:14:07 UTC");
+        assert_eq!(clock(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
 
     #[test]
     fn the_record_card_says_size_drops_and_damage_or_off() {

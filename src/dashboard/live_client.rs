@@ -30,10 +30,42 @@ fn url() -> Option<String> {
     Some(format!("{scheme}://{}/live", loc.host().ok()?))
 }
 
-fn send_spec(ws: &WebSocket, controls: ViewControls) {
-    let msg = ClientMsg::Subscribe(controls.spec());
-    if let Ok(text) = serde_json::to_string(&msg) {
+fn send(ws: &WebSocket, msg: &ClientMsg) {
+    if let Ok(text) = serde_json::to_string(msg) {
         let _ = ws.send_with_str(&text);
+    }
+}
+
+fn send_spec(ws: &WebSocket, controls: ViewControls) {
+    send(ws, &ClientMsg::Subscribe(controls.spec()));
+    // Looking at the past: the observer shows that moment again for the new view.
+    if let Some(at) = controls.at.get_untracked() {
+        send(ws, &ClientMsg::At { at_ms: Some(at) });
+    }
+}
+
+/// `?at=<ms>` of the page's address: a shared moment.
+fn url_at() -> Option<u64> {
+    let search = web_sys::window()?.location().search().ok()?;
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("at="))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Puts the moment in the page's address (or takes it out), without reloading.
+fn set_url_at(at: Option<u64>) {
+    let Some(w) = web_sys::window() else { return };
+    let Ok(path) = w.location().pathname() else {
+        return;
+    };
+    let url = match at {
+        Some(t) => format!("{path}?at={t}"),
+        None => path,
+    };
+    if let Ok(h) = w.history() {
+        let _ = h.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
     }
 }
 
@@ -42,6 +74,31 @@ pub(super) fn start(model: RwSignal<LiveModel>, controls: ViewControls) {
         ws: None,
         attempt: 0,
     }));
+    if let Some(t) = url_at() {
+        controls.at.set(Some(t));
+    }
+    // A moment chosen (a click on a chart, a replay step, the URL) or left.
+    {
+        let link = link.clone();
+        Effect::new(move |prev: Option<Option<u64>>| {
+            let at = controls.at.get();
+            set_url_at(at);
+            if let Some(ws) = link.borrow().ws.as_ref() {
+                if ws.ready_state() == WebSocket::OPEN {
+                    match at {
+                        Some(_) => send(ws, &ClientMsg::At { at_ms: at }),
+                        None if prev.flatten().is_some() => {
+                            model.update(|m| m.back_to_live());
+                            send(ws, &ClientMsg::At { at_ms: None });
+                            send_spec(ws, controls);
+                        }
+                        None => {}
+                    }
+                }
+            }
+            at
+        });
+    }
     // Any change of the view resubscribes (the observer answers with a snapshot).
     {
         let link = link.clone();
@@ -66,9 +123,7 @@ pub(super) fn start(model: RwSignal<LiveModel>, controls: ViewControls) {
             let (offset, limit) = controls.window.get();
             if let Some(ws) = link.borrow().ws.as_ref() {
                 if ws.ready_state() == WebSocket::OPEN {
-                    if let Ok(text) = serde_json::to_string(&ClientMsg::Window { offset, limit }) {
-                        let _ = ws.send_with_str(&text);
-                    }
+                    send(ws, &ClientMsg::Window { offset, limit });
                 }
             }
         });

@@ -84,6 +84,11 @@ pub(crate) struct LiveModel {
     pub series: VecDeque<Point>,
     /// Host samples per source id, oldest first.
     pub hosts: BTreeMap<String, VecDeque<HostPoint>>,
+    /// The moment (ms) whose table and trace are shown, from the record; live frames are not
+    /// applied meanwhile.
+    pub past: Option<u64>,
+    /// Why that moment could not be shown.
+    pub past_error: Option<String>,
 }
 
 impl Default for LiveModel {
@@ -109,6 +114,8 @@ impl Default for LiveModel {
             detail_rates: VecDeque::new(),
             series: VecDeque::new(),
             hosts: BTreeMap::new(),
+            past: None,
+            past_error: None,
         }
     }
 }
@@ -119,6 +126,22 @@ impl LiveModel {
             ServerMsg::Welcome { role, login } => {
                 self.role = role;
                 self.login = login;
+                Applied::Ok
+            }
+            // Looking at the past: live frames (in flight when the browser asked) wait.
+            ServerMsg::Snapshot(_) | ServerMsg::Delta(_) if self.past.is_some() => Applied::Ok,
+            ServerMsg::Past(p) => {
+                self.past = Some(p.at_ms);
+                self.past_error = p.error;
+                self.now_ms = self.now_ms.max(p.now_ms);
+                self.rows = p.table.rows.into_iter().map(|r| (r.id, r)).collect();
+                self.ids = p.table.ids;
+                self.total = p.table.total;
+                self.offset = 0;
+                self.trace.reset();
+                self.trace.push(p.trace, 0);
+                self.detail = None;
+                self.detail_gone = false;
                 Applied::Ok
             }
             ServerMsg::Snapshot(f) => {
@@ -219,6 +242,13 @@ impl LiveModel {
             self.detail = None;
             self.detail_gone = true;
         }
+    }
+
+    /// Leaves the past: the next snapshot (the browser subscribes again) brings live back.
+    pub(crate) fn back_to_live(&mut self) {
+        self.past = None;
+        self.past_error = None;
+        self.seq = 0;
     }
 
     /// The table window in display order.
@@ -342,6 +372,44 @@ mod tests {
             Applied::Ok
         );
         assert_eq!(m.visible_rows().len(), 2);
+    }
+
+    #[test]
+    fn the_past_replaces_the_view_and_holds_live_frames_until_back_to_live() {
+        let mut m = LiveModel::default();
+        m.apply(ServerMsg::Snapshot(frame(1, None, vec![trace(1)])));
+        let past = crate::protocol::PastFrame {
+            at_ms: 1_700_000_000_000,
+            now_ms: 1_700_000_100_000,
+            table: TableDelta {
+                total: 2,
+                offset: 0,
+                ids: vec![2, 1],
+                rows: vec![row(1, 3), row(2, 4)],
+            },
+            trace: vec![trace(9), trace(8)],
+            error: None,
+        };
+        assert_eq!(m.apply(ServerMsg::Past(past)), Applied::Ok);
+        assert_eq!(m.past, Some(1_700_000_000_000));
+        assert_eq!(
+            m.visible_rows().iter().map(|r| r.id).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        assert_eq!(m.trace.len(), 2);
+        // A live frame in flight is not applied over the past.
+        assert_eq!(
+            m.apply(ServerMsg::Delta(frame(2, None, vec![trace(3)]))),
+            Applied::Ok
+        );
+        assert_eq!(m.trace.len(), 2);
+        // Back to live: the next delta without a snapshot asks for one.
+        m.back_to_live();
+        assert_eq!(m.past, None);
+        assert_eq!(
+            m.apply(ServerMsg::Delta(frame(3, None, vec![]))),
+            Applied::Resubscribe
+        );
     }
 
     #[test]

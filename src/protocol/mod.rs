@@ -19,6 +19,9 @@ pub enum ClientMsg {
     Subscribe(ViewSpec),
     /// Moves the table window (scrolling) without a full snapshot.
     Window { offset: u32, limit: u32 },
+    /// Shows the view as it was at a moment (ms), from the record; `None` goes back to live
+    /// (the browser then subscribes again).
+    At { at_ms: Option<u64> },
 }
 
 /// What a browser shows. Anything absent is not sent to it.
@@ -177,6 +180,26 @@ pub enum ServerMsg {
     Delta(Frame),
     /// The last client message was not understood.
     Error { message: String },
+    /// The view as it was at a moment, from the record (the answer to `At`); live frames stop
+    /// until the browser goes back to live.
+    Past(PastFrame),
+}
+
+/// The table and trace as they were at `at_ms`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PastFrame {
+    pub at_ms: u64,
+    /// Observer clock when it was built (a replay stops there).
+    #[serde(default)]
+    pub now_ms: u64,
+    /// Connections alive at the moment or closed in the minute before it (ids are local to
+    /// this frame: the record keys connections by source and tap id).
+    pub table: TableDelta,
+    /// Trace entries of the minute before the moment, newest first.
+    pub trace: Vec<TraceEntry>,
+    /// Why the moment could not be shown (no record, a read error).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -111,6 +111,7 @@ pub(crate) async fn connections(
         class,
         q: p.q.map(|q| q.to_lowercase()),
         limit,
+        until_ms: None,
     };
     let found = tokio::task::spawn_blocking(move || history::connections(&dir, &filter))
         .await
@@ -223,5 +224,120 @@ fn scrub_event(role: Role, e: HistoryEvent) -> HistoryEvent {
             reason: reason.map(|_| scrub::HIDDEN.into()),
             by,
         },
+    }
+}
+
+/// How far before the moment the past view reaches: connections closed and trace entries of
+/// this last minute are shown with it.
+const PAST_WINDOW_MS: u64 = 60_000;
+
+/// The view `spec` as it was at `at_ms`, from the record in `dir`, as `role` may see it.
+pub(crate) fn past_frame(
+    dir: Option<&std::path::Path>,
+    at_ms: u64,
+    spec: &crate::protocol::ViewSpec,
+    role: Role,
+) -> crate::protocol::PastFrame {
+    use crate::protocol::{ConnRow, ConnState, PastFrame, StateFilter, TableDelta};
+    let Some(dir) = dir else {
+        return PastFrame {
+            at_ms,
+            error: Some(
+                "this observer keeps no record (--no-record): it cannot show the past".into(),
+            ),
+            ..PastFrame::default()
+        };
+    };
+    let table = spec.table.clone().unwrap_or_default();
+    let closed = match table.state {
+        StateFilter::Open => Some(false),
+        StateFilter::Closed => Some(true),
+        StateFilter::All => None,
+    };
+    let filter = ConnFilter {
+        from_ms: Some(at_ms.saturating_sub(PAST_WINDOW_MS)),
+        to_ms: Some(at_ms),
+        closed,
+        q: (role.sees_payloads() && !table.q.is_empty()).then(|| table.q.to_lowercase()),
+        limit: crate::protocol::MAX_WINDOW as usize,
+        until_ms: Some(at_ms),
+        ..ConnFilter::default()
+    };
+    let conns = match history::connections(dir, &filter) {
+        Ok(f) => f.items,
+        Err(e) => {
+            return PastFrame {
+                at_ms,
+                error: Some(format!("cannot read the record: {e}")),
+                ..PastFrame::default()
+            }
+        }
+    };
+    let rows: Vec<ConnRow> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let c = scrub_conn(role, c);
+            ConnRow {
+                id: i as u64 + 1,
+                source: c.source,
+                ip: c.ip,
+                user_agent: c.user_agent,
+                path: c.path,
+                state: if c.closed_ms.is_some() {
+                    ConnState::Closed
+                } else {
+                    ConnState::Open
+                },
+                opened_ms: c.opened_ms,
+                closed_ms: c.closed_ms,
+                close_code: c.close_code,
+                close_reason: c.close_reason,
+                closed_by: c.closed_by,
+                msgs_in: c.msgs_in,
+                msgs_out: c.msgs_out,
+                bytes_in: c.bytes_in,
+                bytes_out: c.bytes_out,
+                rate_msgs: 0,
+                rate_bytes: 0,
+                unknown_since_ms: None,
+            }
+        })
+        .collect();
+    let tq = spec.trace.clone().unwrap_or_default();
+    let text = tq
+        .text
+        .as_ref()
+        .filter(|t| !t.is_empty() && role.sees_payloads())
+        .map(|t| t.to_lowercase());
+    let keep = |e: &crate::protocol::TraceEntry| {
+        (tq.kinds.is_empty() || tq.kinds.contains(&e.kind))
+            && tq.source.as_ref().is_none_or(|s| *s == e.source)
+            && tq.dir.is_none_or(|d| e.dir == Some(d))
+            && text
+                .as_ref()
+                .is_none_or(|t| e.text.to_lowercase().contains(t.as_str()))
+    };
+    let limit = (tq.limit as usize).clamp(1, crate::protocol::MAX_WINDOW as usize);
+    let trace = history::trace(
+        dir,
+        at_ms.saturating_sub(PAST_WINDOW_MS),
+        at_ms,
+        limit,
+        keep,
+    )
+    .map(|t| scrub::trace(role, t))
+    .unwrap_or_default();
+    PastFrame {
+        at_ms,
+        now_ms: sockscope_wire::now_us() / 1000,
+        table: TableDelta {
+            total: rows.len() as u64,
+            offset: 0,
+            ids: rows.iter().map(|r| r.id).collect(),
+            rows,
+        },
+        trace,
+        error: None,
     }
 }

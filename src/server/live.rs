@@ -139,7 +139,8 @@ pub(crate) async fn live_ws(
         .read_buffer_size(4096)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
-            live_session(sink, stream, app.agg.clone(), queue, who).await;
+            let record = app.config.record.as_ref().map(|r| r.dir.clone());
+            live_session(sink, stream, app.agg.clone(), queue, who, record).await;
             drop(slot);
         })
 }
@@ -162,6 +163,7 @@ pub(crate) async fn live_session<S, R, E>(
     agg: Aggregator,
     queue: usize,
     who: Principal,
+    record: Option<std::path::PathBuf>,
 ) where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
@@ -178,6 +180,10 @@ pub(crate) async fn live_session<S, R, E>(
     let (tx, mut rx) = mpsc::channel::<String>(queue);
     let mut subscribed = false;
     let mut held = Coalescer::default();
+    // The last view asked for, and whether the browser looks at the past (live frames are
+    // then not passed on).
+    let mut view = ViewSpec::default();
+    let mut past = false;
     loop {
         let due = held.due_at();
         tokio::select! {
@@ -190,6 +196,9 @@ pub(crate) async fn live_session<S, R, E>(
             }
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
+                if past {
+                    continue;
+                }
                 if sink.send(Message::Text(frame.into())).await.is_err() {
                     break;
                 }
@@ -201,8 +210,24 @@ pub(crate) async fn live_session<S, R, E>(
                     Some(Ok(_)) => continue,
                 };
                 let change = match serde_json::from_str::<ClientMsg>(text.as_str()) {
+                    Ok(ClientMsg::At { at_ms }) => {
+                        past = at_ms.is_some();
+                        let Some(at_ms) = at_ms else { continue };
+                        let (dir, spec, role) = (record.clone(), view.clone(), who.role);
+                        let frame = tokio::task::spawn_blocking(move || {
+                            crate::server::history::past_frame(dir.as_deref(), at_ms, &spec, role)
+                        })
+                        .await
+                        .unwrap_or_default();
+                        let text = serde_json::to_string(&ServerMsg::Past(frame)).expect("serializes");
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     Ok(ClientMsg::Subscribe(spec)) if !subscribed => {
                         subscribed = true;
+                        view = spec.clone();
                         held.next_at = Some(Instant::now() + MIN_COMMAND_GAP);
                         let first = Command::Subscribe { id, tx: tx.clone(), spec: sanitize(spec), role: who.role };
                         if agg.command(first).await.is_err() {
@@ -210,7 +235,10 @@ pub(crate) async fn live_session<S, R, E>(
                         }
                         continue;
                     }
-                    Ok(ClientMsg::Subscribe(spec)) => Change::View(sanitize(spec)),
+                    Ok(ClientMsg::Subscribe(spec)) => {
+                        view = spec.clone();
+                        Change::View(sanitize(spec))
+                    }
                     Ok(ClientMsg::Window { offset, limit }) => Change::Window(offset, limit.min(MAX_WINDOW)),
                     Err(e) => {
                         let err = ServerMsg::Error { message: format!("could not read that message: {e}") };

@@ -40,6 +40,28 @@ fn from_series(series: &[Point], title: &'static str, unit: &'static str, f: &[F
     }
 }
 
+/// A click on a chart's time axis: the view as it was at that second (from the record).
+fn scrub(ev: leptos::ev::MouseEvent, t_end: u64) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::wasm_bindgen::JsCast;
+        let Some(svg) = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
+        else {
+            return;
+        };
+        let width = svg.client_width().max(1) as f64;
+        let t = crate::dashboard::chart::time_at(ev.offset_x() as f64 / width, t_end);
+        if t > 0 {
+            let controls = expect_context::<crate::dashboard::controls::ViewControls>();
+            controls.at.set(Some(t * 1000 + 999));
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (ev, t_end);
+}
+
 #[component]
 fn Chart(l: Lines, t_end: u64) -> impl IntoView {
     let vmax = nice_max(
@@ -67,7 +89,10 @@ fn Chart(l: Lines, t_end: u64) -> impl IntoView {
                     <span class="legend" style=format!("color:{}", COLORS[i % COLORS.len()])>{s}</span>
                 }).collect_view()}
             </figcaption>
-            <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none">
+            <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none"
+                data-testid="chart-axis"
+                title="click a moment to see the table and trace as they were then"
+                on:click=move |ev| scrub(ev, t_end)>
                 <line x1="0" y1="0.5" x2=W y2="0.5" class="grid-line"/>
                 <line x1="0" y1=H - 0.5 x2=W y2=H - 0.5 class="grid-line"/>
                 {l.lines.iter().enumerate().map(|(i, (_, pts))| view! {

@@ -7,6 +7,7 @@ mod charts;
 mod detail;
 mod json;
 mod overview;
+mod past;
 mod status;
 mod table;
 #[cfg(all(test, feature = "ssr"))]
@@ -16,6 +17,7 @@ mod trace;
 pub(crate) use charts::Charts;
 pub(crate) use detail::DetailPanel;
 pub(crate) use overview::Overview;
+pub(crate) use past::PastBanner;
 pub(crate) use status::{SessionBadge, StatusBadge};
 pub(crate) use table::ConnTable;
 pub(crate) use trace::TracePanel;

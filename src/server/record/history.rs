@@ -5,7 +5,7 @@
 
 use super::segment::{read_segment, segments, Entry};
 use crate::protocol::close_code::CloseClass;
-use crate::protocol::{HistoryConn, HistoryEvent, HistoryMessage};
+use crate::protocol::{HistoryConn, HistoryEvent, HistoryMessage, TraceEntry, TraceKind};
 use sockscope_wire::{decode_batch, Event, Limits};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -32,6 +32,9 @@ pub(crate) struct ConnFilter {
     /// Lower-case substring of IP, user agent, path or source.
     pub q: Option<String>,
     pub limit: usize,
+    /// The record as it stood at this moment (ms): later events are not read, so connections
+    /// closed after it are open, with their counts as of then.
+    pub until_ms: Option<u64>,
 }
 
 impl ConnFilter {
@@ -133,7 +136,9 @@ pub(crate) fn connections(dir: &Path, filter: &ConnFilter) -> std::io::Result<Fo
             }
         }
     };
+    let until_us = filter.until_ms.map_or(u64::MAX, |t| t * 1000 + 999);
     let scanned = each_event(dir, |src, ts, ev| match ev {
+        _ if ts > until_us => {}
         Event::ConnOpen(o) => {
             let c = HistoryConn {
                 source: src.to_string(),
@@ -200,6 +205,76 @@ pub(crate) fn connections(dir: &Path, filter: &ConnFilter) -> std::io::Result<Fo
         scanned_events: scanned,
         truncated,
     })
+}
+
+/// Trace entries of the record between `from_ms` and `to_ms`, newest first, at most `limit`,
+/// that `keep` accepts.
+pub(crate) fn trace(
+    dir: &Path,
+    from_ms: u64,
+    to_ms: u64,
+    limit: usize,
+    keep: impl Fn(&TraceEntry) -> bool,
+) -> std::io::Result<Vec<TraceEntry>> {
+    let (from_us, to_us) = (from_ms * 1000, to_ms * 1000 + 999);
+    let mut out: VecDeque<TraceEntry> = VecDeque::new();
+    let mut seq = 0u64;
+    // Where each connection was opened, for the open entry's text.
+    each_event(dir, |src, ts, ev| {
+        if ts < from_us || ts > to_us {
+            return;
+        }
+        seq += 1;
+        let base = TraceEntry {
+            seq,
+            ts_us: ts,
+            conn: 0,
+            source: src.to_string(),
+            kind: TraceKind::Open,
+            dir: None,
+            opcode: None,
+            size: 0,
+            truncated: false,
+            code: None,
+            by: None,
+            text: String::new(),
+            flight: false,
+        };
+        let e = match ev {
+            Event::ConnOpen(o) => TraceEntry {
+                conn: o.conn,
+                text: format!("{} {}", o.ip, o.path),
+                ..base
+            },
+            Event::Message(m) => TraceEntry {
+                conn: m.conn,
+                kind: TraceKind::Message,
+                dir: Some(m.dir),
+                opcode: Some(m.opcode),
+                size: m.size,
+                truncated: m.truncated,
+                text: preview(&m).unwrap_or_default(),
+                flight: m.flight,
+                ..base
+            },
+            Event::ConnClose(c) => TraceEntry {
+                conn: c.conn,
+                kind: TraceKind::Close,
+                code: c.code,
+                by: Some(c.by),
+                text: c.reason.unwrap_or_default(),
+                ..base
+            },
+            _ => return,
+        };
+        if keep(&e) {
+            out.push_back(e);
+            if out.len() > limit {
+                out.pop_front();
+            }
+        }
+    })?;
+    Ok(out.into_iter().rev().collect())
 }
 
 /// Every recorded event of connection `conn` of `source` opened at `opened_ms` (or its last
