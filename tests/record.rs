@@ -430,6 +430,30 @@ async fn history_answers_closes_by_code_in_a_window_and_a_connections_whole_life
     .unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("abnormal"));
+    // The same answer as a download, for a spreadsheet or a log tool.
+    let csv = reqwest::get(format!(
+        "http://127.0.0.1:{port}/api/history/connections?class=abnormal&format=csv"
+    ))
+    .await
+    .unwrap();
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.starts_with("source,conn,ip"), "{text}");
+    let nd = reqwest::get(format!(
+        "http://127.0.0.1:{port}/api/history/connections?class=abnormal&format=ndjson"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(nd.lines().count(), 3);
+    let first: Value = serde_json::from_str(nd.lines().next().unwrap()).unwrap();
+    assert_eq!(first["conn"], 4);
     // One connection's whole life, in order.
     let life = get(port, "/api/history/events?source=edge&conn=3").await;
     let kinds: Vec<&str> = life["items"]

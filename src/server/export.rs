@@ -178,7 +178,7 @@ fn capped(
 
 /// A quoted CSV field. Text a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
 /// `@`, a tab or a carriage return: OWASP's list) gets a leading `'`, so it shows as text.
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     let guard = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         "'"
     } else {

@@ -49,6 +49,8 @@ pub(crate) struct ConnParams {
     class: Option<String>,
     q: Option<String>,
     limit: Option<usize>,
+    /// json (default), ndjson or csv.
+    format: Option<String>,
 }
 
 /// `GET /api/history/connections`.
@@ -61,6 +63,15 @@ pub(crate) async fn connections(
         .map(|Query(p)| p)
         .map_err(|e| ApiError::bad(e.body_text()))?;
     let dir = record_dir(&app)?;
+    let format = p.format.clone();
+    if let Some(f) = format
+        .as_deref()
+        .filter(|f| !matches!(*f, "json" | "ndjson" | "csv"))
+    {
+        return Err(ApiError::bad(format!(
+            "format {f:?} is not json, ndjson or csv"
+        )));
+    }
     let limit = p.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_HISTORY_LIMIT {
         return Err(ApiError::bad(format!(
@@ -122,6 +133,11 @@ pub(crate) async fn connections(
         .into_iter()
         .map(|c| scrub_conn(who.role, c))
         .collect();
+    match format.as_deref() {
+        Some("ndjson") => return Ok(ndjson(&items)),
+        Some("csv") => return Ok(csv(&items)),
+        _ => {}
+    }
     Ok(Json(json!({
         "items": items,
         "truncated": found.truncated,
@@ -166,6 +182,63 @@ pub(crate) async fn events(
         "scanned_events": scanned_events,
     }))
     .into_response())
+}
+
+/// One connection per line.
+fn ndjson(items: &[HistoryConn]) -> Response {
+    let mut body = String::new();
+    for c in items {
+        body.push_str(&serde_json::to_string(c).expect("serializes"));
+        body.push('\n');
+    }
+    download(body, "application/x-ndjson", "history.ndjson")
+}
+
+/// A spreadsheet's view: one row per connection, formula-looking text neutralised.
+fn csv(items: &[HistoryConn]) -> Response {
+    use crate::server::export::csv_field as f;
+    let mut body = String::from(
+        "source,conn,ip,user_agent,path,opened_ms,closed_ms,close_code,close_reason,closed_by,msgs_in,msgs_out,bytes_in,bytes_out\n",
+    );
+    for c in items {
+        let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let row = [
+            f(&c.source),
+            c.conn.to_string(),
+            f(&c.ip),
+            f(&c.user_agent),
+            f(&c.path),
+            c.opened_ms.to_string(),
+            opt(c.closed_ms),
+            opt(c.close_code.map(u64::from)),
+            f(c.close_reason.as_deref().unwrap_or("")),
+            c.closed_by
+                .map(|b| b.as_str().to_string())
+                .unwrap_or_default(),
+            c.msgs_in.to_string(),
+            c.msgs_out.to_string(),
+            c.bytes_in.to_string(),
+            c.bytes_out.to_string(),
+        ];
+        body.push_str(&row.join(","));
+        body.push('\n');
+    }
+    download(body, "text/csv; charset=utf-8", "history.csv")
+}
+
+fn download(body: String, content_type: &'static str, name: &str) -> Response {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn scrub_conn(role: Role, mut c: HistoryConn) -> HistoryConn {
