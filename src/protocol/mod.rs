@@ -327,6 +327,10 @@ pub struct ObserverStats {
     pub sources_forgotten: u64,
     /// Times a browser fell behind and was re-snapshotted.
     pub browser_resnapshots: u64,
+    /// Snapshots put off to a later second: browsers' view changes all together may use only
+    /// part of the aggregator's time.
+    #[serde(default)]
+    pub snapshots_deferred: u64,
     /// Connections whose headers were cut to the metadata budgets (`--conn-meta-bytes`,
     /// `--metadata-budget`).
     #[serde(default)]

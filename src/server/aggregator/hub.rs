@@ -8,6 +8,7 @@ use crate::server::aggregator::filter::TraceFilter;
 use crate::server::aggregator::state::State;
 use crate::server::scrub;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Most trace entries in one delta (per tick): keeps a browser's traffic bounded whatever the
@@ -38,10 +39,22 @@ struct Subscriber {
     hosts_after: u64,
 }
 
+/// Aggregator time snapshots may take per second, all browsers together: past it, further
+/// snapshots wait for the next second (the first of each second is always built), so however
+/// many browsers change their view at once with a million tracked connections, ingest keeps
+/// most of the task.
+pub(crate) const SNAPSHOT_BUDGET: Duration = Duration::from_millis(200);
+
 #[derive(Default)]
 pub(crate) struct Hub {
     subs: HashMap<u64, Subscriber>,
     pub resnapshots: u64,
+    /// Snapshots put off to a later second by [`SNAPSHOT_BUDGET`].
+    pub deferred: u64,
+    /// The second being accounted, and snapshot time spent in it.
+    spent: (u64, Duration),
+    /// Overrides [`SNAPSHOT_BUDGET`] (tests).
+    budget: Option<Duration>,
 }
 
 impl Hub {
@@ -100,6 +113,11 @@ impl Hub {
         true
     }
 
+    #[cfg(test)]
+    pub(crate) fn set_budget(&mut self, budget: Duration) {
+        self.budget = Some(budget);
+    }
+
     pub(crate) fn unsubscribe(&mut self, id: u64) {
         self.subs.remove(&id);
     }
@@ -139,7 +157,20 @@ impl Hub {
                 continue;
             }
             let snapshot = sub.need_snapshot;
+            if self.spent.0 != now_s {
+                self.spent = (now_s, Duration::ZERO);
+            }
+            let budget = self.budget.unwrap_or(SNAPSHOT_BUDGET);
+            if snapshot && self.spent.1 > Duration::ZERO && self.spent.1 >= budget {
+                self.deferred += 1;
+                continue;
+            }
+            let started = snapshot.then(Instant::now);
             let frame = build(sub, state, &overview, now_us, now_s, snapshot);
+            if let Some(t) = started {
+                // Never zero, so a snapshot always counts against the second's budget.
+                self.spent.1 += t.elapsed().max(Duration::from_nanos(1));
+            }
             let msg = if snapshot {
                 ServerMsg::Snapshot(frame)
             } else {
@@ -168,6 +199,7 @@ pub(crate) fn overview(state: &State, hub: &Hub, now_us: u64) -> Overview {
     let mut observer = state.stats.clone();
     observer.ingest_rate = state.ingest_rate.last_second(now_s).0;
     observer.browser_resnapshots = hub.resnapshots;
+    observer.snapshots_deferred = hub.deferred;
     observer.browsers = hub.subscribers() as u64;
     observer.recording = state.record.as_ref().map(|r| r.view());
     Overview {

@@ -337,6 +337,43 @@ fn global_message_cap_removes_oldest_messages_first() {
 }
 
 #[test]
+fn snapshots_share_a_time_budget_per_second_across_browsers() {
+    let mut s = State::new(AggConfig::default());
+    s.apply(None, vec![hello("a", None), open(1, "/")], T0);
+    let mut hub = Hub::default();
+    hub.set_budget(std::time::Duration::ZERO);
+    let spec = crate::protocol::ViewSpec {
+        table: Some(TableQuery::default()),
+        ..Default::default()
+    };
+    let mut rxs = Vec::new();
+    for id in 1..=3 {
+        let (tx, rx) = mpsc::channel(8);
+        hub.subscribe(id, tx, spec.clone(), crate::protocol::Role::Inspector);
+        rxs.push(rx);
+    }
+    // Three browsers want a snapshot in the same second: the first is built, two wait.
+    hub.publish(&s, T0, None);
+    let got = rxs
+        .iter_mut()
+        .map(|r| r.try_recv().is_ok())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!((got, hub.deferred), (1, 2));
+    // The next seconds serve the others.
+    hub.publish(&s, T0 + 1_000_000, None);
+    hub.publish(&s, T0 + 2_000_000, None);
+    let mut snapshots = 0;
+    for rx in &mut rxs {
+        while let Ok(text) = rx.try_recv() {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            snapshots += usize::from(v["type"] == "snapshot");
+        }
+    }
+    assert_eq!(snapshots, 2, "each waiting browser got its snapshot");
+}
+
+#[test]
 fn hub_resnapshots_a_browser_that_falls_behind() {
     let mut s = State::new(AggConfig::default());
     s.apply(None, vec![hello("a", None), open(1, "/")], T0);
