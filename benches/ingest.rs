@@ -20,6 +20,8 @@ struct Args {
     conns: u64,
     seconds: u64,
     taps: u64,
+    /// Another `sockscope` binary to interleave with this one (an A/B against an older build).
+    ab: Option<String>,
 }
 
 fn args() -> Args {
@@ -27,6 +29,7 @@ fn args() -> Args {
         conns: 100_000,
         seconds: 5,
         taps: 2,
+        ab: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -39,6 +42,7 @@ fn args() -> Args {
             "--conns" => a.conns = num(),
             "--seconds" => a.seconds = num(),
             "--taps" => a.taps = num(),
+            "--ab" => a.ab = it.next(),
             "--bench" => {}
             other => panic!("unknown argument {other}; use --conns N --seconds S --taps T"),
         }
@@ -262,10 +266,20 @@ fn list(v: &[f64]) -> String {
         .join(", ")
 }
 
-/// Starts `sockscope serve` (recording into `record` when given) and waits until it answers.
-async fn start_observer(record: Option<&std::path::Path>) -> (Proc, u16) {
+/// Starts `sockscope serve` (recording into `record` when given; another binary when `bin`
+/// is) and waits until it answers.
+async fn start_observer(record: Option<&std::path::Path>, bin: Option<&str>) -> (Proc, u16) {
     let port = free_port();
     let mut c = support::process::observer(port, "warn");
+    if let Some(bin) = bin {
+        let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
+        let mut other = std::process::Command::new(bin);
+        other
+            .args(args)
+            .env("SOCKSCOPE_NO_RECORD", "1")
+            .stdout(Stdio::null());
+        c = other;
+    }
     if let Some(dir) = record {
         c.env_remove("SOCKSCOPE_NO_RECORD")
             .args(["--data-dir", dir.to_str().unwrap()]);
@@ -290,17 +304,24 @@ async fn start_observer(record: Option<&std::path::Path>) -> (Proc, u16) {
 #[tokio::main]
 async fn main() {
     let a = args();
-    let (obs, port) = start_observer(None).await;
+    let (obs, port) = start_observer(None, None).await;
     let pid = obs.0.id();
     let record_dir =
         std::env::temp_dir().join(format!("sockscope-bench-record-{}", std::process::id()));
-    let (rec_obs, rec_port) = start_observer(Some(&record_dir)).await;
+    let (rec_obs, rec_port) = start_observer(Some(&record_dir), None).await;
+    let other = match &a.ab {
+        Some(bin) => Some(start_observer(None, Some(bin)).await),
+        None => None,
+    };
     let rss0 = rss_kib(pid);
     let t = Instant::now();
     open_connections(port, a.conns).await;
     let open_secs = t.elapsed().as_secs_f64();
     let rss1 = rss_kib(pid);
     open_connections(rec_port, a.conns).await;
+    if let Some((_, p)) = &other {
+        open_connections(*p, a.conns).await;
+    }
     println!(
         "sockscope ingest benchmark ({} cores, observer pid {pid})",
         std::thread::available_parallelism()
@@ -325,7 +346,7 @@ async fn main() {
     );
     // Interleave the encodings and the record on/off over several rounds and quote medians:
     // the machine is noisy.
-    let (mut mps, mut jss, mut recs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut mps, mut jss, mut recs, mut others) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut mp_kib, mut js_kib) = (0.0, 0.0);
     for _ in 0..ROUNDS {
         let (r, k) = throughput(port, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
@@ -333,6 +354,10 @@ async fn main() {
         mp_kib = k;
         let (r, _) = throughput(rec_port, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
         recs.push(r);
+        if let Some((_, p)) = &other {
+            let (r, _) = throughput(*p, Encoding::MsgPack, a.taps, a.conns, a.seconds).await;
+            others.push(r);
+        }
         let (r, k) = throughput(port, Encoding::Json, a.taps, a.conns, a.seconds).await;
         jss.push(r);
         js_kib = k;
@@ -343,6 +368,14 @@ async fn main() {
     println!("| MessagePack / JSON | {:.2}× |", mp / js);
     println!("| message events/s, MessagePack, recording on (--data-dir), median of {ROUNDS} | {rec:.0} (runs: {}) |", list(&recs));
     println!("| **recording on / off** | {:.2}× |", rec / mp);
+    if let Some(bin) = &a.ab {
+        let o = median(&mut others);
+        println!(
+            "| message events/s, MessagePack, {bin}, median of {ROUNDS} | {o:.0} (runs: {}) |",
+            list(&others)
+        );
+        println!("| **this build / {bin}** | {:.2}× |", mp / o);
+    }
     // Let the writer sync, then read what the record holds.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let o = get_json(rec_port, "/api/overview").await;
@@ -366,6 +399,6 @@ async fn main() {
     println!("| observer RSS after load | {} KiB |", rss_kib(pid));
     println!();
     println!("Targets: ≥ 1 000 000 events/s; recording on ≥ 0.9× off; ≤ 40 B on disk per 64-byte-payload message event; 1M tracked connections in ≤ 1 GiB (≤ 1074 B each).");
-    drop((obs, rec_obs));
+    drop((obs, rec_obs, other));
     let _ = std::fs::remove_dir_all(&record_dir);
 }
