@@ -1,22 +1,16 @@
 //! The global bound on stored messages: a FIFO over every stored message in arrival order,
 //! capped by count and by payload bytes. The oldest payloads go first. Entries of messages that
-//! left by other ways (a connection's own ring rotating, the connection evicted) are marked
-//! stale where they lie (the FIFO is in message order, so a binary search finds them) and
-//! compacted away, so the FIFO stays proportional to what is actually held, and compacting
-//! looks up no connection.
+//! left by other ways (a connection's own ring rotating, the connection evicted) go stale and
+//! are compacted away, so the FIFO stays proportional to what is actually held.
 
 use super::conn::{Conn, StoredMessage, StoredPayload};
 use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Debug)]
 struct Entry {
-    /// 0 once stale (observer connection ids start at 1).
     conn: u64,
     seq: u64,
 }
-
-/// Connection id of a stale entry.
-const STALE: u64 = 0;
 
 /// Tracks stored messages across connections so memory stays within configuration.
 #[derive(Debug)]
@@ -90,7 +84,6 @@ impl MessageStore {
             if let Some(old) = conn.recent.pop_front() {
                 self.bytes -= old.payload.bytes();
                 self.held -= 1;
-                mark_stale(&mut self.fifo, old.seq);
             }
         }
         while self.held > self.max_messages {
@@ -111,16 +104,13 @@ impl MessageStore {
             }
         }
         if self.fifo.len() > 2 * self.held.max(1024) {
-            self.compact();
+            self.compact(conns);
         }
         self.cursor = self.cursor.max(self.base);
         while self.bytes > self.max_bytes {
             let idx = (self.cursor - self.base) as usize;
             let Some(e) = self.fifo.get(idx) else { break };
             self.cursor += 1;
-            if e.conn == STALE {
-                continue;
-            }
             let Some(c) = conns.get_mut(&e.conn) else {
                 continue;
             };
@@ -140,18 +130,17 @@ impl MessageStore {
     pub(crate) fn forget(&mut self, conn: &Conn) {
         self.bytes -= conn.recent.iter().map(|m| m.payload.bytes()).sum::<usize>();
         self.held -= conn.recent.len();
-        for m in &conn.recent {
-            mark_stale(&mut self.fifo, m.seq);
-        }
     }
 
     /// Drops stale entries, keeping order and the payload cursor's place. Runs when at least
     /// half the FIFO is stale, so its cost per stored message stays constant.
-    fn compact(&mut self) {
+    fn compact(&mut self, conns: &BTreeMap<u64, Conn>) {
         let before_cursor = (self.cursor - self.base) as usize;
         let (mut i, mut kept_before_cursor) = (0usize, 0u64);
         self.fifo.retain(|e| {
-            let held = e.conn != STALE;
+            let held = conns
+                .get(&e.conn)
+                .is_some_and(|c| c.recent.binary_search_by_key(&e.seq, |m| m.seq).is_ok());
             if held && i < before_cursor {
                 kept_before_cursor += 1;
             }
@@ -162,13 +151,5 @@ impl MessageStore {
         if self.fifo.capacity() > 4 * self.fifo.len().max(1024) {
             self.fifo.shrink_to(2 * self.fifo.len().max(1024));
         }
-    }
-}
-
-/// Marks the FIFO entry of message `seq` stale (if it is still in the FIFO). Entries are in
-/// message order, so it is a binary search.
-fn mark_stale(fifo: &mut VecDeque<Entry>, seq: u64) {
-    if let Ok(i) = fifo.binary_search_by_key(&seq, |e| e.seq) {
-        fifo[i].conn = STALE;
     }
 }
