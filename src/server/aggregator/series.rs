@@ -60,6 +60,19 @@ impl Series {
         }
     }
 
+    /// Closes the current second and leaves a gap after it: the next [`Series::roll`] starts
+    /// afresh instead of filling the seconds between with empty points. At a restart, the
+    /// charts then break their lines where the observer was not running, rather than showing
+    /// zero traffic for that time.
+    pub(crate) fn close_for_gap(&mut self, open: u64) {
+        if self.current.t != 0 {
+            let mut done = std::mem::take(&mut self.current);
+            done.open = open;
+            self.points.push(done);
+        }
+        self.current = Point::default();
+    }
+
     /// Closes every second before `now_s`: the current one with its counts, any skipped ones
     /// (no activity, not even a tick) as empty points carrying the open count.
     pub(crate) fn roll(&mut self, now_s: u64, open: u64) {
@@ -96,6 +109,23 @@ mod tests {
             r.push(i);
         }
         assert_eq!(r.iter().copied().collect::<Vec<_>>(), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn a_restart_leaves_a_gap_not_zeros() {
+        let mut s = Series::new(900);
+        s.roll(100, 0);
+        s.current.msgs_in = 5;
+        s.close_for_gap(3);
+        s.roll(500, 3);
+        s.current.msgs_in = 1;
+        s.roll(501, 3);
+        let pts: Vec<_> = s.points.iter().map(|p| (p.t, p.msgs_in)).collect();
+        assert_eq!(
+            pts,
+            [(100, 5), (500, 1)],
+            "nothing filled between 100 and 500"
+        );
     }
 
     #[test]

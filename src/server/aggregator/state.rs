@@ -104,6 +104,8 @@ impl State {
     /// until their tap speaks of them or retention passes. Returns how many.
     pub(crate) fn restarted(&mut self, now_us: u64) -> usize {
         self.restarted_us = Some(now_us);
+        // The charts break where the observer was not running.
+        self.series.close_for_gap(self.totals.open);
         self.unknown = self.index.keys().copied().collect();
         self.unknown.len()
     }
