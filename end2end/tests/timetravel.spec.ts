@@ -60,6 +60,9 @@ test('the dashboard shows a past moment from the record, replays it, and goes ba
     await expect(table.locator('tbody tr', { hasText: '/gone-now' })).toContainText('open');
     await expect(table.locator('tbody tr', { hasText: '/here-now' })).toHaveCount(0);
     await expect(page.getByTestId('trace').locator('li[data-kind="open"]', { hasText: '/gone-now' })).toBeVisible();
+    // The inspector shows what it had sent by then.
+    await table.locator('tbody tr', { hasText: '/gone-now' }).click();
+    await expect(page.getByTestId('inspector').getByTestId('messages')).toContainText('last words!');
 
     // Replay moves the moment on, in the URL too; past the close the row says how it ended.
     const before = await page.getByTestId('past-moment').textContent();

@@ -140,7 +140,7 @@ impl LiveModel {
                 self.offset = 0;
                 self.trace.reset();
                 self.trace.push(p.trace, 0);
-                self.detail = None;
+                self.detail = p.detail;
                 self.detail_gone = false;
                 Applied::Ok
             }
@@ -389,6 +389,7 @@ mod tests {
             },
             trace: vec![trace(9), trace(8)],
             error: None,
+            detail: None,
         };
         assert_eq!(m.apply(ServerMsg::Past(past)), Applied::Ok);
         assert_eq!(m.past, Some(1_700_000_000_000));

@@ -197,6 +197,9 @@ pub struct PastFrame {
     pub table: TableDelta,
     /// Trace entries of the minute before the moment, newest first.
     pub trace: Vec<TraceEntry>,
+    /// The inspected row (by its id in `table`), as it was: its messages up to the moment.
+    #[serde(default)]
+    pub detail: Option<ConnDetail>,
     /// Why the moment could not be shown (no record, a read error).
     #[serde(default)]
     pub error: Option<String>,

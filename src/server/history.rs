@@ -347,10 +347,10 @@ pub(crate) fn past_frame(
         }
     };
     let rows: Vec<ConnRow> = conns
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, c)| {
-            let c = scrub_conn(role, c);
+            let c = scrub_conn(role, c.clone());
             ConnRow {
                 id: i as u64 + 1,
                 source: c.source,
@@ -401,9 +401,14 @@ pub(crate) fn past_frame(
     )
     .map(|t| scrub::trace(role, t))
     .unwrap_or_default();
+    let detail = spec
+        .detail
+        .and_then(|id| Some((id, conns.get(usize::try_from(id).ok()?.checked_sub(1)?)?)))
+        .and_then(|(id, c)| past_detail(dir, c, rows.get(id as usize - 1)?.clone(), at_ms, role));
     PastFrame {
         at_ms,
         now_ms: sockscope_wire::now_us() / 1000,
+        detail,
         table: TableDelta {
             total: rows.len() as u64,
             offset: 0,
@@ -413,4 +418,64 @@ pub(crate) fn past_frame(
         trace,
         error: None,
     }
+}
+
+/// Messages the inspector shows of a past connection, at most.
+const PAST_DETAIL_MESSAGES: usize = 200;
+
+/// The inspector's view of a connection as it was at `at_ms`: its messages up to then.
+fn past_detail(
+    dir: &std::path::Path,
+    c: &HistoryConn,
+    row: crate::protocol::ConnRow,
+    at_ms: u64,
+    role: Role,
+) -> Option<crate::protocol::ConnDetail> {
+    use crate::protocol::{ConnDetail, MessageView};
+    let found = history::events(dir, &c.source, c.conn, Some(c.opened_ms)).ok()?;
+    let mut messages: Vec<MessageView> = found
+        .items
+        .into_iter()
+        .filter_map(|e| match e {
+            HistoryEvent::Message {
+                ts_ms,
+                dir,
+                opcode,
+                size,
+                truncated,
+                text,
+                data_b64,
+            } if ts_ms <= at_ms => Some(MessageView {
+                seq: 0,
+                ts_us: ts_ms * 1000,
+                dir,
+                opcode,
+                size,
+                truncated,
+                text,
+                data_b64,
+                payload_evicted: false,
+                redacted: 0,
+                flight: false,
+            }),
+            _ => None,
+        })
+        .collect();
+    let skip = messages.len().saturating_sub(PAST_DETAIL_MESSAGES);
+    messages.drain(..skip);
+    for (i, m) in messages.iter_mut().enumerate() {
+        m.seq = i as u64 + 1;
+    }
+    let d = ConnDetail {
+        row,
+        tap_conn: c.conn,
+        subprotocol: None,
+        headers: Vec::new(),
+        messages,
+        capture: None,
+        capture_bytes: None,
+        redacted_headers: Vec::new(),
+        payloads_hidden: false,
+    };
+    Some(scrub::detail(role, d))
 }

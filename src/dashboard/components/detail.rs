@@ -107,6 +107,7 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
         })
     });
     let export = format!("/api/export?format=har&conn={}", r.id);
+    let past = model.with_untracked(|m| m.past.is_some());
     let headers = d.headers.clone();
     let withheld = d.redacted_headers.clone();
     let messages = d.messages.clone();
@@ -129,7 +130,10 @@ fn Body(d: ConnDetail, picked: RwSignal<Option<u64>>) -> impl IntoView {
                     <path d=move || spark.get().0 stroke="#4fb3ff" fill="none" stroke-width="1.2" vector-effect="non-scaling-stroke"/>
                 </svg>
                 <span class="axis">{move || format!("max {}", crate::dashboard::chart::short(spark.get().1))}</span>
-                <p><a href=export download="sockscope-connection.har" data-testid="export-conn">"export this connection (HAR)"</a></p>
+                // A past row's id is local to that moment's view: no live export for it.
+                {(!past).then(|| view! {
+                    <p><a href=export download="sockscope-connection.har" data-testid="export-conn">"export this connection (HAR)"</a></p>
+                })}
                 <h3>"Headers mirrored by the tap"</h3>
                 <div class="headers">
                     <table class="grid small">
