@@ -16,29 +16,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = sockscope::cli::parse();
-    if let Command::DevCert(args) = &cli.command {
-        match sockscope::cli::dev_cert::run(args) {
-            Ok(text) => {
-                print!("{text}");
-                return Ok(());
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                std::process::exit(1);
-            }
+    // Commands that only print: no runtime, no log set-up.
+    let printed = match &cli.command {
+        Command::DevCert(args) => Some(sockscope::cli::dev_cert::run(args)),
+        Command::Config(ConfigCommand::Check { file }) => Some(sockscope::cli::check(file)),
+        _ => None,
+    };
+    match printed {
+        Some(Ok(text)) => {
+            print!("{text}");
+            return Ok(());
         }
-    }
-    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
-        match sockscope::cli::check(file) {
-            Ok(text) => {
-                print!("{text}");
-                return Ok(());
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                std::process::exit(1);
-            }
+        Some(Err(e)) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
         }
+        None => {}
     }
     #[cfg(target_os = "linux")]
     if !matches!(&cli.command, Command::Serve(a) if a.huge_pages) {

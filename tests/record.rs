@@ -72,6 +72,20 @@ fn stop(mut p: Running) {
     }
 }
 
+/// Text that does not compress (xorshift over printable ASCII), `n` characters per call.
+fn noise(mut seed: u64) -> impl FnMut(usize) -> String {
+    move |n| {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'!' + (seed % 90) as u8)
+            })
+            .collect()
+    }
+}
+
 fn hello(source: &str) -> Value {
     json!({"type": "hello", "source": source, "kind": "proxy"})
 }
@@ -263,17 +277,7 @@ async fn retention_deletes_the_oldest_data_past_the_byte_limit() {
     )
     .await;
     // Payloads that do not compress: about 4 MB recorded in all.
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut noise = |n: usize| -> String {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'!' + (seed % 90) as u8)
-            })
-            .collect()
-    };
+    let mut noise = noise(0x2545_f491_4f6c_dd1du64);
     post(
         port,
         vec![
@@ -329,17 +333,7 @@ async fn a_disk_that_refuses_writes_keeps_live_ingest_and_counts_drops() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let (_obs, _) = start_until(c, "sockscope observer on");
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut noise = |n: usize| -> String {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'!' + (seed % 90) as u8)
-            })
-            .collect()
-    };
+    let mut noise = noise(0x9e37_79b9_7f4a_7c15u64);
     post(
         port,
         vec![

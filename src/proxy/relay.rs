@@ -163,23 +163,41 @@ async fn run_tcp(
             }
             let _ = socket2::SockRef::from(src).shutdown(std::net::Shutdown::Write);
         }
-        End::TooBig => {
-            // Tell the sender's side, if its stream is between frames; the other side is
-            // mid-frame and can only be cut off.
-            let reason = format!("message too long: over the proxy's --max-message ({max} bytes)");
-            conn.close(None, Some(&reason), Closer::Abort);
+        end => {
             let (sender, back) = match dir {
                 Direction::ClientToServer => (&client, &u2c),
                 Direction::ServerToClient => (&upstream, &c2u),
             };
-            if back.idle_at_boundary() {
-                let mask = (dir == Direction::ServerToClient).then(rand_mask);
+            if let Some(frame) = record_end(&end, dir, max, back, conn) {
                 let _ = Box::pin(tokio::time::timeout(
                     Duration::from_secs(1),
-                    write_all(sender, &close_frame(1009, "message too big", mask)),
+                    write_all(sender, &frame),
                 ))
                 .await;
             }
+        }
+    }
+    ended_without_close(conn);
+}
+
+/// Records an end that is not a clean one: a message over `--max-message`, or a failed socket.
+/// Returns the 1009 close frame owed to the sender of a too-big message when the direction
+/// back to it (`back`) is between frames; the other side is mid-frame and can only be cut off.
+pub(super) fn record_end(
+    end: &End,
+    dir: Direction,
+    max: u64,
+    back: &Half,
+    conn: &ConnTap,
+) -> Option<Vec<u8>> {
+    match end {
+        End::Eof => None,
+        End::TooBig => {
+            let reason = format!("message too long: over the proxy's --max-message ({max} bytes)");
+            conn.close(None, Some(&reason), Closer::Abort);
+            let mask = (dir == Direction::ServerToClient).then(rand_mask);
+            back.idle_at_boundary()
+                .then(|| close_frame(1009, "message too big", mask))
         }
         End::Failed(e) => {
             let why = match dir {
@@ -188,8 +206,13 @@ async fn run_tcp(
             };
             tracing::debug!(error = %e, "{why}");
             conn.close(None, Some(why), Closer::Abort);
+            None
         }
     }
+}
+
+/// The last word on a connection: if no close was recorded yet, it ended without one.
+pub(super) fn ended_without_close(conn: &ConnTap) {
     conn.close(
         None,
         Some("connection ended without a close frame"),

@@ -4,9 +4,12 @@
 //! read is copied out once for the write.
 
 use super::frames::close_frame;
-use super::relay::{halves, observe, rand_mask, End, Half, Setup, Stop, CLOSE_GRACE, SCRATCH};
+use super::relay::{
+    ended_without_close, halves, observe, rand_mask, record_end, End, Half, Setup, Stop,
+    CLOSE_GRACE, SCRATCH,
+};
 use super::tls::Stream;
-use sockscope_tap::wire::{Closer, Direction};
+use sockscope_tap::wire::Direction;
 use sockscope_tap::ConnTap;
 use std::pin::Pin;
 use std::task::Poll;
@@ -76,33 +79,17 @@ pub(super) async fn run(
             }
             let _ = to_sender.lock().await.shutdown().await;
         }
-        End::TooBig => {
-            let reason = format!("message too long: over the proxy's --max-message ({max} bytes)");
-            conn.close(None, Some(&reason), Closer::Abort);
+        end => {
             let back = match dir {
                 Direction::ClientToServer => &u2c,
                 Direction::ServerToClient => &c2u,
             };
-            if back.idle_at_boundary() {
-                let mask = (dir == Direction::ServerToClient).then(rand_mask);
-                let frame = close_frame(1009, "message too big", mask);
+            if let Some(frame) = record_end(&end, dir, max, back, conn) {
                 let _ = tokio::time::timeout(Duration::from_secs(1), send(to_sender, &frame)).await;
             }
         }
-        End::Failed(e) => {
-            let why = match dir {
-                Direction::ClientToServer => "client connection failed",
-                Direction::ServerToClient => "upstream connection failed",
-            };
-            tracing::debug!(error = %e, "{why}");
-            conn.close(None, Some(why), Closer::Abort);
-        }
     }
-    conn.close(
-        None,
-        Some("connection ended without a close frame"),
-        Closer::Abort,
-    );
+    ended_without_close(conn);
 }
 
 async fn send(w: &Writer, data: &[u8]) -> std::io::Result<()> {

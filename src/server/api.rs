@@ -30,9 +30,9 @@ fn stopped<E>(_: E) -> ApiError {
     ApiError::stopped()
 }
 
-type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+pub(crate) type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
-fn params<T>(q: QueryResult<T>) -> Result<T, ApiError> {
+pub(crate) fn params<T>(q: QueryResult<T>) -> Result<T, ApiError> {
     q.map(|Query(t)| t).map_err(|e| bad(e.body_text()))
 }
 

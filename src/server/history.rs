@@ -4,12 +4,13 @@
 
 use crate::protocol::close_code::CloseClass;
 use crate::protocol::{HistoryConn, HistoryEvent, Role};
+use crate::server::api::{params, QueryResult};
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ErrorCode};
 use crate::server::record::history::{self, ConnFilter, Found};
 use crate::server::scrub;
 use crate::server::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -18,8 +19,6 @@ use std::path::PathBuf;
 
 /// Most connections one history query returns.
 pub(crate) const MAX_HISTORY_LIMIT: usize = 1000;
-
-type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 fn record_dir(app: &AppState) -> Result<PathBuf, ApiError> {
     app.config
@@ -59,9 +58,7 @@ pub(crate) async fn connections(
     Extension(who): Extension<Principal>,
     q: QueryResult<ConnParams>,
 ) -> Result<Response, ApiError> {
-    let p = q
-        .map(|Query(p)| p)
-        .map_err(|e| ApiError::bad(e.body_text()))?;
+    let p = params(q)?;
     let dir = record_dir(&app)?;
     let format = p.format.clone();
     if let Some(f) = format
@@ -124,26 +121,17 @@ pub(crate) async fn connections(
         limit,
         until_ms: None,
     };
-    let found = tokio::task::spawn_blocking(move || history::connections(&dir, &filter))
-        .await
-        .map_err(|_| ApiError::stopped())?
-        .map_err(|e| ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}")))?;
-    let items: Vec<HistoryConn> = found
-        .items
+    let mut found = scan(move || history::connections(&dir, &filter)).await?;
+    let items: Vec<HistoryConn> = std::mem::take(&mut found.items)
         .into_iter()
-        .map(|c| scrub_conn(who.role, c))
+        .map(|c| scrub::history_conn(who.role, c))
         .collect();
     match format.as_deref() {
         Some("ndjson") => return Ok(ndjson(&items)),
         Some("csv") => return Ok(csv(&items)),
         _ => {}
     }
-    Ok(Json(json!({
-        "items": items,
-        "truncated": found.truncated,
-        "scanned_events": found.scanned_events,
-    }))
-    .into_response())
+    Ok(found_json(&items, &found))
 }
 
 #[derive(Deserialize)]
@@ -160,28 +148,34 @@ pub(crate) async fn events(
     Extension(who): Extension<Principal>,
     q: QueryResult<EventParams>,
 ) -> Result<Response, ApiError> {
-    let p = q
-        .map(|Query(p)| p)
-        .map_err(|e| ApiError::bad(e.body_text()))?;
+    let p = params(q)?;
     let dir = record_dir(&app)?;
-    let Found {
-        items,
-        scanned_events,
-        truncated,
-    } = tokio::task::spawn_blocking(move || history::events(&dir, &p.source, p.conn, p.opened_ms))
+    let mut found = scan(move || history::events(&dir, &p.source, p.conn, p.opened_ms)).await?;
+    let items: Vec<HistoryEvent> = std::mem::take(&mut found.items)
+        .into_iter()
+        .map(|e| scrub::history_event(who.role, e))
+        .collect();
+    Ok(found_json(&items, &found))
+}
+
+/// Runs a scan of the record on a blocking thread (it reads files).
+async fn scan<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<Found<T>> + Send + 'static,
+) -> Result<Found<T>, ApiError> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| ApiError::stopped())?
-        .map_err(|e| ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}")))?;
-    let items: Vec<HistoryEvent> = items
-        .into_iter()
-        .map(|e| scrub_event(who.role, e))
-        .collect();
-    Ok(Json(json!({
+        .map_err(|e| ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}")))
+}
+
+/// A history answer: the items as the caller may see them, and how much was read.
+fn found_json<T: serde::Serialize, U>(items: &[T], found: &Found<U>) -> Response {
+    Json(json!({
         "items": items,
-        "truncated": truncated,
-        "scanned_events": scanned_events,
+        "truncated": found.truncated,
+        "scanned_events": found.scanned_events,
     }))
-    .into_response())
+    .into_response()
 }
 
 /// One connection per line.
@@ -241,65 +235,6 @@ fn download(body: String, content_type: &'static str, name: &str) -> Response {
         .into_response()
 }
 
-fn scrub_conn(role: Role, mut c: HistoryConn) -> HistoryConn {
-    if !role.sees_payloads() {
-        c.path = scrub::path(role, &c.path);
-        if c.close_reason.is_some() {
-            c.close_reason = Some(scrub::HIDDEN.into());
-        }
-        for m in &mut c.last_messages {
-            m.text = None;
-        }
-    }
-    c
-}
-
-fn scrub_event(role: Role, e: HistoryEvent) -> HistoryEvent {
-    if role.sees_payloads() {
-        return e;
-    }
-    match e {
-        HistoryEvent::Open {
-            ts_ms,
-            ip,
-            user_agent,
-            path,
-        } => HistoryEvent::Open {
-            ts_ms,
-            ip,
-            user_agent,
-            path: scrub::path(role, &path),
-        },
-        HistoryEvent::Message {
-            ts_ms,
-            dir,
-            opcode,
-            size,
-            truncated,
-            ..
-        } => HistoryEvent::Message {
-            ts_ms,
-            dir,
-            opcode,
-            size,
-            truncated,
-            text: None,
-            data_b64: None,
-        },
-        HistoryEvent::Close {
-            ts_ms,
-            code,
-            reason,
-            by,
-        } => HistoryEvent::Close {
-            ts_ms,
-            code,
-            reason: reason.map(|_| scrub::HIDDEN.into()),
-            by,
-        },
-    }
-}
-
 /// How far before the moment the past view reaches: connections closed and trace entries of
 /// this last minute are shown with it.
 const PAST_WINDOW_MS: u64 = 60_000;
@@ -350,7 +285,7 @@ pub(crate) fn past_frame(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let c = scrub_conn(role, c.clone());
+            let c = scrub::history_conn(role, c.clone());
             ConnRow {
                 id: i as u64 + 1,
                 source: c.source,

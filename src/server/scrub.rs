@@ -1,7 +1,9 @@
 //! Role enforcement on what leaves the observer: viewers get metadata only. Every path that
 //! hands out connections or trace entries (API, export, `/live`) goes through here.
 
-use crate::protocol::{ConnDetail, ConnRow, Role, TraceEntry, TraceKind, TraceQuery};
+use crate::protocol::{
+    ConnDetail, ConnRow, HistoryConn, HistoryEvent, Role, TraceEntry, TraceKind, TraceQuery,
+};
 
 /// What a viewer sees in place of a query value or a close reason.
 pub(crate) const HIDDEN: &str = "[hidden]";
@@ -31,6 +33,67 @@ pub(crate) fn row(role: Role, mut r: ConnRow) -> ConnRow {
         }
     }
     r
+}
+
+/// A history row as `role` may see it (as [`row`] does for live rows).
+pub(crate) fn history_conn(role: Role, mut c: HistoryConn) -> HistoryConn {
+    if !role.sees_payloads() {
+        c.path = path(role, &c.path);
+        if c.close_reason.is_some() {
+            c.close_reason = Some(HIDDEN.into());
+        }
+        for m in &mut c.last_messages {
+            m.text = None;
+        }
+    }
+    c
+}
+
+/// One event of a connection's history as `role` may see it.
+pub(crate) fn history_event(role: Role, e: HistoryEvent) -> HistoryEvent {
+    if role.sees_payloads() {
+        return e;
+    }
+    match e {
+        HistoryEvent::Open {
+            ts_ms,
+            ip,
+            user_agent,
+            path,
+        } => HistoryEvent::Open {
+            ts_ms,
+            ip,
+            user_agent,
+            path: self::path(role, &path),
+        },
+        HistoryEvent::Message {
+            ts_ms,
+            dir,
+            opcode,
+            size,
+            truncated,
+            ..
+        } => HistoryEvent::Message {
+            ts_ms,
+            dir,
+            opcode,
+            size,
+            truncated,
+            text: None,
+            data_b64: None,
+        },
+        HistoryEvent::Close {
+            ts_ms,
+            code,
+            reason,
+            by,
+        } => HistoryEvent::Close {
+            ts_ms,
+            code,
+            reason: reason.map(|_| HIDDEN.into()),
+            by,
+        },
+    }
 }
 
 /// What a viewer's filter may not do, and why.

@@ -3,10 +3,10 @@
 //! its whole life. Answered by reading the segments in order (no index yet: the cost grows
 //! with the record's size, see docs/storage.md).
 
-use super::segment::{read_segment, segments, Entry};
+use super::segment::{read_segment, segments, Entry, RECORDED};
 use crate::protocol::close_code::CloseClass;
 use crate::protocol::{HistoryConn, HistoryEvent, HistoryMessage, TraceEntry, TraceKind};
-use sockscope_wire::{decode_batch, Event, Limits};
+use sockscope_wire::{decode_batch, Event};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
@@ -75,15 +75,11 @@ pub(crate) struct Found<T> {
 
 /// Applies `f` to every recorded event in order with its source and time (µs).
 fn each_event(dir: &Path, mut f: impl FnMut(&Arc<str>, u64, Event)) -> std::io::Result<u64> {
-    let limits = Limits {
-        max_events: usize::MAX,
-        max_payload: usize::MAX,
-    };
     let mut current: HashMap<Option<Arc<str>>, Arc<str>> = HashMap::new();
     let mut n = 0u64;
     for seg in segments(dir)? {
         let mut on_entry = |e: Entry| {
-            let Ok(batch) = decode_batch(e.encoding, &e.frame, &limits) else {
+            let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
                 return;
             };
             for ev in batch.events {

@@ -4,10 +4,10 @@
 //! "state unknown since restart" until their tap re-announces them. Damage is counted and
 //! logged, never fatal: a torn tail is cut off, a bad block skipped.
 
-use super::segment::{read_segment, Entry};
+use super::segment::{read_segment, Entry, RECORDED};
 use super::RecordStats;
 use crate::server::aggregator::state::State;
-use sockscope_wire::{decode_batch, Limits};
+use sockscope_wire::decode_batch;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,18 +22,12 @@ impl Restore {
     /// Applies the record to `state` (before the aggregator serves anything).
     pub(crate) fn into_state(self, mut state: State) -> State {
         let started = std::time::Instant::now();
-        // Frames were validated when they arrived, under that run's limits: take them as
-        // they are now, whatever today's limits say.
-        let limits = Limits {
-            max_events: usize::MAX,
-            max_payload: usize::MAX,
-        };
         let (mut events, mut frames, mut bad_frames, mut damaged) = (0u64, 0u64, 0u64, 0u64);
         let mut second = 0u64;
         let mut last_us = 0u64;
         for path in &self.segments {
             let mut apply = |e: Entry| {
-                let Ok(batch) = decode_batch(e.encoding, &e.frame, &limits) else {
+                let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
                     bad_frames += 1;
                     return;
                 };

@@ -22,6 +22,13 @@ const MAX_BLOCK: usize = 64 << 20;
 /// compress about 5× at it.
 pub(crate) const ZSTD_LEVEL: i32 = 1;
 
+/// Limits a recorded frame is decoded with: it was validated when it arrived, under that run's
+/// limits, so it is taken as it is now, whatever today's limits say.
+pub(crate) const RECORDED: sockscope_wire::Limits = sockscope_wire::Limits {
+    max_events: usize::MAX,
+    max_payload: usize::MAX,
+};
+
 /// One accepted tap frame.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Entry {
