@@ -26,11 +26,13 @@ async fn spawn_observer(port: u16) -> Proc {
         .expect("start the observer");
     let proc = Proc(child);
     for _ in 0..200 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .is_ok()
-        {
-            return proc;
+        // The observer's own answer, not whatever else might hold the port.
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+            if let Ok(v) = r.json::<serde_json::Value>().await {
+                if v["status"] == "ok" {
+                    return proc;
+                }
+            }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -80,11 +82,7 @@ async fn echo_round(ws: &mut common::Ws, from: usize, to: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_survives_an_observer_outage_and_the_counts_reach_it_after() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::process::free_port();
     let up = upstream::start().await;
     let first = spawn_observer(port).await;
     let mut cfg = TapConfig::new(format!("ws://127.0.0.1:{port}/ingest"), "outage");

@@ -93,11 +93,7 @@ async fn over_the_cap_a_client_gets_503_and_the_rest_keep_working() {
 #[tokio::test]
 async fn a_low_open_file_limit_is_raised_at_start() {
     let up = upstream::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::process::free_port();
     // Started with a soft limit of 128 open files (the hard limit stays).
     let bin = sockscope(&[]).get_program().to_owned();
     let mut c = std::process::Command::new("prlimit");
@@ -135,11 +131,7 @@ async fn idle_and_slow_header_crowds_do_not_slow_an_echo_and_the_cap_refuses_cle
     // This test holds about 5,300 sockets itself.
     rlimit::increase_nofile_limit(20_000).unwrap();
     let up = upstream::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::process::free_port();
     let cap = IDLE + SLOW + 10;
     let mut c = sockscope(&["proxy", "--listen", &format!("127.0.0.1:{port}")]);
     c.args(["--upstream", &format!("http://{up}")])

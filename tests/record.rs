@@ -4,18 +4,10 @@
 
 mod common;
 
-use common::process::{sockscope, start_until, Running};
+use common::process::{free_port, sockscope, start_until, Running};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `sockscope serve` recording into `dir`; returns once it answers.
 async fn observer(dir: &Path, port: u16, extra: &[&str]) -> Running {

@@ -85,10 +85,7 @@ fn help_never_shows_secret_values() {
 
 #[tokio::test]
 async fn tokens_never_appear_in_logs() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::process::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut c = serve(
         &["--listen", &listen],

@@ -70,11 +70,7 @@ async fn a_tap_reaches_a_tls_observer_that_its_ca_signed() {
 /// A proxy reporting to `observer` with extra flags; returns the first log line that
 /// contains `needle` (the proxy keeps running until the returned process is dropped).
 fn proxy_log(observer: &str, extra: &[&str], needle: &str, up: SocketAddr) -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::process::free_port();
     let mut c = sockscope(&["proxy", "--listen", &format!("127.0.0.1:{port}")]);
     c.args([
         "--upstream",

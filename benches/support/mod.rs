@@ -39,14 +39,7 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use process::free_port;
 
 /// A distinct IPv4 address for synthetic connection `i`.
 pub fn synthetic_ip(i: u64) -> String {

@@ -116,3 +116,35 @@ pub fn start_watching(
         output(&mut child)
     );
 }
+
+/// A free port for a child process to listen on, chosen below the kernel's ephemeral range
+/// (`ip_local_port_range`), so no `bind(":0")` or outgoing connection in this or any other
+/// process can be handed the same port between our check and the child's bind, or while the
+/// child is restarted on it.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    if low > 12_000 {
+        let span = low - 10_000;
+        let seed = std::process::id().wrapping_mul(2_654_435_761)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+        for _ in 0..200 {
+            let n = NEXT.fetch_add(7919, Ordering::Relaxed);
+            let port = (10_000 + seed.wrapping_add(n) % span) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
