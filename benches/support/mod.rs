@@ -39,6 +39,8 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Not every benchmark starts child processes on ports of its own.
+#[allow(unused_imports)]
 pub use process::free_port;
 
 /// A distinct IPv4 address for synthetic connection `i`.
