@@ -1,21 +1,20 @@
 //! History queries over the record, reaching back as far as it keeps: connections by time
-//! range, source, close code or class, state and text; and every event of one connection over
-//! its whole life. Answered by reading the segments in order (no index yet: the cost grows
-//! with the record's size, see docs/storage.md).
+//! range, source, close code or class, state and text; trace entries by time range; and every
+//! event of one connection over its whole life. Answered from the segments' indexes and only
+//! the blocks they point at (see `index.rs` and docs/storage.md).
 
-use super::segment::{read_segment, segments, Entry, RECORDED};
+use super::index::{event_ts, index, read_some, span, SegIndex};
+use super::segment::{segments, RECORDED};
 use crate::protocol::close_code::CloseClass;
-use crate::protocol::{HistoryConn, HistoryEvent, HistoryMessage, TraceEntry, TraceKind};
+use crate::protocol::{HistoryConn, HistoryEvent, TraceEntry, TraceKind};
 use sockscope_wire::{decode_batch, Event};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Last messages kept per connection in a history row.
-const LAST_MESSAGES: usize = 3;
 /// Most events one connection's history returns.
 pub(crate) const MAX_EVENTS: usize = 10_000;
-/// Characters of a payload shown in a history row's last messages.
+/// Characters of a payload shown in a trace entry.
 const PREVIEW: usize = 256;
 
 /// Which connections (`GET /api/history/connections`).
@@ -65,146 +64,163 @@ impl ConnFilter {
 }
 
 /// What a history query found, newest first, and how much it read.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Found<T> {
     pub items: Vec<T>,
+    /// Recorded events decoded to answer (indexes answer most questions without any).
     pub scanned_events: u64,
     /// More matched than the limit.
     pub truncated: bool,
 }
 
-/// Applies `f` to every recorded event in order with its source and time (µs).
-fn each_event(dir: &Path, mut f: impl FnMut(&Arc<str>, u64, Event)) -> std::io::Result<u64> {
-    let mut current: HashMap<Option<Arc<str>>, Arc<str>> = HashMap::new();
-    let mut n = 0u64;
-    for seg in segments(dir)? {
-        let mut on_entry = |e: Entry| {
-            let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
-                return;
-            };
-            for ev in batch.events {
-                n += 1;
-                if let Event::Hello(h) = &ev {
-                    current.insert(e.source.clone(), Arc::from(h.source.as_str()));
-                    continue;
-                }
-                // The session's source, or the one its first frame's hello named.
-                let Some(src) = e.source.clone().or_else(|| current.get(&e.source).cloned()) else {
-                    continue;
-                };
-                let ts = event_ts(&ev)
-                    .unwrap_or(e.arrival_us)
-                    .min(e.arrival_us + 60_000_000);
-                f(&src, ts, ev);
-            }
-        };
-        // A segment being written may end in a half-written block: read what is whole.
-        let _ = read_segment(&seg, &mut on_entry);
-    }
-    Ok(n)
-}
-
-fn event_ts(ev: &Event) -> Option<u64> {
-    match ev {
-        Event::ConnOpen(o) => o.ts,
-        Event::Message(m) => m.ts,
-        Event::ConnClose(c) => c.ts,
-        _ => None,
+impl<T> Default for Found<T> {
+    fn default() -> Self {
+        Found {
+            items: Vec::new(),
+            scanned_events: 0,
+            truncated: false,
+        }
     }
 }
 
-fn preview(m: &sockscope_wire::Message) -> Option<String> {
-    m.text.as_ref().map(|t| t.chars().take(PREVIEW).collect())
+/// A life's identity across segments: source, connection id, when it opened.
+fn life_key(c: &HistoryConn) -> (u64, u64, u64) {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(c.source.as_str());
+    (h, c.conn, c.opened_ms)
 }
 
-/// Connections in the record matching `filter`, newest first.
+/// Connections in the record matching `filter`, newest first. Rows are as they stood at the
+/// end of the window (`to_ms`, or `until_ms` if earlier), to within a block (≤ a second).
 pub(crate) fn connections(dir: &Path, filter: &ConnFilter) -> std::io::Result<Found<HistoryConn>> {
-    let mut open: HashMap<(Arc<str>, u64), HistoryConn> = HashMap::new();
-    let mut matched: VecDeque<HistoryConn> = VecDeque::new();
-    let mut truncated = false;
-    let mut keep = |c: HistoryConn, matched: &mut VecDeque<HistoryConn>| {
-        if filter.accepts(&c) {
-            matched.push_back(c);
-            // The newest are kept: older ones fall off the front.
-            if matched.len() > filter.limit {
-                matched.pop_front();
-                truncated = true;
-            }
+    let segs = segments(dir)?;
+    let end_ms = filter
+        .to_ms
+        .unwrap_or(u64::MAX)
+        .min(filter.until_ms.unwrap_or(u64::MAX));
+    let end_us = end_ms.saturating_mul(1000).saturating_add(999);
+    let from_us = filter.from_ms.unwrap_or(0).saturating_mul(1000);
+    let range = span(&segs, from_us, end_us)?;
+    let mut seen: HashSet<(u64, u64, u64)> = HashSet::new();
+    let mut matched: Vec<HistoryConn> = Vec::new();
+    let consider = |c: HistoryConn, seen: &mut HashSet<_>, matched: &mut Vec<_>| {
+        // Newest segment first: the first version of a life met is its latest.
+        if seen.insert(life_key(&c)) && filter.accepts(&c) {
+            matched.push(c);
         }
     };
-    let until_us = filter.until_ms.map_or(u64::MAX, |t| t * 1000 + 999);
-    let scanned = each_event(dir, |src, ts, ev| match ev {
-        _ if ts > until_us => {}
-        Event::ConnOpen(o) => {
-            let c = HistoryConn {
-                source: src.to_string(),
-                conn: o.conn,
-                ip: o.ip,
-                user_agent: o.user_agent.unwrap_or_default(),
-                path: o.path,
-                opened_ms: o.ts.unwrap_or(ts) / 1000,
-                ..HistoryConn::default()
-            };
-            // The same id opened again: the old record ends there (as the live view does).
-            if let Some(old) = open.insert((src.clone(), o.conn), c) {
-                keep(old, &mut matched);
-            }
-        }
-        Event::Message(m) => {
-            if let Some(c) = open.get_mut(&(src.clone(), m.conn)) {
-                if !m.opcode.is_control() {
-                    match m.dir {
-                        sockscope_wire::Direction::ClientToServer => {
-                            c.msgs_in += 1;
-                            c.bytes_in += m.size;
-                        }
-                        sockscope_wire::Direction::ServerToClient => {
-                            c.msgs_out += 1;
-                            c.bytes_out += m.size;
-                        }
-                    }
+    for k in range.clone().rev() {
+        let ix = index(&segs, k)?;
+        if k + 1 == range.end {
+            // The lives open at the window's end without an event in its last segment.
+            for c in ix.carried() {
+                if c.opened_ms <= end_ms {
+                    consider(c.clone(), &mut seen, &mut matched);
                 }
-                if c.last_messages.len() == LAST_MESSAGES {
-                    c.last_messages.remove(0);
-                }
-                c.last_messages.push(HistoryMessage {
-                    ts_ms: ts / 1000,
-                    dir: m.dir,
-                    opcode: m.opcode,
-                    size: m.size,
-                    text: preview(&m),
-                });
             }
         }
-        Event::ConnClose(cl) => {
-            if let Some(mut c) = open.remove(&(src.clone(), cl.conn)) {
-                c.closed_ms = Some(ts / 1000);
-                c.close_code = cl.code;
-                c.close_reason = cl.reason;
-                c.closed_by = Some(cl.by);
-                keep(c, &mut matched);
+        for life in ix.lives.iter().rev() {
+            if let Some(c) = life.as_of(&ix.block_ts, end_us) {
+                consider(c, &mut seen, &mut matched);
             }
         }
-        _ => {}
-    })?;
-    for (_, c) in open {
-        keep(c, &mut matched);
     }
-    let mut items: Vec<HistoryConn> = matched.into();
-    items.sort_by(|a, b| {
+    matched.sort_by(|a, b| {
         (b.closed_ms.unwrap_or(u64::MAX), b.opened_ms)
             .cmp(&(a.closed_ms.unwrap_or(u64::MAX), a.opened_ms))
     });
-    items.truncate(filter.limit);
+    let truncated = matched.len() > filter.limit;
+    matched.truncate(filter.limit);
     Ok(Found {
-        items,
-        scanned_events: scanned,
+        items: matched,
+        scanned_events: 0,
         truncated,
     })
 }
 
+/// A trace entry for a recorded event (`None` for events the trace does not show).
+fn trace_entry(src: &str, ts: u64, ev: Event) -> Option<TraceEntry> {
+    let base = TraceEntry {
+        seq: 0,
+        ts_us: ts,
+        conn: 0,
+        source: src.to_string(),
+        kind: TraceKind::Open,
+        dir: None,
+        opcode: None,
+        size: 0,
+        truncated: false,
+        code: None,
+        by: None,
+        text: String::new(),
+        flight: false,
+    };
+    Some(match ev {
+        Event::ConnOpen(o) => TraceEntry {
+            conn: o.conn,
+            text: format!("{} {}", o.ip, o.path),
+            ..base
+        },
+        Event::Message(m) => TraceEntry {
+            conn: m.conn,
+            kind: TraceKind::Message,
+            dir: Some(m.dir),
+            opcode: Some(m.opcode),
+            size: m.size,
+            truncated: m.truncated,
+            text: m
+                .text
+                .map(|t| t.chars().take(PREVIEW).collect())
+                .unwrap_or_default(),
+            flight: m.flight,
+            ..base
+        },
+        Event::ConnClose(c) => TraceEntry {
+            conn: c.conn,
+            kind: TraceKind::Close,
+            code: c.code,
+            by: Some(c.by),
+            text: c.reason.unwrap_or_default(),
+            ..base
+        },
+        _ => return None,
+    })
+}
+
+/// Every event of the given blocks of a segment with its source and time, in order.
+fn each_in(
+    path: &Path,
+    ix: &SegIndex,
+    which: impl IntoIterator<Item = u32>,
+    mut f: impl FnMut(&Arc<str>, u64, Event),
+) -> std::io::Result<u64> {
+    let mut n = 0u64;
+    read_some(path, ix, which, |_, entries| {
+        for e in entries {
+            let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
+                continue;
+            };
+            // The session's source, or the one its first frame's hello names.
+            let mut source = e.source.clone();
+            for ev in batch.events {
+                n += 1;
+                if let Event::Hello(h) = &ev {
+                    source.get_or_insert_with(|| Arc::from(h.source.as_str()));
+                    continue;
+                }
+                if let Some(src) = &source {
+                    let ts = event_ts(&ev, e.arrival_us);
+                    f(src, ts, ev);
+                }
+            }
+        }
+    })?;
+    Ok(n)
+}
+
 /// Trace entries of the record between `from_ms` and `to_ms`, newest first, at most `limit`,
-/// that `keep` accepts.
+/// that `keep` accepts. Blocks are read newest first, only as far back as needed.
 pub(crate) fn trace(
     dir: &Path,
     from_ms: u64,
@@ -213,132 +229,143 @@ pub(crate) fn trace(
     keep: impl Fn(&TraceEntry) -> bool,
 ) -> std::io::Result<Vec<TraceEntry>> {
     let (from_us, to_us) = (from_ms * 1000, to_ms * 1000 + 999);
-    let mut out: VecDeque<TraceEntry> = VecDeque::new();
-    let mut seq = 0u64;
-    // Where each connection was opened, for the open entry's text.
-    each_event(dir, |src, ts, ev| {
-        if ts < from_us || ts > to_us {
-            return;
-        }
-        seq += 1;
-        let base = TraceEntry {
-            seq,
-            ts_us: ts,
-            conn: 0,
-            source: src.to_string(),
-            kind: TraceKind::Open,
-            dir: None,
-            opcode: None,
-            size: 0,
-            truncated: false,
-            code: None,
-            by: None,
-            text: String::new(),
-            flight: false,
-        };
-        let e = match ev {
-            Event::ConnOpen(o) => TraceEntry {
-                conn: o.conn,
-                text: format!("{} {}", o.ip, o.path),
-                ..base
-            },
-            Event::Message(m) => TraceEntry {
-                conn: m.conn,
-                kind: TraceKind::Message,
-                dir: Some(m.dir),
-                opcode: Some(m.opcode),
-                size: m.size,
-                truncated: m.truncated,
-                text: preview(&m).unwrap_or_default(),
-                flight: m.flight,
-                ..base
-            },
-            Event::ConnClose(c) => TraceEntry {
-                conn: c.conn,
-                kind: TraceKind::Close,
-                code: c.code,
-                by: Some(c.by),
-                text: c.reason.unwrap_or_default(),
-                ..base
-            },
-            _ => return,
-        };
-        if keep(&e) {
-            out.push_back(e);
-            if out.len() > limit {
-                out.pop_front();
+    let segs = segments(dir)?;
+    let mut out: Vec<TraceEntry> = Vec::new();
+    'segments: for k in span(&segs, from_us, to_us)?.rev() {
+        let ix = index(&segs, k)?;
+        // Blocks whose arrivals overlap the window (an event's time is near its arrival).
+        let blocks: Vec<u32> = (0..ix.blocks.len() as u32)
+            .rev()
+            .filter(|b| {
+                let (lo, hi) = ix.block_ts[*b as usize];
+                lo <= to_us && hi >= from_us
+            })
+            .collect();
+        for b in blocks {
+            let before = out.len();
+            each_in(&segs[k], &ix, [b], |src, ts, ev| {
+                if (from_us..=to_us).contains(&ts) {
+                    if let Some(e) = trace_entry(src, ts, ev).filter(|e| keep(e)) {
+                        out.push(e);
+                    }
+                }
+            })?;
+            out[before..].reverse();
+            if out.len() >= limit {
+                break 'segments;
             }
         }
-    })?;
-    Ok(out.into_iter().rev().collect())
+    }
+    out.sort_by(|a, b| b.ts_us.cmp(&a.ts_us));
+    out.truncate(limit);
+    let n = out.len() as u64;
+    for (i, e) in out.iter_mut().enumerate() {
+        e.seq = n - i as u64;
+    }
+    Ok(out)
 }
 
 /// Every recorded event of connection `conn` of `source` opened at `opened_ms` (or its last
-/// life when not given), in order.
+/// life when not given), in order, at most [`MAX_EVENTS`].
 pub(crate) fn events(
     dir: &Path,
     source: &str,
     conn: u64,
     opened_ms: Option<u64>,
 ) -> std::io::Result<Found<HistoryEvent>> {
-    let mut lives: Vec<Vec<HistoryEvent>> = Vec::new();
-    let mut live = false;
-    let mut truncated = false;
-    let scanned = each_event(dir, |src, ts, ev| {
-        if &**src != source {
-            return;
-        }
-        let e = match ev {
-            Event::ConnOpen(o) if o.conn == conn => {
-                lives.push(Vec::new());
-                live = true;
-                HistoryEvent::Open {
-                    ts_ms: o.ts.unwrap_or(ts) / 1000,
-                    ip: o.ip,
-                    user_agent: o.user_agent,
-                    path: o.path,
+    let segs = segments(dir)?;
+    let is = |c: &HistoryConn| c.source == source && c.conn == conn;
+    // Which life: the one opened then, or the newest.
+    let opened_ms = match opened_ms {
+        Some(t) => t,
+        None => {
+            let mut newest = None;
+            for k in (0..segs.len()).rev() {
+                let ix = index(&segs, k)?;
+                newest = ix
+                    .lives
+                    .iter()
+                    .map(|l| &l.sum)
+                    .chain(ix.carried())
+                    .filter(|c| is(c))
+                    .map(|c| c.opened_ms)
+                    .max();
+                if newest.is_some() {
+                    break;
                 }
             }
-            Event::Message(m) if m.conn == conn && live => HistoryEvent::Message {
-                ts_ms: ts / 1000,
-                dir: m.dir,
-                opcode: m.opcode,
-                size: m.size,
-                truncated: m.truncated,
-                text: m.text,
-                data_b64: m.data.map(|d| {
-                    use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD.encode(d.0)
-                }),
-            },
-            Event::ConnClose(c) if c.conn == conn && live => {
-                live = false;
-                HistoryEvent::Close {
-                    ts_ms: ts / 1000,
-                    code: c.code,
-                    reason: c.reason,
-                    by: c.by,
-                }
-            }
-            _ => return,
-        };
-        if let Some(cur) = lives.last_mut() {
-            if cur.len() < MAX_EVENTS {
-                cur.push(e);
-            } else {
-                truncated = true;
+            match newest {
+                Some(t) => t,
+                None => return Ok(Found::default()),
             }
         }
-    })?;
-    let pick = match opened_ms {
-        Some(t) => lives
-            .into_iter()
-            .find(|l| matches!(l.first(), Some(HistoryEvent::Open { ts_ms, .. }) if *ts_ms == t)),
-        None => lives.pop(),
     };
-    Ok(Found {
-        items: pick.unwrap_or_default(),
-        scanned_events: scanned,
-        truncated,
-    })
+    let mut found = Found::default();
+    let mut live = false;
+    let first = span(&segs, opened_ms * 1000, u64::MAX)?.start;
+    for k in first..segs.len() {
+        let ix = index(&segs, k)?;
+        let Some(life) = ix
+            .lives
+            .iter()
+            .find(|l| is(&l.sum) && l.sum.opened_ms == opened_ms)
+        else {
+            if live && !ix.carried().any(|c| is(c) && c.opened_ms == opened_ms) {
+                break; // ended without a close
+            }
+            continue;
+        };
+        let blocks = life.postings.iter().map(|(b, _)| *b);
+        found.scanned_events += each_in(&segs[k], &ix, blocks, |src, ts, ev| {
+            if &**src != source || found.items.len() >= MAX_EVENTS {
+                if found.items.len() >= MAX_EVENTS {
+                    found.truncated = true;
+                }
+                return;
+            }
+            let e = match ev {
+                Event::ConnOpen(o) if o.conn == conn => {
+                    live = o.ts.unwrap_or(ts) / 1000 == opened_ms;
+                    if !live {
+                        return;
+                    }
+                    HistoryEvent::Open {
+                        ts_ms: o.ts.unwrap_or(ts) / 1000,
+                        ip: o.ip,
+                        user_agent: o.user_agent,
+                        path: o.path,
+                    }
+                }
+                Event::Message(m) if m.conn == conn && live => HistoryEvent::Message {
+                    ts_ms: ts / 1000,
+                    dir: m.dir,
+                    opcode: m.opcode,
+                    size: m.size,
+                    truncated: m.truncated,
+                    text: m.text,
+                    data_b64: m.data.map(|d| {
+                        use base64::Engine as _;
+                        base64::engine::general_purpose::STANDARD.encode(d.0)
+                    }),
+                },
+                Event::ConnClose(c) if c.conn == conn && live => {
+                    live = false;
+                    HistoryEvent::Close {
+                        ts_ms: ts / 1000,
+                        code: c.code,
+                        reason: c.reason,
+                        by: c.by,
+                    }
+                }
+                _ => return,
+            };
+            found.items.push(e);
+        })?;
+        if life.sum.closed_ms.is_some() || found.items.len() >= MAX_EVENTS {
+            break;
+        }
+        // Still open at the segment's end: its events go on in the next.
+        live = true;
+    }
+    Ok(found)
 }

@@ -5,6 +5,7 @@
 //! drops. The oldest segments go first past `--record-max-bytes` / `--record-max-age`.
 
 pub(crate) mod history;
+pub(crate) mod index;
 pub(crate) mod restore;
 pub(crate) mod segment;
 
@@ -41,6 +42,8 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 const SEGMENT_AGE: Duration = Duration::from_secs(3600);
 /// How often retention looks at the segments besides at each new segment.
 const RETENTION_CHECK: Duration = Duration::from_secs(10);
+/// How often the indexer looks for closed segments without an index.
+const INDEX_EVERY: Duration = Duration::from_secs(5);
 /// The lock file that keeps two observers out of one data directory.
 const LOCK_FILE: &str = "LOCK";
 
@@ -207,6 +210,8 @@ pub(crate) fn open(cfg: &RecordConfig) -> anyhow::Result<Opened> {
         .name("sockscope-record".into())
         .spawn(move || writer.run(rx))
         .context("cannot start the record's writer thread")?;
+    index::spawn_indexer(cfg.dir.clone(), INDEX_EVERY)
+        .context("cannot start the record's indexer thread")?;
     Ok(Opened {
         recorder: Recorder(Some(Arc::new(Inner {
             tx,
@@ -364,6 +369,8 @@ impl Writer {
             if let Err(e) = std::fs::remove_file(&old.path) {
                 tracing::warn!(path = %old.path.display(), error = %e, "record: cannot delete an old segment");
             }
+            // Its index goes with it (the indexer also sweeps up any left behind).
+            let _ = std::fs::remove_file(old.path.with_extension("idx"));
         }
         self.account();
     }

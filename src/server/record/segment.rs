@@ -91,17 +91,42 @@ pub(crate) struct ReadReport {
     pub foreign: bool,
 }
 
+/// Where one whole, good block of a segment is: its header's file offset, its length with the
+/// header, and the arrival times of its first and last entries (µs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BlockRef {
+    pub offset: u64,
+    pub len: u32,
+    pub first_us: u64,
+    pub last_us: u64,
+}
+
 /// Reads every entry of a segment in order, handing each to `f`.
 pub(crate) fn read_segment(path: &Path, mut f: impl FnMut(Entry)) -> std::io::Result<ReadReport> {
-    let mut data = Vec::new();
-    std::fs::File::open(path)?.read_to_end(&mut data)?;
+    read_blocks(path, 0, |_, entries| entries.into_iter().for_each(&mut f))
+}
+
+/// Reads the whole blocks of a segment from byte `from` on (0: the start), handing each good
+/// block's place and entries to `f`, in order.
+pub(crate) fn read_blocks(
+    path: &Path,
+    from: u64,
+    mut f: impl FnMut(BlockRef, Vec<Entry>),
+) -> std::io::Result<ReadReport> {
+    use std::io::Seek;
+    let mut file = std::fs::File::open(path)?;
     let mut report = ReadReport::default();
-    if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
+    let mut magic = [0u8; 8];
+    if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
         report.foreign = true;
         return Ok(report);
     }
-    let mut at = MAGIC.len();
-    report.valid_len = at as u64;
+    let at0 = from.max(MAGIC.len() as u64);
+    file.seek(std::io::SeekFrom::Start(at0))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)?;
+    let mut at = 0usize;
+    report.valid_len = at0;
     while at < data.len() {
         let Some(head) = data.get(at..at + 8) else {
             report.torn_tail = true;
@@ -118,20 +143,49 @@ pub(crate) fn read_segment(path: &Path, mut f: impl FnMut(Entry)) -> std::io::Re
             report.torn_tail = true;
             break;
         };
+        let offset = at0 + at as u64;
         at += 8 + len;
-        report.valid_len = at as u64;
-        if crc32fast::hash(body) != crc {
-            report.damaged_blocks += 1;
-            continue;
-        }
-        let Ok(raw) = zstd::stream::decode_all(body) else {
+        report.valid_len = at0 + at as u64;
+        let Some(entries) = open_block(body, crc) else {
             report.damaged_blocks += 1;
             continue;
         };
         report.blocks += 1;
-        report.entries += parse_entries(&raw, &mut f);
+        report.entries += entries.len() as u64;
+        let place = BlockRef {
+            offset,
+            len: (8 + len) as u32,
+            first_us: entries.first().map_or(0, |e| e.arrival_us),
+            last_us: entries.last().map_or(0, |e| e.arrival_us),
+        };
+        f(place, entries);
     }
     Ok(report)
+}
+
+/// The entries of the block at `place` in `file` (found earlier by [`read_blocks`]).
+pub(crate) fn read_block(file: &std::fs::File, place: &BlockRef) -> std::io::Result<Vec<Entry>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; place.len as usize];
+    file.read_exact_at(&mut buf, place.offset)?;
+    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    open_block(&buf[8..], crc).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("block at {} fails its checksum", place.offset),
+        )
+    })
+}
+
+/// A block's entries, if its checksum holds and it decompresses.
+fn open_block(body: &[u8], crc: u32) -> Option<Vec<Entry>> {
+    if crc32fast::hash(body) != crc {
+        return None;
+    }
+    let raw = zstd::stream::decode_all(body).ok()?;
+    let mut entries = Vec::new();
+    parse_entries(&raw, &mut |e| entries.push(e));
+    Some(entries)
 }
 
 /// Entries of a decompressed block; stops at the first one that does not parse.
