@@ -256,7 +256,7 @@ pub(crate) fn trace(
             }
         }
     }
-    out.sort_by(|a, b| b.ts_us.cmp(&a.ts_us));
+    out.sort_by_key(|e| std::cmp::Reverse(e.ts_us));
     out.truncate(limit);
     let n = out.len() as u64;
     for (i, e) in out.iter_mut().enumerate() {
