@@ -14,6 +14,7 @@ use sockscope_wire::{Closer, ConnClose, ConnOpen, Counters, Direction, Event, Me
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+mod seed;
 mod sources;
 
 /// A problem with one event of an otherwise valid batch; the rest of the batch is applied.

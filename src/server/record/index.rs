@@ -8,8 +8,8 @@
 use super::segment::{read_block, read_blocks, segments, BlockRef, Entry, RECORDED};
 use crate::protocol::{HistoryConn, HistoryMessage};
 use serde::{Deserialize, Serialize};
-use sockscope_wire::{decode_batch, Direction, Event};
-use std::collections::HashMap;
+use sockscope_wire::{decode_batch, Direction, Event, Hello};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -145,6 +145,9 @@ pub(crate) struct SegIndex {
     /// Every connection life with an event in this segment, in order of its first one.
     pub lives: Vec<Life>,
     open: HashMap<Key, Slot>,
+    /// The latest hello of each source, in this segment or before: a restart that replays only
+    /// the record's tail knows its sources from these.
+    pub hellos: BTreeMap<String, Hello>,
     /// Events read to build it.
     pub events: u64,
 }
@@ -160,6 +163,7 @@ struct Stored {
     hi: u64,
     lives: Vec<Life>,
     carried: Vec<HistoryConn>,
+    hellos: Vec<Hello>,
     events: u64,
 }
 
@@ -171,6 +175,7 @@ impl SegIndex {
             ..SegIndex::default()
         };
         if let Some(p) = prev {
+            ix.hellos = p.hellos.clone();
             for c in p.open_lives() {
                 ix.open.insert(
                     (Arc::from(c.source.as_str()), c.conn),
@@ -234,8 +239,9 @@ impl SegIndex {
             let mut source = e.source.clone();
             for ev in batch.events {
                 self.events += 1;
-                if let Event::Hello(h) = &ev {
+                if let Event::Hello(h) = ev {
                     source.get_or_insert_with(|| Arc::from(h.source.as_str()));
+                    self.hellos.insert(h.source.clone(), h);
                     continue;
                 }
                 let Some(src) = source.clone() else { continue };
@@ -326,6 +332,7 @@ impl SegIndex {
             hi: self.hi,
             lives: self.lives.clone(),
             carried: self.carried().cloned().collect(),
+            hellos: self.hellos.values().cloned().collect(),
             events: self.events,
         };
         let raw = rmp_serde::to_vec_named(&stored).map_err(std::io::Error::other)?;
@@ -373,6 +380,11 @@ impl SegIndex {
             hi: s.hi,
             lives: s.lives,
             open,
+            hellos: s
+                .hellos
+                .into_iter()
+                .map(|h| (h.source.clone(), h))
+                .collect(),
             events: s.events,
         })
     }

@@ -241,3 +241,43 @@ fn queries_answer_from_the_index_as_of_a_moment() {
     let texts: Vec<&str> = t.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(texts, ["x22", "192.0.2.1 /c3", "x1"]);
 }
+
+#[test]
+fn a_restart_seeds_what_came_before_the_tail_and_replays_only_the_tail() {
+    use crate::server::aggregator::state::State;
+    use crate::server::config::AggConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let segs = three(dir.path());
+    // Series of 5 s, from 25 s: the tail is the segment covering 25 s (from 10 s) and the last.
+    let cfg = AggConfig {
+        series_len: 5,
+        ..AggConfig::default()
+    };
+    let stats = Arc::new(crate::server::record::RecordStats::default());
+    let restore = crate::server::record::restore::Restore {
+        segments: segs,
+        stats: stats.clone(),
+    };
+    let state = restore.into_state(State::new(cfg));
+    let by = |tap: u64| state.conns.values().find(|c| c.tap_conn == tap).unwrap();
+    // Conn 2 closed in the first segment: seeded from the index, with its counts.
+    let c2 = by(2);
+    assert_eq!(c2.closed.as_ref().map(|c| c.code), Some(Some(1000)));
+    assert_eq!((c2.msgs_in, c2.bytes_in), (1, 1));
+    // Conn 1 was open where the tail begins (seeded), talked twice and closed in it.
+    let c1 = by(1);
+    assert_eq!(c1.closed.as_ref().map(|c| c.code), Some(Some(1006)));
+    assert_eq!(c1.msgs_in, 2);
+    // Conn 3 is still open: its state is unknown until its tap speaks of it.
+    assert!(by(3).is_open());
+    assert_eq!(state.unknown.len(), 1);
+    assert_eq!(state.totals.open, 1);
+    assert_eq!(state.totals.closed, 2);
+    // Only the tail's four events were replayed, not the first segment's five.
+    assert_eq!(
+        stats
+            .restored_events
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
+}

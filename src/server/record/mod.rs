@@ -36,7 +36,7 @@ const QUEUE_FRAMES: usize = 16_384;
 const BLOCK_BYTES: usize = 1 << 20;
 /// A segment file is closed past this size (or an eighth of `--record-max-bytes`, if less), so
 /// retention can delete in steps.
-const SEGMENT_BYTES: u64 = 64 << 20;
+const SEGMENT_BYTES: u64 = 16 << 20;
 /// A segment file is closed past this age (or an eighth of `--record-max-age`, if less, but
 /// at least a second).
 const SEGMENT_AGE: Duration = Duration::from_secs(3600);
