@@ -198,13 +198,19 @@ pub(crate) fn open(cfg: &RecordConfig) -> anyhow::Result<Opened> {
         }
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_FRAMES);
-    let writer = Writer {
+    let mut writer = Writer {
         cfg: cfg.clone(),
         stats: stats.clone(),
         segs,
         current: None,
         _lock: lock,
     };
+    // This run writes into a segment of its own: the ones before are closed, so their indexes
+    // are made and kept (a disk that refuses is retried at the first write).
+    if let Err(e) = writer.new_segment(sockscope_wire::now_us()) {
+        writer.current = None;
+        writer.failed(&e, 0);
+    }
     writer.account();
     std::thread::Builder::new()
         .name("sockscope-record".into())
