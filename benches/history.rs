@@ -187,7 +187,7 @@ fn generate(dir: &Path, events: u64) -> (u64, u64, Vec<Life>, u64, u64) {
                 batch.push(Event::Message(Message {
                     conn: l.conn,
                     ts: Some(t(1 + i as u64 % 999_000)),
-                    dir: if l.left % 2 == 0 {
+                    dir: if l.left.is_multiple_of(2) {
                         Direction::ClientToServer
                     } else {
                         Direction::ServerToClient
