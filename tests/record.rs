@@ -454,6 +454,45 @@ async fn history_answers_closes_by_code_in_a_window_and_a_connections_whole_life
         "{life}"
     );
     assert_eq!(life["items"][6]["code"], 1000);
+    // By address prefix: 192.0.2.0/30 holds connections 1–3, not 4; a bad prefix is named.
+    let h = get(port, "/api/history/connections?ip=192.0.2.0/30").await;
+    let mut conns: Vec<u64> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conn"].as_u64().unwrap())
+        .collect();
+    conns.sort();
+    assert_eq!(conns, [1, 2, 3], "{h}");
+    let h = get(port, "/api/history/connections?ip=192.0.2.4").await;
+    assert_eq!(h["items"].as_array().unwrap().len(), 1, "{h}");
+    let bad = reqwest::get(format!(
+        "http://127.0.0.1:{port}/api/history/connections?ip=192.0.2/99"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("CIDR"));
+    // A HAR of a history answer: each connection with its messages, as devtools read it.
+    let har = get(port, "/api/history/connections?class=abnormal&format=har").await;
+    let entries = har["log"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{har}");
+    assert_eq!(har["log"]["version"], "1.2");
+    for e in entries {
+        let msgs = e["_webSocketMessages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 5, "{e}");
+        assert_eq!(msgs[0]["type"], "send");
+    }
+    let one = get(port, "/api/history/events?source=edge&conn=2&format=har").await;
+    let e = &one["log"]["entries"][0];
+    assert_eq!(e["_sockscope"]["close_code"], 1006, "{one}");
+    assert_eq!(e["_webSocketMessages"][4]["data"], "m2-4");
+    let too_many = reqwest::get(format!(
+        "http://127.0.0.1:{port}/api/history/connections?format=har&limit=500"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(too_many.status(), 400);
     // After a restart the record still answers.
     stop(obs);
     let _obs = observer(dir.path(), port, &[]).await;

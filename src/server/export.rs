@@ -310,7 +310,7 @@ fn har_message(m: &MessageView, opened_us: u64) -> serde_json::Value {
     })
 }
 
-fn har_entry(d: &ConnDetail) -> serde_json::Value {
+pub(crate) fn har_entry(d: &ConnDetail) -> serde_json::Value {
     let r = &d.row;
     let opened_us = r.opened_ms * 1000;
     let mut headers: Vec<serde_json::Value> = d

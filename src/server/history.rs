@@ -7,6 +7,7 @@ use crate::protocol::{HistoryConn, HistoryEvent, Role};
 use crate::server::api::{params, QueryResult};
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ErrorCode};
+use crate::server::history_export as export;
 use crate::server::record::history::{self, ConnFilter, Found};
 use crate::server::scrub;
 use crate::server::AppState;
@@ -19,6 +20,8 @@ use std::path::PathBuf;
 
 /// Most connections one history query returns.
 pub(crate) const MAX_HISTORY_LIMIT: usize = 1000;
+/// Most connections in one HAR download (each with up to its last 10,000 events).
+pub(crate) const MAX_HAR_CONNS: usize = 100;
 
 fn record_dir(app: &AppState) -> Result<PathBuf, ApiError> {
     app.config
@@ -47,8 +50,10 @@ pub(crate) struct ConnParams {
     /// application, other.
     class: Option<String>,
     q: Option<String>,
+    /// An address or a CIDR prefix (`10.1.0.0/16`, `2001:db8::/32`).
+    ip: Option<String>,
     limit: Option<usize>,
-    /// json (default), ndjson or csv.
+    /// json (default), ndjson, csv or har.
     format: Option<String>,
 }
 
@@ -63,18 +68,30 @@ pub(crate) async fn connections(
     let format = p.format.clone();
     if let Some(f) = format
         .as_deref()
-        .filter(|f| !matches!(*f, "json" | "ndjson" | "csv"))
+        .filter(|f| !matches!(*f, "json" | "ndjson" | "csv" | "har"))
     {
         return Err(ApiError::bad(format!(
-            "format {f:?} is not json, ndjson or csv"
+            "format {f:?} is not json, ndjson, csv or har"
         )));
     }
-    let limit = p.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_HISTORY_LIMIT {
+    let har = format.as_deref() == Some("har");
+    let max = if har {
+        MAX_HAR_CONNS
+    } else {
+        MAX_HISTORY_LIMIT
+    };
+    let limit = p.limit.unwrap_or(100.min(max));
+    if limit == 0 || limit > max {
         return Err(ApiError::bad(format!(
-            "limit must be between 1 and {MAX_HISTORY_LIMIT}"
+            "limit must be between 1 and {max}{}",
+            if har {
+                " for a HAR (each connection carries its messages)"
+            } else {
+                ""
+            }
         )));
     }
+    let ip = p.ip.as_deref().map(parse_prefix).transpose()?;
     if let (Some(f), Some(t)) = (p.from, p.to) {
         if f > t {
             return Err(ApiError::bad(format!("from ({f}) is after to ({t})")));
@@ -118,17 +135,44 @@ pub(crate) async fn connections(
         code: p.code,
         class,
         q: p.q.map(|q| q.to_lowercase()),
+        ip,
         limit,
         until_ms: None,
     };
+    if har {
+        let role = who.role;
+        let body = tokio::task::spawn_blocking(move || {
+            let found = history::connections(&dir, &filter)?;
+            let mut entries = Vec::new();
+            for c in found.items {
+                let events = history::events(&dir, &c.source, c.conn, Some(c.opened_ms))?;
+                entries.push(crate::server::export::har_entry(&detail_of(
+                    &c,
+                    1,
+                    events.items,
+                    None,
+                    role,
+                )));
+            }
+            Ok::<_, std::io::Error>(export::har_log(entries))
+        })
+        .await
+        .map_err(|_| ApiError::stopped())?
+        .map_err(unreadable)?;
+        return Ok(export::download(
+            body.to_string(),
+            "application/json",
+            "history.har",
+        ));
+    }
     let mut found = scan(move || history::connections(&dir, &filter)).await?;
     let items: Vec<HistoryConn> = std::mem::take(&mut found.items)
         .into_iter()
         .map(|c| scrub::history_conn(who.role, c))
         .collect();
     match format.as_deref() {
-        Some("ndjson") => return Ok(ndjson(&items)),
-        Some("csv") => return Ok(csv(&items)),
+        Some("ndjson") => return Ok(export::ndjson(&items, "history.ndjson")),
+        Some("csv") => return Ok(export::csv(&items)),
         _ => {}
     }
     Ok(found_json(&items, &found))
@@ -140,6 +184,8 @@ pub(crate) struct EventParams {
     conn: u64,
     /// Which life of a reused id (its open time, ms); the last one without it.
     opened_ms: Option<u64>,
+    /// json (default), ndjson or har.
+    format: Option<String>,
 }
 
 /// `GET /api/history/events?source=S&conn=N[&opened_ms=T]`: one connection's whole life.
@@ -150,11 +196,48 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let dir = record_dir(&app)?;
+    let format = p.format.clone();
+    if let Some(f) = format
+        .as_deref()
+        .filter(|f| !matches!(*f, "json" | "ndjson" | "har"))
+    {
+        return Err(ApiError::bad(format!(
+            "format {f:?} is not json, ndjson or har"
+        )));
+    }
+    if format.as_deref() == Some("har") {
+        let role = who.role;
+        let body = tokio::task::spawn_blocking(move || {
+            let found = history::events(&dir, &p.source, p.conn, p.opened_ms)?;
+            let mut entries = Vec::new();
+            if let Some(c) = summary(&p.source, p.conn, &found.items) {
+                entries.push(crate::server::export::har_entry(&detail_of(
+                    &c,
+                    1,
+                    found.items,
+                    None,
+                    role,
+                )));
+            }
+            Ok::<_, std::io::Error>(export::har_log(entries))
+        })
+        .await
+        .map_err(|_| ApiError::stopped())?
+        .map_err(unreadable)?;
+        return Ok(export::download(
+            body.to_string(),
+            "application/json",
+            "connection.har",
+        ));
+    }
     let mut found = scan(move || history::events(&dir, &p.source, p.conn, p.opened_ms)).await?;
     let items: Vec<HistoryEvent> = std::mem::take(&mut found.items)
         .into_iter()
         .map(|e| scrub::history_event(who.role, e))
         .collect();
+    if format.as_deref() == Some("ndjson") {
+        return Ok(export::ndjson(&items, "connection.ndjson"));
+    }
     Ok(found_json(&items, &found))
 }
 
@@ -165,7 +248,73 @@ async fn scan<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| ApiError::stopped())?
-        .map_err(|e| ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}")))
+        .map_err(unreadable)
+}
+
+fn unreadable(e: std::io::Error) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}"))
+}
+
+/// One connection's history row, from its events (they begin with its open).
+fn summary(source: &str, conn: u64, events: &[HistoryEvent]) -> Option<HistoryConn> {
+    let Some(HistoryEvent::Open {
+        ts_ms,
+        ip,
+        user_agent,
+        path,
+    }) = events.first()
+    else {
+        return None;
+    };
+    let mut c = HistoryConn {
+        source: source.to_string(),
+        conn,
+        ip: ip.clone(),
+        user_agent: user_agent.clone().unwrap_or_default(),
+        path: path.clone(),
+        opened_ms: *ts_ms,
+        ..HistoryConn::default()
+    };
+    for e in events {
+        match e {
+            HistoryEvent::Message {
+                dir, opcode, size, ..
+            } if !opcode.is_control() => match dir {
+                crate::protocol::Direction::ClientToServer => {
+                    c.msgs_in += 1;
+                    c.bytes_in += size;
+                }
+                crate::protocol::Direction::ServerToClient => {
+                    c.msgs_out += 1;
+                    c.bytes_out += size;
+                }
+            },
+            HistoryEvent::Close {
+                ts_ms,
+                code,
+                reason,
+                by,
+            } => {
+                c.closed_ms = Some(*ts_ms);
+                c.close_code = *code;
+                c.close_reason = reason.clone();
+                c.closed_by = Some(*by);
+            }
+            _ => {}
+        }
+    }
+    Some(c)
+}
+
+/// An `ip` filter: one address, or a CIDR prefix.
+fn parse_prefix(s: &str) -> Result<ipnet::IpNet, ApiError> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            ApiError::bad(format!(
+                "ip {s:?} is neither an address nor a CIDR prefix (e.g. 10.1.0.0/16)"
+            ))
+        })
 }
 
 /// A history answer: the items as the caller may see them, and how much was read.
@@ -176,63 +325,6 @@ fn found_json<T: serde::Serialize, U>(items: &[T], found: &Found<U>) -> Response
         "scanned_events": found.scanned_events,
     }))
     .into_response()
-}
-
-/// One connection per line.
-fn ndjson(items: &[HistoryConn]) -> Response {
-    let mut body = String::new();
-    for c in items {
-        body.push_str(&serde_json::to_string(c).expect("serializes"));
-        body.push('\n');
-    }
-    download(body, "application/x-ndjson", "history.ndjson")
-}
-
-/// A spreadsheet's view: one row per connection, formula-looking text neutralised.
-fn csv(items: &[HistoryConn]) -> Response {
-    use crate::server::export::csv_field as f;
-    let mut body = String::from(
-        "source,conn,ip,user_agent,path,opened_ms,closed_ms,close_code,close_reason,closed_by,msgs_in,msgs_out,bytes_in,bytes_out\n",
-    );
-    for c in items {
-        let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
-        let row = [
-            f(&c.source),
-            c.conn.to_string(),
-            f(&c.ip),
-            f(&c.user_agent),
-            f(&c.path),
-            c.opened_ms.to_string(),
-            opt(c.closed_ms),
-            opt(c.close_code.map(u64::from)),
-            f(c.close_reason.as_deref().unwrap_or("")),
-            c.closed_by
-                .map(|b| b.as_str().to_string())
-                .unwrap_or_default(),
-            c.msgs_in.to_string(),
-            c.msgs_out.to_string(),
-            c.bytes_in.to_string(),
-            c.bytes_out.to_string(),
-        ];
-        body.push_str(&row.join(","));
-        body.push('\n');
-    }
-    download(body, "text/csv; charset=utf-8", "history.csv")
-}
-
-fn download(body: String, content_type: &'static str, name: &str) -> Response {
-    use axum::http::header;
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// How far before the moment the past view reaches: connections closed and trace entries of
@@ -246,7 +338,7 @@ pub(crate) fn past_frame(
     spec: &crate::protocol::ViewSpec,
     role: Role,
 ) -> crate::protocol::PastFrame {
-    use crate::protocol::{ConnRow, ConnState, PastFrame, StateFilter, TableDelta};
+    use crate::protocol::{ConnRow, PastFrame, StateFilter, TableDelta};
     let Some(dir) = dir else {
         return PastFrame {
             at_ms,
@@ -284,33 +376,7 @@ pub(crate) fn past_frame(
     let rows: Vec<ConnRow> = conns
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let c = scrub::history_conn(role, c.clone());
-            ConnRow {
-                id: i as u64 + 1,
-                source: c.source,
-                ip: c.ip,
-                user_agent: c.user_agent,
-                path: c.path,
-                state: if c.closed_ms.is_some() {
-                    ConnState::Closed
-                } else {
-                    ConnState::Open
-                },
-                opened_ms: c.opened_ms,
-                closed_ms: c.closed_ms,
-                close_code: c.close_code,
-                close_reason: c.close_reason,
-                closed_by: c.closed_by,
-                msgs_in: c.msgs_in,
-                msgs_out: c.msgs_out,
-                bytes_in: c.bytes_in,
-                bytes_out: c.bytes_out,
-                rate_msgs: 0,
-                rate_bytes: 0,
-                unknown_since_ms: None,
-            }
-        })
+        .map(|(i, c)| row_of(i as u64 + 1, scrub::history_conn(role, c.clone())))
         .collect();
     let tq = spec.trace.clone().unwrap_or_default();
     let text = tq
@@ -339,7 +405,10 @@ pub(crate) fn past_frame(
     let detail = spec
         .detail
         .and_then(|id| Some((id, conns.get(usize::try_from(id).ok()?.checked_sub(1)?)?)))
-        .and_then(|(id, c)| past_detail(dir, c, rows.get(id as usize - 1)?.clone(), at_ms, role));
+        .and_then(|(id, c)| {
+            let events = history::events(dir, &c.source, c.conn, Some(c.opened_ms)).ok()?;
+            Some(detail_of(c, id, events.items, Some(at_ms), role))
+        });
     PastFrame {
         at_ms,
         now_ms: sockscope_wire::now_us() / 1000,
@@ -358,18 +427,47 @@ pub(crate) fn past_frame(
 /// Messages the inspector shows of a past connection, at most.
 const PAST_DETAIL_MESSAGES: usize = 200;
 
-/// The inspector's view of a connection as it was at `at_ms`: its messages up to then.
-fn past_detail(
-    dir: &std::path::Path,
+/// A connection from the record as the table shows rows (`id`: its place in the answer).
+fn row_of(id: u64, c: HistoryConn) -> crate::protocol::ConnRow {
+    use crate::protocol::{ConnRow, ConnState};
+    ConnRow {
+        id,
+        source: c.source,
+        ip: c.ip,
+        user_agent: c.user_agent,
+        path: c.path,
+        state: if c.closed_ms.is_some() {
+            ConnState::Closed
+        } else {
+            ConnState::Open
+        },
+        opened_ms: c.opened_ms,
+        closed_ms: c.closed_ms,
+        close_code: c.close_code,
+        close_reason: c.close_reason,
+        closed_by: c.closed_by,
+        msgs_in: c.msgs_in,
+        msgs_out: c.msgs_out,
+        bytes_in: c.bytes_in,
+        bytes_out: c.bytes_out,
+        rate_msgs: 0,
+        rate_bytes: 0,
+        unknown_since_ms: None,
+    }
+}
+
+/// A connection from the record as the inspector (and a HAR) shows it, as `role` may see it:
+/// its messages, up to `at_ms` and the newest [`PAST_DETAIL_MESSAGES`] of them when viewing a
+/// moment, else all the record gave.
+pub(crate) fn detail_of(
     c: &HistoryConn,
-    row: crate::protocol::ConnRow,
-    at_ms: u64,
+    id: u64,
+    events: Vec<HistoryEvent>,
+    at_ms: Option<u64>,
     role: Role,
-) -> Option<crate::protocol::ConnDetail> {
+) -> crate::protocol::ConnDetail {
     use crate::protocol::{ConnDetail, MessageView};
-    let found = history::events(dir, &c.source, c.conn, Some(c.opened_ms)).ok()?;
-    let mut messages: Vec<MessageView> = found
-        .items
+    let mut messages: Vec<MessageView> = events
         .into_iter()
         .filter_map(|e| match e {
             HistoryEvent::Message {
@@ -380,7 +478,7 @@ fn past_detail(
                 truncated,
                 text,
                 data_b64,
-            } if ts_ms <= at_ms => Some(MessageView {
+            } if at_ms.is_none_or(|at| ts_ms <= at) => Some(MessageView {
                 seq: 0,
                 ts_us: ts_ms * 1000,
                 dir,
@@ -396,13 +494,15 @@ fn past_detail(
             _ => None,
         })
         .collect();
-    let skip = messages.len().saturating_sub(PAST_DETAIL_MESSAGES);
-    messages.drain(..skip);
+    if at_ms.is_some() {
+        let skip = messages.len().saturating_sub(PAST_DETAIL_MESSAGES);
+        messages.drain(..skip);
+    }
     for (i, m) in messages.iter_mut().enumerate() {
         m.seq = i as u64 + 1;
     }
     let d = ConnDetail {
-        row,
+        row: row_of(id, scrub::history_conn(role, c.clone())),
         tap_conn: c.conn,
         subprotocol: None,
         headers: Vec::new(),
@@ -412,5 +512,5 @@ fn past_detail(
         redacted_headers: Vec::new(),
         payloads_hidden: false,
     };
-    Some(scrub::detail(role, d))
+    scrub::detail(role, d)
 }

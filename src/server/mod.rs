@@ -9,6 +9,7 @@ pub mod config;
 pub(crate) mod error;
 pub(crate) mod export;
 pub(crate) mod history;
+mod history_export;
 pub(crate) mod ingest;
 pub(crate) mod listen;
 pub(crate) mod live;

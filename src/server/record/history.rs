@@ -30,6 +30,8 @@ pub(crate) struct ConnFilter {
     pub class: Option<CloseClass>,
     /// Lower-case substring of IP, user agent, path or source.
     pub q: Option<String>,
+    /// The connection's address is in this prefix.
+    pub ip: Option<ipnet::IpNet>,
     pub limit: usize,
     /// The record as it stood at this moment (ms): later events are not read, so connections
     /// closed after it are open, with their counts as of then.
@@ -51,6 +53,10 @@ impl ConnFilter {
                 None => true,
             }
             && self.source.as_ref().is_none_or(|s| *s == c.source)
+            && self.ip.is_none_or(|net| {
+                c.ip.parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| net.contains(&a))
+            })
             && self.code.is_none_or(|code| c.close_code == Some(code))
             && self
                 .class
