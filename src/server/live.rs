@@ -215,7 +215,7 @@ pub(crate) async fn live_session<S, R, E>(
                         let Some(at_ms) = at_ms else { continue };
                         let (dir, spec, role) = (record.clone(), view.clone(), who.role);
                         let frame = tokio::task::spawn_blocking(move || {
-                            crate::server::history::past_frame(dir.as_deref(), at_ms, &spec, role)
+                            crate::server::past::past_frame(dir.as_deref(), at_ms, &spec, role)
                         })
                         .await
                         .unwrap_or_default();

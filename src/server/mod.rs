@@ -13,6 +13,7 @@ mod history_export;
 pub(crate) mod ingest;
 pub(crate) mod listen;
 pub(crate) mod live;
+mod past;
 pub mod record;
 pub(crate) mod scrub;
 pub mod tls;
