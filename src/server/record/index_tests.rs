@@ -1,12 +1,14 @@
 //! The index against segments written here: lives that span segments, what is saved and
 //! loaded, the segment being written, the past as of a moment, and the queries on top.
 
+use super::store::{idx_path, CACHE};
 use super::*;
 use crate::server::record::history::{self, ConnFilter};
 use crate::server::record::segment::{seal_block, segment_name, MAGIC};
 use serde_json::{json, Value};
 use sockscope_wire::Encoding;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 const T0: u64 = 1_764_000_000_000_000; // µs
 
