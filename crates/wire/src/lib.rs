@@ -13,6 +13,7 @@ pub use codec::{
     decode_batch, encode_batch, encode_events, Demand, Encoding, Reply, LOCATE_MAX_BYTES,
 };
 pub mod apigw;
+pub mod bus;
 
 pub use event::{
     Batch, Capture, CaptureMode, Closer, ConnClose, ConnCounts, ConnOpen, Counters, Direction,

@@ -194,16 +194,21 @@ fn trace_entry(src: &str, ts: u64, ev: Event) -> Option<TraceEntry> {
     })
 }
 
-/// Every event of the given blocks of a segment with its source and time, in order.
+/// Every event of the given blocks of a segment (of only the given `(block, entry)` pairs,
+/// when `only` is given) with its source and time, in order.
 fn each_in(
     path: &Path,
     ix: &SegIndex,
     which: impl IntoIterator<Item = u32>,
+    only: Option<&HashSet<(u32, u32)>>,
     mut f: impl FnMut(&Arc<str>, u64, Event),
 ) -> std::io::Result<u64> {
     let mut n = 0u64;
-    read_some(path, ix, which, |_, entries| {
-        for e in entries {
+    read_some(path, ix, which, |b, entries| {
+        for (i, e) in entries.into_iter().enumerate() {
+            if only.is_some_and(|o| !o.contains(&(b, i as u32))) {
+                continue;
+            }
             let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
                 continue;
             };
@@ -249,7 +254,7 @@ pub(crate) fn trace(
             .collect();
         for b in blocks {
             let before = out.len();
-            each_in(&segs[k], &ix, [b], |src, ts, ev| {
+            each_in(&segs[k], &ix, [b], None, |src, ts, ev| {
                 if (from_us..=to_us).contains(&ts) {
                     if let Some(e) = trace_entry(src, ts, ev).filter(|e| keep(e)) {
                         out.push(e);
@@ -321,8 +326,9 @@ pub(crate) fn events(
             }
             continue;
         };
-        let blocks = life.postings.iter().map(|(b, _)| *b);
-        found.scanned_events += each_in(&segs[k], &ix, blocks, |src, ts, ev| {
+        let only: HashSet<(u32, u32)> = life.postings.iter().map(|(b, e, _)| (b, e)).collect();
+        let blocks = life.postings.blocks();
+        found.scanned_events += each_in(&segs[k], &ix, blocks, Some(&only), |src, ts, ev| {
             if &**src != source || found.items.len() >= MAX_EVENTS {
                 if found.items.len() >= MAX_EVENTS {
                     found.truncated = true;

@@ -78,8 +78,8 @@ pub(crate) struct Life {
     pub sum: HistoryConn,
     /// Its counts when the segment began (zero when it opened in it).
     pub start: Counts,
-    /// The blocks of this segment with its events, and the data counted in each.
-    pub postings: Vec<(u32, Counts)>,
+    /// The entries of this segment's blocks with its events, and the data counted in each.
+    pub postings: Postings,
 }
 
 impl Life {
@@ -90,16 +90,16 @@ impl Life {
             return None;
         }
         let mut c = self.sum.clone();
-        if block_ts.iter().all(|(_, hi)| *hi <= at_us) {
+        if block_ts.last().is_some_and(|(_, hi)| *hi <= at_us)
+            || c.closed_ms.is_some_and(|t| t * 1000 <= at_us)
+        {
+            // The segment (or the life) was over by then.
             return Some(c);
         }
         let mut n = self.start;
-        for (b, k) in &self.postings {
-            if block_ts
-                .get(*b as usize)
-                .is_some_and(|(lo, _)| *lo <= at_us)
-            {
-                n.add(k);
+        for (b, _, k) in self.postings.iter() {
+            if block_ts.get(b as usize).is_some_and(|(lo, _)| *lo <= at_us) {
+                n.add(&k);
             }
         }
         n.set(&mut c);
@@ -199,8 +199,13 @@ impl SegIndex {
         })
     }
 
-    /// Brings the life `key` into `lives` (it has an event in this block) and returns it.
-    fn active(&mut self, key: &Key, block: u32) -> Option<&mut Life> {
+    /// Brings the life `key` into `lives` (it has an event in this entry) and returns its
+    /// summary and the entry's counts.
+    fn active(
+        &mut self,
+        key: &Key,
+        (block, entry): (u32, u32),
+    ) -> Option<(&mut HistoryConn, &mut Counts)> {
         let i = match self.open.get_mut(key)? {
             Slot::Active(i) => *i,
             slot @ Slot::Carried(_) => {
@@ -211,16 +216,13 @@ impl SegIndex {
                 self.lives.push(Life {
                     start: Counts::of(&c),
                     sum: *c,
-                    postings: Vec::new(),
+                    postings: Postings::default(),
                 });
                 i
             }
         };
         let life = &mut self.lives[i];
-        if life.postings.last().is_none_or(|(b, _)| *b != block) {
-            life.postings.push((block, Counts::default()));
-        }
-        Some(life)
+        Some((&mut life.sum, life.postings.at(block, entry)))
     }
 
     /// Applies one block's entries.
@@ -228,10 +230,11 @@ impl SegIndex {
         let block = self.blocks.len() as u32;
         self.blocks.push(place);
         let (mut lo, mut hi) = (place.first_us, place.last_us);
-        for e in entries {
+        for (entry, e) in entries.into_iter().enumerate() {
             let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
                 continue;
             };
+            let at = (block, entry as u32);
             // The session's source, or the one its first frame's hello names.
             let mut source = e.source.clone();
             for ev in batch.events {
@@ -244,14 +247,14 @@ impl SegIndex {
                 let Some(src) = source.clone() else { continue };
                 let ts = event_ts(&ev, e.arrival_us);
                 (lo, hi) = (lo.min(ts), hi.max(ts));
-                self.event(src, ts, block, ev);
+                self.event(src, ts, at, ev);
             }
         }
         self.block_ts.push((lo, hi));
         (self.lo, self.hi) = (self.lo.min(lo), self.hi.max(hi));
     }
 
-    fn event(&mut self, src: Arc<str>, ts: u64, block: u32, ev: Event) {
+    fn event(&mut self, src: Arc<str>, ts: u64, at: (u32, u32), ev: Event) {
         match ev {
             Event::ConnOpen(o) => {
                 let key = (src.clone(), o.conn);
@@ -260,7 +263,7 @@ impl SegIndex {
                     self.lives.push(Life {
                         start: Counts::of(&old),
                         sum: *old,
-                        postings: Vec::new(),
+                        postings: Postings::default(),
                     });
                 }
                 let i = self.lives.len();
@@ -275,23 +278,24 @@ impl SegIndex {
                         ..HistoryConn::default()
                     },
                     start: Counts::default(),
-                    postings: vec![(block, Counts::default())],
+                    postings: Postings::default(),
                 });
+                self.lives[i].postings.at(at.0, at.1);
                 self.open.insert(key, Slot::Active(i));
             }
             Event::Message(m) => {
-                let Some(life) = self.active(&(src, m.conn), block) else {
+                let Some((sum, here)) = self.active(&(src, m.conn), at) else {
                     return;
                 };
                 if !m.opcode.is_control() {
                     let mut one = Counts::default();
                     one.count(m.dir, m.size);
-                    let mut n = Counts::of(&life.sum);
+                    let mut n = Counts::of(sum);
                     n.add(&one);
-                    n.set(&mut life.sum);
-                    life.postings.last_mut().expect("just pushed").1.add(&one);
+                    n.set(sum);
+                    here.add(&one);
                 }
-                let last = &mut life.sum.last_messages;
+                let last = &mut sum.last_messages;
                 if last.len() == LAST_MESSAGES {
                     last.remove(0);
                 }
@@ -305,10 +309,9 @@ impl SegIndex {
             }
             Event::ConnClose(cl) => {
                 let key = (src, cl.conn);
-                let Some(life) = self.active(&key, block) else {
+                let Some((c, _)) = self.active(&key, at) else {
                     return;
                 };
-                let c = &mut life.sum;
                 c.closed_ms = Some(ts / 1000);
                 c.close_code = cl.code;
                 c.close_reason = cl.reason;
@@ -327,7 +330,15 @@ impl SegIndex {
             block_ts: self.block_ts.clone(),
             lo: self.lo,
             hi: self.hi,
-            lives: self.lives.clone(),
+            lives: self
+                .lives
+                .iter()
+                .map(|l| {
+                    let mut l = l.clone();
+                    l.postings.seal();
+                    l
+                })
+                .collect(),
             carried: self.carried().cloned().collect(),
             hellos: self.hellos.values().cloned().collect(),
             events: self.events,
@@ -407,7 +418,9 @@ pub(super) fn head_bounds(head: &[u8]) -> Option<(u64, u64, u64)> {
     Some((n(8), n(16), n(24)))
 }
 
+mod postings;
 mod store;
+pub(crate) use postings::Postings;
 pub(crate) use store::{index, read_some, span, spawn_indexer};
 
 #[cfg(test)]

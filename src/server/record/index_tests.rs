@@ -111,10 +111,7 @@ fn a_life_spanning_segments_is_summed_across_them() {
     // The middle segment: conn 1 talked there (two blocks), conn 3 opened there.
     let mid = index(&segs, 1).unwrap();
     let l1 = mid.lives.iter().find(|l| l.sum.conn == 1).unwrap();
-    assert_eq!(
-        l1.postings.iter().map(|(b, _)| *b).collect::<Vec<_>>(),
-        [0, 1]
-    );
+    assert_eq!(l1.postings.blocks(), [0, 1]);
 }
 
 #[test]

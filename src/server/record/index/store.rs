@@ -3,7 +3,7 @@
 //! those files.
 
 use super::{head_bounds, SegIndex, HEAD};
-use crate::server::record::segment::{read_block, read_blocks, segments, BlockRef, Entry};
+use crate::server::record::segment::{read_block, read_blocks, segments, Entry};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -202,18 +202,18 @@ pub(crate) fn spawn_indexer(dir: PathBuf, every: std::time::Duration) -> std::io
 }
 
 /// Reads the blocks `which` (indexes into `ix.blocks`) of segment `path`, handing each block's
-/// entries to `f`; a block that no longer reads is skipped.
+/// number and entries to `f`; a block that no longer reads is skipped.
 pub(crate) fn read_some(
     path: &Path,
     ix: &SegIndex,
     which: impl IntoIterator<Item = u32>,
-    mut f: impl FnMut(&BlockRef, Vec<Entry>),
+    mut f: impl FnMut(u32, Vec<Entry>),
 ) -> std::io::Result<()> {
     let file = std::fs::File::open(path)?;
     for b in which {
         if let Some(place) = ix.blocks.get(b as usize) {
             if let Ok(entries) = read_block(&file, place) {
-                f(place, entries);
+                f(b, entries);
             }
         }
     }
