@@ -50,7 +50,8 @@ pub struct ProxyArgs {
     /// 1001 both ways (e.g. 10m). Off by default: WebSockets may idle for hours.
     #[arg(long, env = "SOCKSCOPE_WS_IDLE_TIMEOUT", value_parser = crate::flags::duration)]
     pub ws_idle_timeout: Option<Duration>,
-    /// Observer ingest URL, e.g. ws://127.0.0.1:3000/ingest. Without it the tap is off.
+    /// Observer ingest URL, e.g. ws://127.0.0.1:3000/ingest, or a NATS JetStream server for a
+    /// cluster of observers (nats://[user:password@]host:4222). Without it the tap is off.
     #[arg(long, env = "SOCKSCOPE_OBSERVER")]
     pub observer: Option<String>,
     /// PEM file of the CA that signed a wss:// observer's certificate (a private CA): only it

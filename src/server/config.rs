@@ -120,6 +120,8 @@ pub struct ObserverConfig {
     /// Time a client has to send a request's headers; also the longest a kept-alive
     /// connection may idle between requests.
     pub header_timeout: Duration,
+    /// `--bus`: batches from NATS JetStream too.
+    pub bus: Option<crate::server::bus::BusConfig>,
 }
 
 impl Default for ObserverConfig {
@@ -140,6 +142,7 @@ impl Default for ObserverConfig {
             record: None,
             max_clients: DEFAULT_MAX_CLIENTS,
             header_timeout: parse_duration(DEFAULT_HEADER_TIMEOUT).expect("valid default"),
+            bus: None,
         }
     }
 }
@@ -286,6 +289,13 @@ pub struct ServeArgs {
     /// this much of it.
     #[arg(long, env = "SOCKSCOPE_RECORD_SYNC", default_value = crate::server::record::DEFAULT_RECORD_SYNC, value_parser = parse_duration)]
     pub record_sync: Duration,
+    /// Also take the taps' batches from this NATS JetStream server (taps publish there with
+    /// `--observer nats://…`): nats://[user:password@]host:4222.
+    #[arg(long, env = "SOCKSCOPE_BUS", value_name = "URL")]
+    pub bus: Option<String>,
+    /// The cluster this observer belongs to on the bus: the name of its durable consumer.
+    #[arg(long, env = "SOCKSCOPE_CLUSTER", default_value = crate::server::bus::DEFAULT_CLUSTER, value_name = "NAME")]
+    pub cluster: String,
     #[command(flatten)]
     pub auth: crate::server::auth::config::AuthArgs,
 }
@@ -353,6 +363,10 @@ impl ServeArgs {
             }),
             max_clients: self.max_clients,
             header_timeout: self.header_timeout,
+            bus: self
+                .bus
+                .map(|url| crate::server::bus::BusConfig::new(url, self.cluster))
+                .transpose()?,
         })
     }
 }

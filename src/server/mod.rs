@@ -5,6 +5,7 @@ pub(crate) mod api;
 pub(crate) mod apigw;
 pub(crate) mod assets;
 pub(crate) mod auth;
+pub mod bus;
 pub mod config;
 pub(crate) mod error;
 pub(crate) mod export;
@@ -122,6 +123,9 @@ fn build(config: ObserverConfig, record: Option<record::Opened>) -> Router {
         browsers: Arc::default(),
         tap_rate,
     };
+    if let Some(b) = &state.config.bus {
+        bus::spawn(b.clone(), state.clone());
+    }
     let routes = generate_route_list(App);
     Router::new()
         .route("/login", get(auth::login::login_page))

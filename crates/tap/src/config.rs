@@ -196,9 +196,32 @@ impl TapConfig {
     }
 
     pub fn validate(&self) -> Result<(), TapError> {
-        if !(self.observer.starts_with("ws://") || self.observer.starts_with("wss://")) {
+        let bus = crate::sender::is_bus(&self.observer);
+        if bus && !cfg!(feature = "nats") {
             return Err(TapError::Config(format!(
-                "observer URL {:?} must start with ws:// or wss:// (e.g. ws://127.0.0.1:3000/ingest)",
+                "observer URL {:?} names a NATS server, and this tap was built without \
+                 sockscope-tap's `nats` feature: enable it, or give a ws:// observer",
+                self.observer
+            )));
+        }
+        if bus && self.capture == CaptureMode::OnDemand {
+            return Err(TapError::Config(
+                "capture on demand needs an observer's ws:// link (the bus carries no demand \
+                 back to taps): use full capture with a nats:// observer"
+                    .into(),
+            ));
+        }
+        if bus && self.token.is_some() {
+            return Err(TapError::Config(
+                "a tap token is for an observer: give NATS credentials in the URL \
+                 (nats://user:password@host:4222 or nats://token@host:4222)"
+                    .into(),
+            ));
+        }
+        if !(bus || self.observer.starts_with("ws://") || self.observer.starts_with("wss://")) {
+            return Err(TapError::Config(format!(
+                "observer URL {:?} must start with ws:// or wss:// (e.g. ws://127.0.0.1:3000/ingest), \
+                 or nats:// for a NATS JetStream bus",
                 self.observer
             )));
         }

@@ -24,9 +24,14 @@
 //! as `password` or `access_token` plus any regexes are masked ([`RedactConfig`]) before
 //! truncation, in message payloads, close reasons and query strings.
 //!
+//! With feature `nats`, the observer URL may name a NATS server instead (`nats://host:4222`):
+//! batches are published to JetStream (see [`bus`]) for a cluster of observers to share.
+//!
 //! To tap a tokio-tungstenite stream (or, with feature `axum`, an axum `WebSocket`), wrap it in
 //! [`Tapped`]: every message read or written is mirrored.
 
+#[cfg(feature = "nats")]
+pub mod bus;
 mod config;
 mod demand;
 mod handle;

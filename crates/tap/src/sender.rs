@@ -8,8 +8,7 @@ use crate::host::HostSampler;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use sockscope_wire::{
-    encode_batch, encode_events, Batch, CaptureMode, ConnOpen, Counters, Demand, Encoding, Event,
-    Hello, Limits, Reply,
+    encode_events, CaptureMode, ConnOpen, Counters, Demand, Encoding, Event, Hello, Limits, Reply,
 };
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -30,9 +29,45 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How often an on-demand tap reports its per-connection counters.
 const COUNTERS_INTERVAL: Duration = Duration::from_secs(1);
 
-struct Link {
-    sink: SplitSink<Ws, WsMessage>,
-    stream: SplitStream<Ws>,
+/// Where batches go: an observer's WebSocket, or NATS JetStream.
+enum Link {
+    Ws {
+        sink: SplitSink<Ws, WsMessage>,
+        stream: SplitStream<Ws>,
+    },
+    #[cfg(feature = "nats")]
+    Bus(crate::bus::BusLink),
+}
+
+impl Link {
+    /// Sends one encoded batch, the tap's `seq`th (on the bus, once JetStream stored it).
+    async fn send(&mut self, bytes: Vec<u8>, seq: u64) -> Result<(), String> {
+        match self {
+            Link::Ws { sink, .. } => {
+                tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Binary(bytes.into())))
+                    .await
+                    .map_err(|_| "timed out".to_string())?
+                    .map_err(|e| e.to_string())
+            }
+            #[cfg(feature = "nats")]
+            Link::Bus(b) => b.publish(bytes, seq).await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Link::Ws { mut sink, .. } => {
+                let _ = sink.close().await;
+            }
+            #[cfg(feature = "nats")]
+            Link::Bus(_) => {}
+        }
+    }
+}
+
+/// Whether `url` names a NATS server rather than an observer.
+pub(crate) fn is_bus(url: &str) -> bool {
+    url.starts_with("nats://") || url.starts_with("tls://")
 }
 
 /// What the task knows of each open connection, to re-announce it after an outage.
@@ -55,6 +90,8 @@ struct Sender {
     backoff: Duration,
     retry_at: Instant,
     failures: u64,
+    /// Batches sent so far (numbers them on the bus).
+    batches: u64,
 }
 
 fn random_u64() -> u64 {
@@ -81,6 +118,7 @@ pub(crate) async fn run(
         backoff: FIRST_BACKOFF,
         retry_at: Instant::now(),
         failures: 0,
+        batches: 0,
         cfg,
         tls,
     };
@@ -162,17 +200,16 @@ pub(crate) async fn run(
             buf = Vec::with_capacity(s.cfg.batch);
         }
         if ended {
-            if let (Some(link), Some(i)) = (s.link.as_mut(), s.inner.upgrade()) {
-                let last = Batch::new(vec![Event::Dropped(i.drops.snapshot())]);
-                let _ = link
-                    .sink
-                    .send(WsMessage::Binary(
-                        encode_batch(Encoding::MsgPack, &last).into(),
-                    ))
-                    .await;
+            if let Some(i) = s.inner.upgrade() {
+                let last = vec![Event::Dropped(i.drops.snapshot())];
+                let bytes = s.encode(&last);
+                s.batches += 1;
+                if let Some(link) = s.link.as_mut() {
+                    let _ = link.send(bytes, s.batches).await;
+                }
             }
-            if let Some(mut link) = s.link.take() {
-                let _ = link.sink.close().await;
+            if let Some(link) = s.link.take() {
+                link.close().await;
             }
             return;
         }
@@ -209,10 +246,14 @@ enum Heard {
 
 /// Reads one observer message.
 async fn next_reply(link: &mut Option<Link>) -> Heard {
-    let Some(l) = link.as_mut() else {
-        return Heard::Gone;
+    let stream = match link.as_mut() {
+        None => return Heard::Gone,
+        Some(Link::Ws { stream, .. }) => stream,
+        // The bus carries no replies (yet): nothing to hear.
+        #[cfg(feature = "nats")]
+        Some(Link::Bus(_)) => return std::future::pending().await,
     };
-    match l.stream.next().await {
+    match stream.next().await {
         Some(Ok(WsMessage::Text(t))) => match serde_json::from_str::<Reply>(t.as_str()) {
             Ok(Reply::Demand(d)) => Heard::Demand(d),
             Ok(_) | Err(_) => {
@@ -247,6 +288,9 @@ impl Sender {
     }
 
     async fn connect(&mut self) {
+        if is_bus(&self.cfg.observer) {
+            return self.connect_bus().await;
+        }
         let attempt = async {
             let mut req = self.cfg.observer.as_str().into_client_request()?;
             req.headers_mut().insert(
@@ -268,27 +312,63 @@ impl Sender {
         match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(Ok((ws, _))) => {
                 let (sink, stream) = ws.split();
-                self.link = Some(Link { sink, stream });
-                if self.failures > 0 {
-                    tracing::info!(after = self.failures, "tap reconnected to the observer");
-                }
-                self.failures = 0;
-                self.backoff = FIRST_BACKOFF;
-                self.resync().await;
+                self.linked(Link::Ws { sink, stream }).await;
             }
-            outcome => {
-                if self.failures == 0 {
-                    let why = match outcome {
-                        Ok(Err(e)) => explain(&e, &self.cfg.observer),
-                        _ => "timed out".into(),
-                    };
-                    tracing::warn!(observer = %self.cfg.observer, error = %why, "tap cannot reach the observer; counting drops and retrying");
-                }
-                self.failures += 1;
-                self.retry_at = Instant::now() + self.backoff;
-                self.backoff = (self.backoff * 2).min(self.cfg.max_backoff);
-            }
+            Ok(Err(e)) => self.unreachable(explain(&e, &self.cfg.observer)),
+            Err(_) => self.unreachable("timed out".into()),
         }
+    }
+
+    #[cfg(feature = "nats")]
+    async fn connect_bus(&mut self) {
+        let url = self.cfg.observer.clone();
+        let attempt = crate::bus::BusLink::connect(&url, &self.cfg.source, self.instance);
+        match tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt).await {
+            Ok(Ok(b)) => self.linked(Link::Bus(b)).await,
+            Ok(Err(why)) => self.unreachable(why),
+            Err(_) => self.unreachable("timed out".into()),
+        }
+    }
+
+    #[cfg(not(feature = "nats"))]
+    async fn connect_bus(&mut self) {
+        // Refused by TapConfig::validate; never reached.
+        self.unreachable("this tap was built without the `nats` feature".into());
+    }
+
+    /// Connected: announce everything again.
+    async fn linked(&mut self, link: Link) {
+        self.link = Some(link);
+        if self.failures > 0 {
+            tracing::info!(after = self.failures, "tap reconnected to the observer");
+        }
+        self.failures = 0;
+        self.backoff = FIRST_BACKOFF;
+        self.resync().await;
+    }
+
+    /// Not connected: say why once, and retry with backoff.
+    fn unreachable(&mut self, why: String) {
+        if self.failures == 0 {
+            tracing::warn!(observer = %self.cfg.observer, error = %why, "tap cannot reach the observer; counting drops and retrying");
+        }
+        self.failures += 1;
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(self.cfg.max_backoff);
+    }
+
+    /// A batch's bytes. On the bus every batch leads with the hello: whoever consumes the
+    /// stream may start at any batch.
+    fn encode(&self, events: &[Event]) -> Vec<u8> {
+        let lead = matches!(self.link, Some(Link::Ws { .. }) | None)
+            || matches!(events.first(), Some(Event::Hello(_)));
+        if lead {
+            return encode_events(Encoding::MsgPack, events);
+        }
+        let mut all = Vec::with_capacity(events.len() + 1);
+        all.push(self.hello());
+        all.extend_from_slice(events);
+        encode_events(Encoding::MsgPack, &all)
     }
 
     /// After (re)connecting: hello, every open connection, closes missed meanwhile, drops.
@@ -322,19 +402,18 @@ impl Sender {
     }
 
     async fn send(&mut self, events: &[Event]) -> bool {
+        if self.link.is_none() {
+            return false;
+        }
+        let bytes = self.encode(events);
         let Some(link) = self.link.as_mut() else {
             return false;
         };
-        let bytes = encode_events(Encoding::MsgPack, events);
-        match tokio::time::timeout(
-            SEND_TIMEOUT,
-            link.sink.send(WsMessage::Binary(bytes.into())),
-        )
-        .await
-        {
-            Ok(Ok(())) => true,
-            _ => {
-                tracing::warn!("tap lost the observer while sending; reconnecting");
+        self.batches += 1;
+        match link.send(bytes, self.batches).await {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(error = %why, "tap lost the observer while sending; reconnecting");
                 self.lost();
                 self.retry_at = Instant::now();
                 false

@@ -31,7 +31,7 @@ pub(crate) type TapRate = Option<Arc<governor::DefaultKeyedRateLimiter<Arc<str>>
 /// Charges a batch to its source's events/s budget. Over budget, the batch's message events
 /// are dropped (opens, closes and host samples always pass, so the picture stays consistent)
 /// and counted for the source; returns how many were dropped.
-async fn charge(
+pub(crate) async fn charge(
     agg: &crate::server::aggregator::Aggregator,
     rate: &TapRate,
     source: &Arc<str>,
@@ -142,6 +142,7 @@ pub(crate) fn record(
     source: Option<Arc<str>>,
     frame: Option<(Encoding, Bytes)>,
     events: &[Event],
+    bus_seq: Option<u64>,
 ) {
     if !recorder.is_on() {
         return;
@@ -151,6 +152,7 @@ pub(crate) fn record(
         (Encoding::MsgPack, Bytes::from(bytes))
     });
     recorder.record(Entry {
+        bus_seq,
         arrival_us: sockscope_wire::now_us(),
         encoding,
         source,
@@ -401,7 +403,7 @@ where
         }
         // The frame as it came, unless the rate limit took events out of it.
         let frame = (dropped == 0).then_some((enc, bytes));
-        record(&recorder, session.source.clone(), frame, &events);
+        record(&recorder, session.source.clone(), frame, &events, None);
         let input = Input::Batch {
             source: session.source.clone(),
             events,

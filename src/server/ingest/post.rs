@@ -87,7 +87,7 @@ pub(crate) async fn apply_batch(
     if let Some(source) = &session.source {
         rate_limited = charge(&app.agg, &app.tap_rate, source, &mut events).await;
     }
-    super::record(&app.recorder, session.source.clone(), None, &events);
+    super::record(&app.recorder, session.source.clone(), None, &events, None);
     let total = events.len();
     let (tx, rx) = oneshot::channel();
     let input = Input::Batch {

@@ -145,6 +145,8 @@ pub(crate) struct SegIndex {
     /// The latest hello of each source, in this segment or before: a restart that replays only
     /// the record's tail knows its sources from these.
     pub hellos: BTreeMap<String, Hello>,
+    /// The last bus stream sequence recorded in this segment or before (0: none).
+    pub bus_seq: u64,
     /// Events read to build it.
     pub events: u64,
 }
@@ -161,6 +163,8 @@ struct Stored {
     lives: Vec<Life>,
     carried: Vec<HistoryConn>,
     hellos: Vec<Hello>,
+    #[serde(default)]
+    bus_seq: u64,
     events: u64,
 }
 
@@ -173,6 +177,7 @@ impl SegIndex {
         };
         if let Some(p) = prev {
             ix.hellos = p.hellos.clone();
+            ix.bus_seq = p.bus_seq;
             for c in p.open_lives() {
                 ix.open.insert(
                     (Arc::from(c.source.as_str()), c.conn),
@@ -231,6 +236,7 @@ impl SegIndex {
         self.blocks.push(place);
         let (mut lo, mut hi) = (place.first_us, place.last_us);
         for (entry, e) in entries.into_iter().enumerate() {
+            self.bus_seq = self.bus_seq.max(e.bus_seq.unwrap_or(0));
             let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
                 continue;
             };
@@ -341,6 +347,7 @@ impl SegIndex {
                 .collect(),
             carried: self.carried().cloned().collect(),
             hellos: self.hellos.values().cloned().collect(),
+            bus_seq: self.bus_seq,
             events: self.events,
         };
         let raw = rmp_serde::to_vec_named(&stored).map_err(std::io::Error::other)?;
@@ -393,6 +400,7 @@ impl SegIndex {
                 .into_iter()
                 .map(|h| (h.source.clone(), h))
                 .collect(),
+            bus_seq: s.bus_seq,
             events: s.events,
         })
     }

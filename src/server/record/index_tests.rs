@@ -15,6 +15,7 @@ const T0: u64 = 1_764_000_000_000_000; // µs
 /// One JSON frame with these events, arriving at `t0 + s` seconds.
 fn entry(s: u64, source: Option<&str>, events: Vec<Value>) -> Entry {
     Entry {
+        bus_seq: None,
         arrival_us: T0 + s * 1_000_000,
         encoding: Encoding::Json,
         source: source.map(Arc::from),

@@ -76,6 +76,8 @@ pub(crate) struct RecordStats {
     pub damaged: AtomicU64,
     /// Events restored at start.
     pub restored_events: AtomicU64,
+    /// The last bus stream sequence the record holds (restored at start, then as recorded).
+    pub bus_seq: AtomicU64,
     queued_bytes: AtomicUsize,
 }
 
@@ -148,6 +150,13 @@ impl Recorder {
         }
         rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .is_ok()
+    }
+
+    /// The last bus stream sequence the record restored (0: none, or no record).
+    pub(crate) fn bus_seq(&self) -> u64 {
+        self.0
+            .as_ref()
+            .map_or(0, |i| i.stats.bus_seq.load(Ordering::Relaxed))
     }
 
     pub(crate) fn is_on(&self) -> bool {

@@ -32,12 +32,13 @@ impl Restore {
     /// Applies the record to `state` (before the aggregator serves anything).
     pub(crate) fn into_state(self, mut state: State) -> State {
         let started = std::time::Instant::now();
-        let (first, seeded) = self.seed(&mut state);
+        let (first, seeded, mut bus_seq) = self.seed(&mut state);
         let (mut events, mut frames, mut bad_frames, mut damaged) = (0u64, 0u64, 0u64, 0u64);
         let mut second = 0u64;
         let mut last_us = 0u64;
         for path in &self.segments[first..] {
             let mut apply = |e: Entry| {
+                bus_seq = bus_seq.max(e.bus_seq.unwrap_or(0));
                 let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
                     bad_frames += 1;
                     return;
@@ -89,6 +90,7 @@ impl Restore {
             .damaged
             .fetch_add(damaged + bad_frames, Ordering::Relaxed);
         self.stats.restored_events.store(events, Ordering::Relaxed);
+        self.stats.bus_seq.store(bus_seq, Ordering::Relaxed);
         if frames > 0 || damaged > 0 {
             tracing::info!(
                 frames,
@@ -104,11 +106,12 @@ impl Restore {
     }
 
     /// Puts back what comes before the tail from the index; returns where the tail starts
-    /// (an index into the segments) and how many connections were seeded.
-    fn seed(&self, state: &mut State) -> (usize, usize) {
+    /// (an index into the segments), how many connections were seeded, and the last bus
+    /// sequence recorded before the tail.
+    fn seed(&self, state: &mut State) -> (usize, usize, u64) {
         let segs = &self.segments;
         let Some(last) = segs.len().checked_sub(1) else {
-            return (0, 0);
+            return (0, 0, 0);
         };
         let size = |k: usize| std::fs::metadata(&segs[k]).map_or(0, |m| m.len());
         let start = |k: usize| segment_start(&segs[k]).unwrap_or(0);
@@ -119,13 +122,13 @@ impl Restore {
             bytes += size(first);
         }
         if first == 0 {
-            return (0, 0);
+            return (0, 0, 0);
         }
         let before = match index(segs, first - 1) {
             Ok(ix) => ix,
             Err(e) => {
                 tracing::warn!(error = %e, "record: no index before the tail; replaying it all");
-                return (0, 0);
+                return (0, 0, 0);
             }
         };
         let at = before.hi.min(sockscope_wire::now_us());
@@ -159,6 +162,6 @@ impl Restore {
         for c in closed.iter().chain(&open) {
             n += usize::from(state.seed(c));
         }
-        (first, n)
+        (first, n, before.bus_seq)
     }
 }

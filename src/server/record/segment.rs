@@ -5,7 +5,9 @@
 //! ```text
 //! segment  = MAGIC block*
 //! block    = u32 compressed_len | u32 crc32(compressed) | zstd(entry*)      (little endian)
-//! entry    = u64 arrival_us | u8 encoding | u8 source_len | source | u32 frame_len | frame
+//! entry    = u64 arrival_us | u8 encoding [| u64 bus_seq] | u8 source_len | source
+//!            | u32 frame_len | frame
+//! encoding = 0 JSON | 1 MessagePack, + 0x80 when a bus stream sequence follows
 //! ```
 
 use bytes::Bytes;
@@ -14,6 +16,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The encoding byte's flag: a bus stream sequence follows it.
+const BUS_SEQ: u8 = 0x80;
 /// First bytes of every segment file (format version 1).
 pub(crate) const MAGIC: &[u8; 8] = b"SSREC01\n";
 /// Largest block accepted when reading: a longer length is damage, not data.
@@ -39,16 +43,26 @@ pub(crate) struct Entry {
     pub source: Option<Arc<str>>,
     /// The frame as it arrived (a validated batch).
     pub frame: Bytes,
+    /// Its sequence in the bus's stream, when it came from NATS JetStream (`serve --bus`):
+    /// where the observer's consumer position stands after a restart.
+    pub bus_seq: Option<u64>,
 }
 
 impl Entry {
     /// Appends the entry's bytes to a block being built.
     pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.arrival_us.to_le_bytes());
-        out.push(match self.encoding {
+        let enc = match self.encoding {
             Encoding::Json => 0,
             Encoding::MsgPack => 1,
-        });
+        };
+        match self.bus_seq {
+            Some(seq) => {
+                out.push(enc | BUS_SEQ);
+                out.extend_from_slice(&seq.to_le_bytes());
+            }
+            None => out.push(enc),
+        }
         let src = self.source.as_deref().unwrap_or("").as_bytes();
         // Source ids are at most 64 bytes (the wire's rule).
         let src = &src[..src.len().min(255)];
@@ -61,7 +75,12 @@ impl Entry {
     /// Bytes [`Entry::write_to`] writes.
     #[cfg(test)]
     pub(crate) fn encoded_len(&self) -> usize {
-        8 + 1 + 1 + self.source.as_deref().map_or(0, |s| s.len().min(255)) + 4 + self.frame.len()
+        8 + 1
+            + self.bus_seq.map_or(0, |_| 8)
+            + 1
+            + self.source.as_deref().map_or(0, |s| s.len().min(255))
+            + 4
+            + self.frame.len()
     }
 }
 
@@ -193,20 +212,29 @@ fn parse_entries(mut raw: &[u8], f: &mut impl FnMut(Entry)) -> u64 {
     let mut n = 0;
     while raw.len() >= 14 {
         let arrival_us = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"));
-        let encoding = match raw[8] {
+        let encoding = match raw[8] & !BUS_SEQ {
             0 => Encoding::Json,
             1 => Encoding::MsgPack,
             _ => break,
         };
-        let slen = raw[9] as usize;
-        let Some(src) = raw.get(10..10 + slen) else {
+        // The rest of the header starts after the bus sequence, when there is one.
+        let (bus_seq, rest) = if raw[8] & BUS_SEQ != 0 {
+            let Some(seq) = raw.get(9..17) else { break };
+            let seq = u64::from_le_bytes(seq.try_into().expect("8 bytes"));
+            (Some(seq), &raw[17..])
+        } else {
+            (None, &raw[9..])
+        };
+        let Some(&slen) = rest.first() else { break };
+        let slen = slen as usize;
+        let Some(src) = rest.get(1..1 + slen) else {
             break;
         };
-        let Some(flen) = raw.get(10 + slen..14 + slen) else {
+        let Some(flen) = rest.get(1 + slen..5 + slen) else {
             break;
         };
         let flen = u32::from_le_bytes(flen.try_into().expect("4 bytes")) as usize;
-        let Some(frame) = raw.get(14 + slen..14 + slen + flen) else {
+        let Some(frame) = rest.get(5 + slen..5 + slen + flen) else {
             break;
         };
         let source = match std::str::from_utf8(src) {
@@ -219,9 +247,10 @@ fn parse_entries(mut raw: &[u8], f: &mut impl FnMut(Entry)) -> u64 {
             encoding,
             source,
             frame: Bytes::copy_from_slice(frame),
+            bus_seq,
         });
         n += 1;
-        raw = &raw[14 + slen + flen..];
+        raw = &rest[5 + slen + flen..];
     }
     n
 }
@@ -252,6 +281,7 @@ mod tests {
 
     fn entry(i: u64) -> Entry {
         Entry {
+            bus_seq: i.is_multiple_of(3).then_some(i * 7),
             arrival_us: 1_000_000 + i,
             encoding: if i.is_multiple_of(2) {
                 Encoding::MsgPack
