@@ -178,3 +178,23 @@ async fn a_nats_restart_is_counted_by_the_taps_and_they_recover() {
     .await;
     assert_eq!(sources[0]["id"], "edge-r");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_larger_than_the_servers_message_limit_are_split() {
+    let (nats_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bus = free_port();
+    let _nats = nats(bus, nats_dir.path());
+    let port = free_port();
+    let _obs = observer(port, bus, data.path()).await;
+    let a = tap(bus, "edge-big");
+    // 600 messages of 4 KiB captured: a few MiB in one batch, past NATS's 1 MiB per message.
+    let c = a.open(ConnInfo::new([10, 0, 0, 3].into(), "/big"));
+    let payload = vec![b'y'; 4096];
+    for _ in 0..600 {
+        c.message(Direction::ServerToClient, Opcode::Binary, &payload);
+    }
+    c.close(Some(1000), None, Closer::Server);
+    let ov = until(port, "/api/overview", |v| v["totals"]["closed"] == 1).await;
+    assert_eq!(ov["totals"]["msgs_out"], 600, "{ov}");
+    assert_eq!(a.drops().message, 0);
+}

@@ -16,6 +16,8 @@ pub(crate) struct BusLink {
     subject: String,
     /// `<source>.<instance>.`: with the batch's sequence, its id.
     id_prefix: String,
+    /// The server's largest message (less room for headers).
+    max_payload: usize,
 }
 
 /// The stream's settings, the same from every tap and observer (whoever comes first creates
@@ -41,6 +43,11 @@ impl BusLink {
             .connect(url)
             .await
             .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+        let max_payload = client
+            .server_info()
+            .max_payload
+            .saturating_sub(1024)
+            .max(1024);
         let js = async_nats::jetstream::new(client);
         js.get_or_create_stream(stream_config())
             .await
@@ -54,7 +61,13 @@ impl BusLink {
             js,
             subject: bus::subject(source),
             id_prefix: format!("{source}.{instance}."),
+            max_payload,
         })
+    }
+
+    /// The largest batch (encoded) the server takes.
+    pub(crate) fn max_payload(&self) -> usize {
+        self.max_payload
     }
 
     /// Publishes one encoded batch and waits for JetStream to have stored it. `seq` numbers

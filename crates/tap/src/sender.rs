@@ -36,7 +36,7 @@ enum Link {
         stream: SplitStream<Ws>,
     },
     #[cfg(feature = "nats")]
-    Bus(crate::bus::BusLink),
+    Bus(Box<crate::bus::BusLink>),
 }
 
 impl Link {
@@ -51,6 +51,16 @@ impl Link {
             }
             #[cfg(feature = "nats")]
             Link::Bus(b) => b.publish(bytes, seq).await,
+        }
+    }
+
+    /// The largest message the link takes.
+    fn max_message(&self) -> usize {
+        match self {
+            // The observer's --max-frame-bytes is 16 MiB by default; batches stay far below.
+            Link::Ws { .. } => usize::MAX,
+            #[cfg(feature = "nats")]
+            Link::Bus(b) => b.max_payload(),
         }
     }
 
@@ -324,7 +334,7 @@ impl Sender {
         let url = self.cfg.observer.clone();
         let attempt = crate::bus::BusLink::connect(&url, &self.cfg.source, self.instance);
         match tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt).await {
-            Ok(Ok(b)) => self.linked(Link::Bus(b)).await,
+            Ok(Ok(b)) => self.linked(Link::Bus(Box::new(b))).await,
             Ok(Err(why)) => self.unreachable(why),
             Err(_) => self.unreachable("timed out".into()),
         }
@@ -401,24 +411,33 @@ impl Sender {
         }
     }
 
+    /// Sends `events`, in as many batches as the link's largest message needs (a NATS server
+    /// takes 1 MiB per message by default); false when the link was lost.
     async fn send(&mut self, events: &[Event]) -> bool {
-        if self.link.is_none() {
-            return false;
-        }
-        let bytes = self.encode(events);
-        let Some(link) = self.link.as_mut() else {
-            return false;
-        };
-        self.batches += 1;
-        match link.send(bytes, self.batches).await {
-            Ok(()) => true,
-            Err(why) => {
+        let mut todo = vec![events];
+        while let Some(part) = todo.pop() {
+            let Some(max) = self.link.as_ref().map(Link::max_message) else {
+                return false;
+            };
+            let bytes = self.encode(part);
+            if bytes.len() > max && part.len() > 1 {
+                let (a, b) = part.split_at(part.len() / 2);
+                todo.push(b);
+                todo.push(a);
+                continue;
+            }
+            let Some(link) = self.link.as_mut() else {
+                return false;
+            };
+            self.batches += 1;
+            if let Err(why) = link.send(bytes, self.batches).await {
                 tracing::warn!(error = %why, "tap lost the observer while sending; reconnecting");
                 self.lost();
                 self.retry_at = Instant::now();
-                false
+                return false;
             }
         }
+        true
     }
 
     async fn deliver(&mut self, events: Vec<Event>) {

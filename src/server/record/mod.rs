@@ -78,6 +78,8 @@ pub(crate) struct RecordStats {
     pub restored_events: AtomicU64,
     /// The last bus stream sequence the record holds (restored at start, then as recorded).
     pub bus_seq: AtomicU64,
+    /// Set once the restore at start is done (or there was none).
+    pub restored: Arc<std::sync::atomic::AtomicBool>,
     queued_bytes: AtomicUsize,
 }
 
@@ -225,7 +227,7 @@ pub(crate) fn open(cfg: &RecordConfig) -> anyhow::Result<Opened> {
         .name("sockscope-record".into())
         .spawn(move || writer.run(rx))
         .context("cannot start the record's writer thread")?;
-    index::spawn_indexer(cfg.dir.clone(), INDEX_EVERY)
+    index::spawn_indexer(cfg.dir.clone(), INDEX_EVERY, stats.restored.clone())
         .context("cannot start the record's indexer thread")?;
     Ok(Opened {
         recorder: Recorder(Some(Arc::new(Inner {

@@ -91,6 +91,7 @@ impl Restore {
             .fetch_add(damaged + bad_frames, Ordering::Relaxed);
         self.stats.restored_events.store(events, Ordering::Relaxed);
         self.stats.bus_seq.store(bus_seq, Ordering::Relaxed);
+        self.stats.restored.store(true, Ordering::Release);
         if frames > 0 || damaged > 0 {
             tracing::info!(
                 frames,

@@ -185,12 +185,22 @@ pub(crate) fn catch_up(dir: &Path) -> std::io::Result<usize> {
 
 /// Starts the thread that keeps the index files of `dir` made, at the lowest CPU priority so
 /// it only takes time ingest leaves idle.
-pub(crate) fn spawn_indexer(dir: PathBuf, every: std::time::Duration) -> std::io::Result<()> {
+///
+/// It starts once `restored` is set: the restore at start indexes what it needs itself, and
+/// two builders of one index would only double the work.
+pub(crate) fn spawn_indexer(
+    dir: PathBuf,
+    every: std::time::Duration,
+    restored: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("sockscope-index".into())
         .spawn(move || {
             #[cfg(target_os = "linux")]
             let _ = rustix::process::setpriority_process(None, 19);
+            while !restored.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             loop {
                 if let Err(e) = catch_up(&dir) {
                     tracing::debug!(error = %e, "record: indexing deferred");
