@@ -201,16 +201,19 @@ fn open_block(body: &[u8], crc: u32) -> Option<Vec<Entry>> {
     if crc32fast::hash(body) != crc {
         return None;
     }
-    let raw = zstd::stream::decode_all(body).ok()?;
+    let raw = Bytes::from(zstd::stream::decode_all(body).ok()?);
     let mut entries = Vec::new();
     parse_entries(&raw, &mut |e| entries.push(e));
     Some(entries)
 }
 
-/// Entries of a decompressed block; stops at the first one that does not parse.
-fn parse_entries(mut raw: &[u8], f: &mut impl FnMut(Entry)) -> u64 {
+/// Entries of a decompressed block (their frames share its buffer: nothing is copied); stops
+/// at the first one that does not parse.
+fn parse_entries(all: &Bytes, f: &mut impl FnMut(Entry)) -> u64 {
     let mut n = 0;
-    while raw.len() >= 14 {
+    let mut at = 0usize;
+    while all.len() - at >= 14 {
+        let raw = &all[at..];
         let arrival_us = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"));
         let encoding = match raw[8] & !BUS_SEQ {
             0 => Encoding::Json,
@@ -234,9 +237,11 @@ fn parse_entries(mut raw: &[u8], f: &mut impl FnMut(Entry)) -> u64 {
             break;
         };
         let flen = u32::from_le_bytes(flen.try_into().expect("4 bytes")) as usize;
-        let Some(frame) = rest.get(5 + slen..5 + slen + flen) else {
+        if rest.len() < 5 + slen + flen {
             break;
-        };
+        }
+        // Where the frame starts in the whole block.
+        let start = all.len() - rest.len() + 5 + slen;
         let source = match std::str::from_utf8(src) {
             Ok("") => None,
             Ok(s) => Some(Arc::from(s)),
@@ -246,11 +251,11 @@ fn parse_entries(mut raw: &[u8], f: &mut impl FnMut(Entry)) -> u64 {
             arrival_us,
             encoding,
             source,
-            frame: Bytes::copy_from_slice(frame),
+            frame: all.slice(start..start + flen),
             bus_seq,
         });
         n += 1;
-        raw = &rest[5 + slen + flen..];
+        at = start + flen;
     }
     n
 }
