@@ -24,7 +24,7 @@ use support::{free_port, rss_kib, Proc};
 const SOURCE: &str = "edge-1";
 const DAY_S: u64 = 86_400;
 /// As the observer writes them (src/server/record/mod.rs).
-const BLOCK_BYTES: usize = 64 << 10;
+const BLOCK_BYTES: usize = 256 << 10;
 const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// A small deterministic generator (xorshift).

@@ -33,7 +33,7 @@ const QUEUE_BYTES: usize = 64 << 20;
 /// Frames waiting for the writer.
 const QUEUE_FRAMES: usize = 16_384;
 /// Entries are compressed and written in blocks of about this size (or at each sync).
-const BLOCK_BYTES: usize = 64 << 10;
+const BLOCK_BYTES: usize = 256 << 10;
 /// A segment file is closed past this size (or an eighth of `--record-max-bytes`, if less), so
 /// retention can delete in steps.
 const SEGMENT_BYTES: u64 = 16 << 20;
