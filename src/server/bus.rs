@@ -9,6 +9,7 @@
 //! retried with backoff and said once in the log.
 //! (This round one member consumes every partition; sharing them out across members is next.)
 
+use crate::server::aggregator::state::EventError;
 use crate::server::aggregator::{BatchReply, Input};
 use crate::server::ingest::{charge, record};
 use crate::server::AppState;
@@ -133,11 +134,17 @@ async fn consume(cfg: &BusConfig, app: &AppState, applied: &mut u64) -> String {
     let mut heard: HashMap<Arc<str>, Instant> = HashMap::new();
     let mut batches = 0u64;
     let mut sweep = tokio::time::interval(Duration::from_secs(2));
+    // What the aggregator refused of a batch (there is no tap to tell): logged.
+    let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<(u64, Vec<EventError>)>(16);
     let why = loop {
         let msg = tokio::select! {
             m = messages.next() => m,
             _ = sweep.tick() => {
                 quiet(app, &mut heard).await;
+                continue;
+            }
+            Some((batch, errs)) = err_rx.recv() => {
+                tracing::debug!(batch, first = ?errs.first(), count = errs.len(), "bus batch events refused");
                 continue;
             }
         };
@@ -151,7 +158,8 @@ async fn consume(cfg: &BusConfig, app: &AppState, applied: &mut u64) -> String {
             continue; // applied before (the record has it)
         }
         batches += 1;
-        apply(app, &mut heard, batches, msg.payload.clone(), seq).await;
+        let reply = BatchReply::Report(err_tx.clone());
+        apply(app, &mut heard, (batches, reply), msg.payload.clone(), seq).await;
         *applied = (*applied).max(seq);
     };
     // The sources heard here are not heard any more.
@@ -178,7 +186,7 @@ async fn quiet(app: &AppState, heard: &mut HashMap<Arc<str>, Instant>) {
 async fn apply(
     app: &AppState,
     heard: &mut HashMap<Arc<str>, Instant>,
-    batch: u64,
+    (batch, reply): (u64, BatchReply),
     bytes: bytes::Bytes,
     seq: u64,
 ) {
@@ -208,14 +216,13 @@ async fn apply(
         &events,
         Some(seq),
     );
-    let (tx, _) = tokio::sync::mpsc::channel(1);
     let input = Input::Batch {
         source: Some(source),
         events,
         batch,
         opens_session: newly,
         credential: None,
-        reply: BatchReply::Report(tx),
+        reply,
     };
     let _ = app.agg.send(input).await;
 }

@@ -66,15 +66,7 @@ pub(crate) async fn connections(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let dir = record_dir(&app)?;
-    let format = p.format.clone();
-    if let Some(f) = format
-        .as_deref()
-        .filter(|f| !matches!(*f, "json" | "ndjson" | "csv" | "har"))
-    {
-        return Err(ApiError::bad(format!(
-            "format {f:?} is not json, ndjson, csv or har"
-        )));
-    }
+    let format = format_of(p.format.clone(), &["json", "ndjson", "csv", "har"])?;
     let har = format.as_deref() == Some("har");
     let max = if har {
         MAX_HAR_CONNS
@@ -141,30 +133,18 @@ pub(crate) async fn connections(
         until_ms: None,
     };
     if har {
-        let role = who.role;
-        let body = tokio::task::spawn_blocking(move || {
+        return har_download("history.har", who.role, move || {
             let found = history::connections(&dir, &filter)?;
-            let mut entries = Vec::new();
-            for c in found.items {
-                let events = history::events(&dir, &c.source, c.conn, Some(c.opened_ms))?;
-                entries.push(crate::server::export::har_entry(&past::detail_of(
-                    &c,
-                    1,
-                    events.items,
-                    None,
-                    role,
-                )));
-            }
-            Ok::<_, std::io::Error>(export::har_log(entries))
+            found
+                .items
+                .into_iter()
+                .map(|c| {
+                    let events = history::events(&dir, &c.source, c.conn, Some(c.opened_ms))?;
+                    Ok((c, events.items))
+                })
+                .collect()
         })
-        .await
-        .map_err(|_| ApiError::stopped())?
-        .map_err(unreadable)?;
-        return Ok(export::download(
-            body.to_string(),
-            "application/json",
-            "history.har",
-        ));
+        .await;
     }
     let mut found = scan(move || history::connections(&dir, &filter)).await?;
     let items: Vec<HistoryConn> = std::mem::take(&mut found.items)
@@ -197,39 +177,16 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let dir = record_dir(&app)?;
-    let format = p.format.clone();
-    if let Some(f) = format
-        .as_deref()
-        .filter(|f| !matches!(*f, "json" | "ndjson" | "har"))
-    {
-        return Err(ApiError::bad(format!(
-            "format {f:?} is not json, ndjson or har"
-        )));
-    }
+    let format = format_of(p.format.clone(), &["json", "ndjson", "har"])?;
     if format.as_deref() == Some("har") {
-        let role = who.role;
-        let body = tokio::task::spawn_blocking(move || {
+        return har_download("connection.har", who.role, move || {
             let found = history::events(&dir, &p.source, p.conn, p.opened_ms)?;
-            let mut entries = Vec::new();
-            if let Some(c) = summary(&p.source, p.conn, &found.items) {
-                entries.push(crate::server::export::har_entry(&past::detail_of(
-                    &c,
-                    1,
-                    found.items,
-                    None,
-                    role,
-                )));
-            }
-            Ok::<_, std::io::Error>(export::har_log(entries))
+            Ok(summary(&p.source, p.conn, &found.items)
+                .map(|c| (c, found.items))
+                .into_iter()
+                .collect())
         })
-        .await
-        .map_err(|_| ApiError::stopped())?
-        .map_err(unreadable)?;
-        return Ok(export::download(
-            body.to_string(),
-            "application/json",
-            "connection.har",
-        ));
+        .await;
     }
     let mut found = scan(move || history::events(&dir, &p.source, p.conn, p.opened_ms)).await?;
     let items: Vec<HistoryEvent> = std::mem::take(&mut found.items)
@@ -242,18 +199,45 @@ pub(crate) async fn events(
     Ok(found_json(&items, &found))
 }
 
-/// Runs a scan of the record on a blocking thread (it reads files).
+/// Runs a reading of the record on a blocking thread (it reads files).
 async fn scan<T: Send + 'static>(
-    f: impl FnOnce() -> std::io::Result<Found<T>> + Send + 'static,
-) -> Result<Found<T>, ApiError> {
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| ApiError::stopped())?
-        .map_err(unreadable)
+        .map_err(|e| ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}")))
 }
 
-fn unreadable(e: std::io::Error) -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("cannot read the record: {e}"))
+/// The `format` asked for, if it is one of `offered` (the first is the default).
+fn format_of(format: Option<String>, offered: &[&str]) -> Result<Option<String>, ApiError> {
+    match format {
+        Some(f) if !offered.contains(&f.as_str()) => {
+            let (last, rest) = offered.split_last().expect("formats are offered");
+            Err(ApiError::bad(format!(
+                "format {f:?} is not {} or {last}",
+                rest.join(", ")
+            )))
+        }
+        f => Ok(f),
+    }
+}
+
+/// A HAR download (`name`) of recorded connections: `lives` finds each with its events.
+async fn har_download(
+    name: &str,
+    role: crate::protocol::Role,
+    lives: impl FnOnce() -> std::io::Result<Vec<(HistoryConn, Vec<HistoryEvent>)>> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let lives = scan(lives).await?;
+    let entries = lives
+        .into_iter()
+        .map(|(c, events)| {
+            crate::server::export::har_entry(&past::detail_of(&c, 1, events, None, role))
+        })
+        .collect();
+    let body = export::har_log(entries).to_string();
+    Ok(export::download(body, "application/json", name))
 }
 
 /// One connection's history row, from its events (they begin with its open).

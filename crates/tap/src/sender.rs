@@ -93,6 +93,8 @@ struct Sender {
     tls: Option<Arc<rustls::ClientConfig>>,
     inner: Weak<Inner>,
     instance: u64,
+    /// This tap's hello: first on every session, and on the bus first in every batch.
+    hello: Event,
     link: Option<Link>,
     open: HashMap<u64, Open>,
     /// Closes of announced connections that happened while the observer was away.
@@ -119,8 +121,19 @@ pub(crate) async fn run(
     let mut tick = tokio::time::interval(cfg.host_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut host = HostSampler::new();
+    let instance = random_u64();
     let mut s = Sender {
-        instance: random_u64(),
+        // Made once: the host name is a system call, and the bus sends it with every batch.
+        hello: Event::Hello(Hello {
+            source: cfg.source.clone(),
+            name: cfg.name.clone(),
+            kind: cfg.kind,
+            version: env!("CARGO_PKG_VERSION").into(),
+            hostname: sysinfo::System::host_name().unwrap_or_default(),
+            instance: Some(instance),
+            capture: Some(cfg.capture),
+        }),
+        instance,
         inner,
         link: None,
         open: HashMap::new(),
@@ -285,18 +298,6 @@ impl Sender {
         }
     }
 
-    fn hello(&self) -> Event {
-        Event::Hello(Hello {
-            source: self.cfg.source.clone(),
-            name: self.cfg.name.clone(),
-            kind: self.cfg.kind,
-            version: env!("CARGO_PKG_VERSION").into(),
-            hostname: sysinfo::System::host_name().unwrap_or_default(),
-            instance: Some(self.instance),
-            capture: Some(self.cfg.capture),
-        })
-    }
-
     async fn connect(&mut self) {
         if is_bus(&self.cfg.observer) {
             return self.connect_bus().await;
@@ -367,23 +368,28 @@ impl Sender {
         self.backoff = (self.backoff * 2).min(self.cfg.max_backoff);
     }
 
-    /// A batch's bytes. On the bus every batch leads with the hello: whoever consumes the
-    /// stream may start at any batch.
+    /// Whether every batch must lead with the hello: on the bus, whoever consumes the stream
+    /// may start at any batch.
+    fn hello_first(&self) -> bool {
+        !matches!(self.link, Some(Link::Ws { .. }) | None)
+    }
+
+    /// A batch's bytes, led by the hello where [`Self::hello_first`] asks for it. Batches
+    /// arrive here led by it already ([`Self::deliver`]); only the later halves of a batch
+    /// split for size are copied to put it in front.
     fn encode(&self, events: &[Event]) -> Vec<u8> {
-        let lead = matches!(self.link, Some(Link::Ws { .. }) | None)
-            || matches!(events.first(), Some(Event::Hello(_)));
-        if lead {
+        if !self.hello_first() || matches!(events.first(), Some(Event::Hello(_))) {
             return encode_events(Encoding::MsgPack, events);
         }
         let mut all = Vec::with_capacity(events.len() + 1);
-        all.push(self.hello());
+        all.push(self.hello.clone());
         all.extend_from_slice(events);
         encode_events(Encoding::MsgPack, &all)
     }
 
     /// After (re)connecting: hello, every open connection, closes missed meanwhile, drops.
     async fn resync(&mut self) {
-        let mut events = vec![self.hello()];
+        let mut events = vec![self.hello.clone()];
         let mut ids: Vec<u64> = self.open.keys().copied().collect();
         ids.sort_unstable();
         events.extend(
@@ -440,7 +446,10 @@ impl Sender {
         true
     }
 
-    async fn deliver(&mut self, events: Vec<Event>) {
+    async fn deliver(&mut self, mut events: Vec<Event>) {
+        if self.hello_first() && !matches!(events.first(), Some(Event::Hello(_))) {
+            events.insert(0, self.hello.clone());
+        }
         let sent = self.link.is_some() && self.send(&events).await;
         for ev in events {
             self.track(ev, sent);

@@ -3,11 +3,11 @@
 //! event of one connection over its whole life. Answered from the segments' indexes and only
 //! the blocks they point at (see `index.rs` and docs/storage.md).
 
-use super::index::{event_ts, index, read_some, span, SegIndex};
-use super::segment::{segments, RECORDED};
+use super::index::{frame_events, index, read_some, span, SegIndex};
+use super::segment::segments;
 use crate::protocol::close_code::CloseClass;
 use crate::protocol::{HistoryConn, HistoryEvent, TraceEntry, TraceKind};
-use sockscope_wire::{decode_batch, Event};
+use sockscope_wire::Event;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -209,22 +209,7 @@ fn each_in(
             if only.is_some_and(|o| !o.contains(&(b, i as u32))) {
                 continue;
             }
-            let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
-                continue;
-            };
-            // The session's source, or the one its first frame's hello names.
-            let mut source = e.source.clone();
-            for ev in batch.events {
-                n += 1;
-                if let Event::Hello(h) = &ev {
-                    source.get_or_insert_with(|| Arc::from(h.source.as_str()));
-                    continue;
-                }
-                if let Some(src) = &source {
-                    let ts = event_ts(&ev, e.arrival_us);
-                    f(src, ts, ev);
-                }
-            }
+            n += frame_events(&e, &mut f);
         }
     })?;
     Ok(n)

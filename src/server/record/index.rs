@@ -237,24 +237,16 @@ impl SegIndex {
         let (mut lo, mut hi) = (place.first_us, place.last_us);
         for (entry, e) in entries.into_iter().enumerate() {
             self.bus_seq = self.bus_seq.max(e.bus_seq.unwrap_or(0));
-            let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
-                continue;
-            };
             let at = (block, entry as u32);
-            // The session's source, or the one its first frame's hello names.
-            let mut source = e.source.clone();
-            for ev in batch.events {
-                self.events += 1;
-                if let Event::Hello(h) = ev {
-                    source.get_or_insert_with(|| Arc::from(h.source.as_str()));
+            self.events += frame_events(&e, |src, ts, ev| match ev {
+                Event::Hello(h) => {
                     self.hellos.insert(h.source.clone(), h);
-                    continue;
                 }
-                let Some(src) = source.clone() else { continue };
-                let ts = event_ts(&ev, e.arrival_us);
-                (lo, hi) = (lo.min(ts), hi.max(ts));
-                self.event(src, ts, at, ev);
-            }
+                ev => {
+                    (lo, hi) = (lo.min(ts), hi.max(ts));
+                    self.event(src.clone(), ts, at, ev);
+                }
+            });
         }
         self.block_ts.push((lo, hi));
         (self.lo, self.hi) = (self.lo.min(lo), self.hi.max(hi));
@@ -404,6 +396,26 @@ impl SegIndex {
             events: s.events,
         })
     }
+}
+
+/// The events of one recorded frame, each with its source (the session's, or the one the
+/// frame's hello names) and its time, hellos included; returns how many. A frame that does not
+/// decode has none.
+pub(crate) fn frame_events(e: &Entry, mut f: impl FnMut(&Arc<str>, u64, Event)) -> u64 {
+    let Ok(batch) = decode_batch(e.encoding, &e.frame, &RECORDED) else {
+        return 0;
+    };
+    let n = batch.events.len() as u64;
+    let mut source = e.source.clone();
+    for ev in batch.events {
+        if let Event::Hello(h) = &ev {
+            source.get_or_insert_with(|| Arc::from(h.source.as_str()));
+        }
+        if let Some(src) = &source {
+            f(src, event_ts(&ev, e.arrival_us), ev);
+        }
+    }
+    n
 }
 
 /// An event's time: its own, believed up to [`TS_SLACK_US`] past its arrival.
