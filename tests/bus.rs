@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::process::{free_port, sockscope, start_until, Running};
+use common::process::{free_port, Running};
+use common::record::get;
 use serde_json::Value;
 use sockscope_tap::wire::{Closer, Direction, Opcode};
 use sockscope_tap::{ConnInfo, Tap, TapConfig};
@@ -30,26 +31,10 @@ fn nats(port: u16, dir: &Path) -> Running {
     Running(child)
 }
 
-/// An observer consuming the bus, recording into `dir`.
+/// An observer consuming the bus, recording into `dir`; returns once it answers.
 async fn observer(port: u16, bus: u16, dir: &Path) -> Running {
-    let mut c = sockscope(&["serve", "--site-root", "/nonexistent"]);
-    c.args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--bus", &format!("nats://127.0.0.1:{bus}")])
-        .args(["--cluster", "test"])
-        .args(["--data-dir", dir.to_str().unwrap()])
-        .env_remove("SOCKSCOPE_NO_RECORD")
-        .env("SOCKSCOPE_LOG", "info");
-    let (p, _) = start_until(c, "sockscope observer on");
-    p
-}
-
-async fn get(port: u16, path: &str) -> Value {
-    reqwest::get(format!("http://127.0.0.1:{port}{path}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let url = format!("nats://127.0.0.1:{bus}");
+    common::record::observer(dir, port, &["--bus", &url, "--cluster", "test"]).await
 }
 
 /// Waits (up to 20 s) until `ok` holds for `path`; panics with the last answer.

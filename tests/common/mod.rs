@@ -3,6 +3,7 @@
 
 pub mod process;
 pub mod proxy;
+pub mod record;
 pub mod tls;
 pub mod upstream;
 
