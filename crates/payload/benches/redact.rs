@@ -125,4 +125,29 @@ fn main() {
             );
         },
     );
+    // What the proxy benchmark sends: one byte repeated, binary; the proxy hands the tap
+    // only the captured prefix.
+    let filler = vec![b'x'; cap];
+    per_op(
+        "default keys, 4 KiB binary of one byte (proxy bench)",
+        n / 10,
+        || {
+            black_box(
+                defaults
+                    .capture_bytes(black_box(&filler), cap)
+                    .payload
+                    .into_owned(),
+            );
+        },
+    );
+    let prose = "The quick brown fox jumps over the lazy dog; hello there, how are you? "
+        .repeat(cap / 70 + 1);
+    per_op("default keys, 4 KiB of prose, no key", n / 10, || {
+        black_box(
+            defaults
+                .capture_text(black_box(&prose[..cap]), cap)
+                .payload
+                .into_owned(),
+        );
+    });
 }

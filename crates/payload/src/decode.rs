@@ -12,6 +12,14 @@ pub struct HexLine {
     pub ascii: String,
 }
 
+/// Appends `b` as two lower-case hex digits (no formatting machinery: previews of binary
+/// payloads are made per message on the observer's hot path).
+pub fn push_hex(out: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push(DIGITS[usize::from(b >> 4)] as char);
+    out.push(DIGITS[usize::from(b & 0xf)] as char);
+}
+
 /// Classic hex + ASCII dump; non-printable bytes show as `.`.
 pub fn hexdump(bytes: &[u8]) -> Vec<HexLine> {
     bytes
@@ -23,7 +31,7 @@ pub fn hexdump(bytes: &[u8]) -> Vec<HexLine> {
                 if j > 0 {
                     hex.push(if j == 8 { '\u{2002}' } else { ' ' });
                 }
-                hex.push_str(&format!("{b:02x}"));
+                push_hex(&mut hex, *b);
             }
             let ascii = chunk
                 .iter()

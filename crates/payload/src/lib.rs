@@ -13,6 +13,8 @@ pub mod redact;
 #[cfg(feature = "redact")]
 mod scan;
 pub mod subprotocol;
+#[cfg(feature = "redact")]
+mod textpat;
 
 /// What a masked value is replaced with. JSON values become the string `"[REDACTED]"`;
 /// regex matches become the bare text `[REDACTED]`. The dashboard styles it.

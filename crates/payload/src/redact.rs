@@ -19,6 +19,7 @@
 //! while a huge message costs no more than that.
 
 use crate::scan::{apply, json_edits, Edit, KeySet, Replacement};
+use crate::textpat::TextPatterns;
 use regex::bytes::Regex;
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -133,7 +134,7 @@ pub struct Redactor {
     /// Secrets in text that is not JSON, found whenever keys are masked: `Authorization:
     /// Bearer …`, header lines (`passcode:…`, STOMP), form fields (`password=…`, names
     /// percent-encoded or not), and JWT-shaped strings anywhere.
-    text: Option<Regex>,
+    text: Option<TextPatterns>,
 }
 
 impl Default for Redactor {
@@ -168,7 +169,7 @@ impl Redactor {
         let user = (!parts.is_empty()).then(|| {
             Regex::new(&parts.join("|")).expect("an alternation of valid regexes is valid")
         });
-        let text = keys.as_ref().map(|k| text_patterns(k.keys()));
+        let text = keys.as_ref().map(|k| TextPatterns::new(k.keys()));
         Ok(Redactor {
             keys,
             fallback,
@@ -274,7 +275,7 @@ impl Redactor {
             }
         }
         // The query's own pass covers the built-in form-field pattern.
-        let edits = merge(edits, self.regex_edits(path.as_bytes(), false));
+        let edits = merge(edits, self.regex_edits(path.as_bytes(), None));
         finish_str(path, &edits)
     }
 
@@ -282,13 +283,9 @@ impl Redactor {
     /// and up to where the window is masked (beyond it nothing can reach the capture).
     /// `text` is the window (or its prefix up to a cut character) when it is UTF-8.
     fn edits(&self, window: &[u8], text: Option<&str>, cap: usize) -> (Vec<Edit>, usize) {
-        let matches = self.regex_edits(window, true);
+        let matches = self.regex_edits(window, Some(cap));
         // Regex replacements that shorten the payload pull later bytes into the capture.
-        let saved: usize = matches
-            .iter()
-            .map(|e| e.range.len().saturating_sub(crate::REDACTED.len()))
-            .sum();
-        let limit = cap.saturating_add(saved);
+        let limit = cap.saturating_add(saved(&matches));
         let Some(keys) = &self.keys else {
             return (matches, window.len());
         };
@@ -320,22 +317,11 @@ impl Redactor {
             .collect()
     }
 
-    /// User regex matches, and with `builtin` the built-in text patterns' values.
-    fn regex_edits(&self, window: &[u8], builtin: bool) -> Vec<Edit> {
-        let mut out: Vec<Edit> = Vec::new();
-        if let Some(re) = self.text.as_ref().filter(|_| builtin) {
-            // The value group that matched (1-3), or the whole match for a JWT.
-            out.extend(re.captures_iter(window).filter_map(|c| {
-                let m = (1..=3).find_map(|i| c.get(i)).or_else(|| c.get(0))?;
-                (!m.is_empty()).then(|| Edit {
-                    range: m.range(),
-                    with: Replacement::Match,
-                    keys: 1,
-                })
-            }));
-        }
-        if let Some(re) = &self.user {
-            let user: Vec<Edit> = re
+    /// User regex matches, and for a capture of `cap` bytes the built-in text patterns'
+    /// values that can reach it.
+    fn regex_edits(&self, window: &[u8], cap: Option<usize>) -> Vec<Edit> {
+        let user: Vec<Edit> = match &self.user {
+            Some(re) => re
                 .find_iter(window)
                 .filter(|m| !m.is_empty())
                 .map(|m| Edit {
@@ -343,40 +329,16 @@ impl Redactor {
                     with: Replacement::Match,
                     keys: 0,
                 })
-                .collect();
-            out = merge(out, user);
-        }
-        out
+                .collect(),
+            None => Vec::new(),
+        };
+        let (Some(text), Some(cap)) = (&self.text, cap) else {
+            return user;
+        };
+        // User matches that shorten the payload pull later bytes into the capture.
+        let limit = cap.saturating_add(saved(&user));
+        merge(text.edits(window, limit), user)
     }
-}
-
-/// The built-in patterns for secrets in text (see [`Redactor`]'s `text`).
-fn text_patterns<'a>(keys: impl Iterator<Item = &'a str>) -> Regex {
-    // A key as a form-field or header name: `_` and `-` may come percent-encoded.
-    let names: Vec<String> = keys
-        .map(|k| {
-            regex::escape(k)
-                .replace('_', "(?:_|%5[Ff])")
-                .replace(r"\-", r"(?:\-|%2[Dd])")
-        })
-        .collect();
-    let names = names.join("|");
-    Regex::new(&format!(
-        concat!(
-            r"(?i-u)(?:",
-            // Authorization: Bearer <token> (or Basic), in any text.
-            r"\b(?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token)\s+([^\s,;]+)",
-            // A header line `name: value` (STOMP `passcode:…`, HTTP-like text).
-            r"|(?m:^[ \t]*(?:{names})[ \t]*:[ \t]*([^\r\n]+))",
-            // A form field or query parameter `name=value`.
-            r"|(?:^|[?&;\s])(?:{names})=([^&\s;]+)",
-            // A JWT anywhere: three base64url parts, the first a JSON header.
-            r"|\beyJ[A-Za-z0-9_-]{{4,}}\.[A-Za-z0-9_-]{{4,}}\.[A-Za-z0-9_-]{{4,}}",
-            r")"
-        ),
-        names = names
-    ))
-    .expect("escaped key names build")
 }
 
 /// A query parameter's name with `%XX` escapes decoded (`access%5Ftoken` → `access_token`).
@@ -436,6 +398,14 @@ fn floor_boundary(s: &str, n: usize) -> usize {
         n -= 1;
     }
     n
+}
+
+/// Bytes the replacements of these regex matches save.
+fn saved(matches: &[Edit]) -> usize {
+    matches
+        .iter()
+        .map(|e| e.range.len().saturating_sub(crate::REDACTED.len()))
+        .sum()
 }
 
 /// Key edits and regex edits as one sorted list without overlaps. Overlapping edits become one

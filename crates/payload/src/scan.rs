@@ -87,7 +87,7 @@ impl KeySet {
         })
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
+    pub fn keys(&self) -> impl Iterator<Item = &str> + Clone {
         self.keys.iter().map(|k| &**k)
     }
 

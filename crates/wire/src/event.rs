@@ -21,8 +21,8 @@ impl Batch {
     }
 }
 
-/// Every event a tap can send, tagged by `"type"`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Every event a tap can send, tagged by `"type"` (decoded in `event_de.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Hello(Hello),

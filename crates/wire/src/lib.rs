@@ -5,6 +5,7 @@
 
 mod codec;
 mod event;
+mod event_de;
 mod payload;
 mod secret;
 mod validate;

@@ -362,3 +362,49 @@ fn on_demand_counters_and_demand_replies() {
         })
     );
 }
+
+/// Events are decoded by their `"type"` wherever it stands (our taps write it first, and
+/// that path does not buffer the event); a missing or unknown type is named.
+#[test]
+fn the_type_may_come_anywhere_in_an_event() {
+    let first = r#"{"v":1,"events":[{"type":"message","conn":7,"dir":"c2s","opcode":"text","size":2,"text":"hi"}]}"#;
+    let last = r#"{"v":1,"events":[{"conn":7,"dir":"c2s","opcode":"text","size":2,"text":"hi","type":"message"}]}"#;
+    let a = decode_batch(Encoding::Json, first.as_bytes(), &Limits::default()).unwrap();
+    let b = decode_batch(Encoding::Json, last.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(a, b);
+    assert!(
+        matches!(&a.events[0], Event::Message(m) if m.conn == 7 && m.text.as_deref() == Some("hi"))
+    );
+    // Binary payloads with the type first, in MessagePack, round trip (the fast path).
+    let s = sample();
+    let enc = encode_batch(Encoding::MsgPack, &s);
+    assert_eq!(
+        decode_batch(Encoding::MsgPack, &enc, &Limits::default()).unwrap(),
+        s
+    );
+    for (bad, says) in [
+        (r#"{"v":1,"events":[{"conn":7}]}"#, "missing field `type`"),
+        (r#"{"v":1,"events":[{}]}"#, "missing field `type`"),
+        (
+            r#"{"v":1,"events":[{"type":"teleport","conn":7}]}"#,
+            "unknown variant `teleport`",
+        ),
+        (
+            r#"{"v":1,"events":[{"conn":7,"type":"teleport"}]}"#,
+            "unknown variant `teleport`",
+        ),
+        (
+            r#"{"v":1,"events":[{"type":"message","conn":"seven"}]}"#,
+            "conn",
+        ),
+        (
+            r#"{"v":1,"events":[{"conn":"seven","type":"message"}]}"#,
+            "conn",
+        ),
+        (r#"{"v":1,"events":[7]}"#, "a map with a \"type\""),
+    ] {
+        let err = decode_batch(Encoding::Json, bad.as_bytes(), &Limits::default()).unwrap_err();
+        assert_eq!(err.code(), "malformed", "{bad}: {err}");
+        assert!(err.to_string().contains(says), "{bad}: {err}");
+    }
+}

@@ -44,7 +44,7 @@ pub(crate) fn preview_hex(b: &[u8]) -> String {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(&format!("{byte:02x}"));
+        sockscope_payload::decode::push_hex(&mut out, *byte);
     }
     if b.len() > PREVIEW_BYTES {
         out.push('…');
