@@ -153,3 +153,142 @@ async fn history_answers_closes_by_code_in_a_window_and_a_connections_whole_life
     let h = get(port, "/api/history/connections?state=closed&code=1006").await;
     assert_eq!(h["items"].as_array().unwrap().len(), 3, "{h}");
 }
+
+/// The trace of a past window from the record, with the live trace's filters and downloads.
+#[tokio::test]
+async fn history_trace_answers_a_past_window_with_the_live_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _obs = observer(dir.path(), port, &["--record-sync", "50ms"]).await;
+    let t0: u64 = 1_700_000_000_000; // ms
+    let at = |s: u64| (t0 + s * 1000) * 1000; // µs
+    let mut events = vec![hello("edge")];
+    for conn in 1u64..=4 {
+        let open_s = conn * 10;
+        events.push(json!({"type": "conn_open", "conn": conn, "ts": at(open_s), "ip": format!("192.0.2.{conn}"), "path": format!("/c{conn}")}));
+        for k in 0..3 {
+            let dir = if k == 1 { "s2c" } else { "c2s" };
+            events.push(json!({"type": "message", "conn": conn, "ts": at(open_s + 1 + k), "dir": dir, "opcode": "text", "size": 4, "text": format!("m{conn}-{k}")}));
+        }
+        events.push(json!({"type": "conn_close", "conn": conn, "ts": at(open_s + 5), "code": 1000, "by": "client"}));
+    }
+    post(port, events).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let texts = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|e| e["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let window =
+        |from_s: u64, to_s: u64| format!("from={}&to={}", t0 + from_s * 1000, t0 + to_s * 1000);
+    // Messages between t0+10 s and t0+22 s, newest first: connection 1's three and the first
+    // two of connection 2.
+    let h = get(
+        port,
+        &format!("/api/history/trace?{}&kind=message", window(10, 22)),
+    )
+    .await;
+    assert_eq!(texts(&h), ["m2-1", "m2-0", "m1-2", "m1-1", "m1-0"], "{h}");
+    assert_eq!(h["truncated"], false);
+    // Direction, text, source, kinds together.
+    let h = get(
+        port,
+        &format!("/api/history/trace?{}&dir=out&text=M3", window(0, 100)),
+    )
+    .await;
+    assert_eq!(texts(&h), ["m3-1"], "{h}");
+    let h = get(
+        port,
+        &format!("/api/history/trace?{}&source=nowhere", window(0, 100)),
+    )
+    .await;
+    assert_eq!(texts(&h).len(), 0, "{h}");
+    // One connection (the tap's id), opens and closes included; by address, as a CIDR prefix
+    // or as the start of the address.
+    let h = get(
+        port,
+        &format!("/api/history/trace?{}&source=edge&conn=4", window(0, 100)),
+    )
+    .await;
+    let kinds: Vec<&str> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["close", "message", "message", "message", "open"],
+        "{h}"
+    );
+    assert!(h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["conn"] == 4));
+    let h = get(
+        port,
+        &format!(
+            "/api/history/trace?{}&kind=open&ip=192.0.2.2/31",
+            window(0, 100)
+        ),
+    )
+    .await;
+    assert_eq!(texts(&h), ["192.0.2.3 /c3", "192.0.2.2 /c2"], "{h}");
+    let h = get(
+        port,
+        &format!(
+            "/api/history/trace?{}&kind=open&ip=192.0.2.1",
+            window(0, 100)
+        ),
+    )
+    .await;
+    assert_eq!(texts(&h), ["192.0.2.1 /c1"], "{h}");
+    // A limit cuts the newest first and says so.
+    let h = get(
+        port,
+        &format!("/api/history/trace?{}&limit=2", window(0, 100)),
+    )
+    .await;
+    assert_eq!(h["items"].as_array().unwrap().len(), 2);
+    assert_eq!(h["truncated"], true);
+    // Downloads.
+    let fetch = |q: String| async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/api/history/trace?{q}"))
+            .await
+            .unwrap()
+    };
+    let csv = fetch(format!("{}&kind=message&format=csv", window(0, 100))).await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    assert!(text.starts_with("seq,time_us,kind,connection"), "{text}");
+    assert_eq!(text.lines().count(), 1 + 12, "{text}");
+    let nd = fetch(format!("{}&kind=close&format=ndjson", window(0, 100))).await;
+    let nd = nd.text().await.unwrap();
+    assert_eq!(nd.lines().count(), 4, "{nd}");
+    let first: Value = serde_json::from_str(nd.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["conn"].as_u64(), first["code"].as_u64()),
+        (Some(4), Some(1000))
+    );
+    // Bad input is named.
+    for (q, says) in [
+        (format!("from={}&to={}", t0 + 5000, t0), "after"),
+        ("kind=teleport".to_string(), "open, message, close"),
+        ("text=(&regex=true".to_string(), "regular expression"),
+        ("format=xml".to_string(), "json, ndjson or csv"),
+        ("limit=0".to_string(), "limit"),
+    ] {
+        let r = fetch(q.clone()).await;
+        assert_eq!(r.status(), 400, "{q}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(says), "{q}: {body}");
+    }
+}

@@ -102,7 +102,7 @@ pub(crate) async fn export(
         Format::Csv => {
             let rows = entries(app.agg.clone(), query, role).map(|e| Bytes::from(csv_row(&e)));
             let parts = Parts {
-                head: Bytes::from_static(b"seq,time_us,kind,connection,source,direction,opcode,size,truncated,close_code,closed_by,text\n"),
+                head: Bytes::from_static(TRACE_CSV_HEADER.as_bytes()),
                 tail: Bytes::new(),
                 cut: Bytes::from(format!(",,truncated,,,,,,,,,{}\n", csv_field(&why))),
             };
@@ -216,7 +216,12 @@ fn entries(
     .flatten()
 }
 
-fn csv_row(e: &TraceEntry) -> String {
+/// The first line of a trace CSV.
+pub(crate) const TRACE_CSV_HEADER: &str =
+    "seq,time_us,kind,connection,source,direction,opcode,size,truncated,close_code,closed_by,text\n";
+
+/// One trace entry as a CSV line.
+pub(crate) fn csv_row(e: &TraceEntry) -> String {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::new());

@@ -24,7 +24,7 @@ pub(crate) const MAX_HISTORY_LIMIT: usize = 1000;
 /// Most connections in one HAR download (each with up to its last 10,000 events).
 pub(crate) const MAX_HAR_CONNS: usize = 100;
 
-fn record_dir(app: &AppState) -> Result<PathBuf, ApiError> {
+pub(crate) fn record_dir(app: &AppState) -> Result<PathBuf, ApiError> {
     app.config
         .record
         .as_ref()
@@ -200,7 +200,7 @@ pub(crate) async fn events(
 }
 
 /// Runs a reading of the record on a blocking thread (it reads files).
-async fn scan<T: Send + 'static>(
+pub(crate) async fn scan<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -210,7 +210,10 @@ async fn scan<T: Send + 'static>(
 }
 
 /// The `format` asked for, if it is one of `offered` (the first is the default).
-fn format_of(format: Option<String>, offered: &[&str]) -> Result<Option<String>, ApiError> {
+pub(crate) fn format_of(
+    format: Option<String>,
+    offered: &[&str],
+) -> Result<Option<String>, ApiError> {
     match format {
         Some(f) if !offered.contains(&f.as_str()) => {
             let (last, rest) = offered.split_last().expect("formats are offered");
@@ -292,7 +295,7 @@ fn summary(source: &str, conn: u64, events: &[HistoryEvent]) -> Option<HistoryCo
 }
 
 /// An `ip` filter: one address, or a CIDR prefix.
-fn parse_prefix(s: &str) -> Result<ipnet::IpNet, ApiError> {
+pub(crate) fn parse_prefix(s: &str) -> Result<ipnet::IpNet, ApiError> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| {
@@ -303,7 +306,7 @@ fn parse_prefix(s: &str) -> Result<ipnet::IpNet, ApiError> {
 }
 
 /// A history answer: the items as the caller may see them, and how much was read.
-fn found_json<T: serde::Serialize, U>(items: &[T], found: &Found<U>) -> Response {
+pub(crate) fn found_json<T: serde::Serialize, U>(items: &[T], found: &Found<U>) -> Response {
     Json(json!({
         "items": items,
         "truncated": found.truncated,

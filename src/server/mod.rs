@@ -11,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod export;
 pub(crate) mod history;
 mod history_export;
+mod history_trace;
 pub(crate) mod ingest;
 pub(crate) mod listen;
 pub(crate) mod live;
@@ -143,6 +144,7 @@ fn build(config: ObserverConfig, record: Option<record::Opened>) -> Router {
         .route("/api/trace", get(api::trace))
         .route("/api/history/connections", get(history::connections))
         .route("/api/history/events", get(history::events))
+        .route("/api/history/trace", get(history_trace::trace))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .route("/api/export", get(export::export))

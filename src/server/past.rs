@@ -74,12 +74,12 @@ pub(crate) fn past_frame(
     let limit = (tq.limit as usize).clamp(1, crate::protocol::MAX_WINDOW as usize);
     let trace = history::trace(
         dir,
-        at_ms.saturating_sub(PAST_WINDOW_MS),
-        at_ms,
+        (at_ms.saturating_sub(PAST_WINDOW_MS), at_ms),
         limit,
+        None,
         keep,
     )
-    .map(|t| scrub::trace(role, t))
+    .map(|t| scrub::trace(role, t.items))
     .unwrap_or_default();
     let detail = spec
         .detail

@@ -41,7 +41,7 @@ impl TraceFilter {
         self.q.limit as usize
     }
 
-    fn text_ok(&self, hay: &str) -> bool {
+    pub(crate) fn text_ok(&self, hay: &str) -> bool {
         match &self.text {
             None => true,
             Some(Text::Plain(n)) => super::conn::contains_ci(hay, n),

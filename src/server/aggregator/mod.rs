@@ -5,6 +5,7 @@
 #[cfg(test)]
 mod bounds_tests;
 pub(crate) mod conn;
+mod conns;
 pub(crate) mod demand;
 pub(crate) mod filter;
 pub(crate) mod hub;

@@ -50,11 +50,11 @@ impl State {
                     StateFilter::Closed => self.conns.len() as u64 - self.totals.open,
                 }
             } else {
-                self.conns.values().filter(keep).count() as u64
+                self.conns.unordered().filter(keep).count() as u64
             };
             return (total, window);
         }
-        let mut all: Vec<&Conn> = self.conns.values().filter(keep).collect();
+        let mut all: Vec<&Conn> = self.conns.unordered().filter(keep).collect();
         let total = all.len() as u64;
         let cmp = |a: &&Conn, b: &&Conn| {
             let o = self.compare(q.sort, a, b, now_s).then(a.id.cmp(&b.id));

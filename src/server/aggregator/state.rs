@@ -11,7 +11,7 @@ use crate::server::config::AggConfig;
 use crate::server::error::ErrorCode;
 use sockscope_payload::subprotocol;
 use sockscope_wire::{Closer, ConnClose, ConnOpen, Counters, Direction, Event, Message};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 mod seed;
@@ -27,9 +27,10 @@ pub(crate) struct EventError {
 
 pub(crate) struct State {
     pub(crate) cfg: AggConfig,
-    pub(crate) conns: BTreeMap<u64, Conn>,
+    pub(crate) conns: super::conns::Conns,
     /// (source, tap connection id) → observer id, for open connections.
-    pub(super) index: HashMap<(usize, u64), u64>,
+    /// (source, the tap's connection id) → observer id.
+    pub(super) index: HashMap<(usize, u64), u64, foldhash::fast::RandomState>,
     pub(crate) sources: Sources,
     source_ids: HashMap<Arc<str>, usize>,
     pub(super) user_agents: HashSet<Arc<str>>,
@@ -81,8 +82,8 @@ impl State {
             ),
             series: Series::new(cfg.series_len),
             cfg,
-            conns: BTreeMap::new(),
-            index: HashMap::new(),
+            conns: Default::default(),
+            index: HashMap::default(),
             sources: Sources::default(),
             source_ids: HashMap::new(),
             user_agents: HashSet::new(),

@@ -4,7 +4,8 @@
 //! are compacted away, so the FIFO stays proportional to what is actually held.
 
 use super::conn::{Conn, StoredMessage, StoredPayload};
-use std::collections::{BTreeMap, VecDeque};
+use super::conns::Conns;
+use std::collections::VecDeque;
 
 /// The FIFO is compacted when it holds this many entries per held message. Each compaction
 /// looks up every entry's connection (a million-entry map), so a larger slack compacts less
@@ -67,12 +68,7 @@ impl MessageStore {
     }
 
     /// Appends a message to its connection's ring and enforces every bound.
-    pub(crate) fn store(
-        &mut self,
-        conns: &mut BTreeMap<u64, Conn>,
-        conn_id: u64,
-        msg: StoredMessage,
-    ) {
+    pub(crate) fn store(&mut self, conns: &mut Conns, conn_id: u64, msg: StoredMessage) {
         if self.per_conn == 0 || self.max_messages == 0 {
             return;
         }
@@ -140,7 +136,7 @@ impl MessageStore {
 
     /// Drops stale entries, keeping order and the payload cursor's place. Runs when at least
     /// half the FIFO is stale, so its cost per stored message stays constant.
-    fn compact(&mut self, conns: &BTreeMap<u64, Conn>) {
+    fn compact(&mut self, conns: &Conns) {
         let before_cursor = (self.cursor - self.base) as usize;
         let (mut i, mut kept_before_cursor) = (0usize, 0u64);
         self.fifo.retain(|e| {

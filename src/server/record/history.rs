@@ -216,19 +216,32 @@ fn each_in(
 }
 
 /// Trace entries of the record between `from_ms` and `to_ms`, newest first, at most `limit`,
-/// that `keep` accepts. Blocks are read newest first, only as far back as needed.
+/// that `keep` accepts. Blocks are read newest first, only as far back as needed. With
+/// `lives`, only events of the connection lives it accepts are read (from their postings).
 pub(crate) fn trace(
     dir: &Path,
-    from_ms: u64,
-    to_ms: u64,
+    (from_ms, to_ms): (u64, u64),
     limit: usize,
+    lives: Option<&(dyn Fn(&HistoryConn) -> bool + Sync)>,
     keep: impl Fn(&TraceEntry) -> bool,
-) -> std::io::Result<Vec<TraceEntry>> {
+) -> std::io::Result<Found<TraceEntry>> {
     let (from_us, to_us) = (from_ms * 1000, to_ms * 1000 + 999);
     let segs = segments(dir)?;
-    let mut out: Vec<TraceEntry> = Vec::new();
+    let mut found = Found::default();
+    let out = &mut found.items;
     'segments: for k in span(&segs, from_us, to_us)?.rev() {
         let ix = index(&segs, k)?;
+        // The frames that hold events of the lives asked for, and those lives.
+        let only = lives.map(|accepts| {
+            let mut frames: HashSet<(u32, u32)> = HashSet::new();
+            let mut who: HashSet<(&str, u64)> = HashSet::new();
+            for l in ix.lives.iter().filter(|l| accepts(&l.sum)) {
+                frames.extend(l.postings.iter().map(|(b, e, _)| (b, e)));
+                who.insert((l.sum.source.as_str(), l.sum.conn));
+            }
+            let blocks: HashSet<u32> = frames.iter().map(|(b, _)| *b).collect();
+            (frames, who, blocks)
+        });
         // Blocks whose arrivals overlap the window (an event's time is near its arrival).
         let blocks: Vec<u32> = (0..ix.blocks.len() as u32)
             .rev()
@@ -236,29 +249,36 @@ pub(crate) fn trace(
                 let (lo, hi) = ix.block_ts[*b as usize];
                 lo <= to_us && hi >= from_us
             })
+            .filter(|b| only.as_ref().is_none_or(|(_, _, bs)| bs.contains(b)))
             .collect();
         for b in blocks {
             let before = out.len();
-            each_in(&segs[k], &ix, [b], None, |src, ts, ev| {
+            let frames = only.as_ref().map(|(f, _, _)| f);
+            found.scanned_events += each_in(&segs[k], &ix, [b], frames, |src, ts, ev| {
                 if (from_us..=to_us).contains(&ts) {
-                    if let Some(e) = trace_entry(src, ts, ev).filter(|e| keep(e)) {
+                    if let Some(e) = trace_entry(src, ts, ev).filter(|e| {
+                        only.as_ref()
+                            .is_none_or(|(_, who, _)| who.contains(&(e.source.as_str(), e.conn)))
+                            && keep(e)
+                    }) {
                         out.push(e);
                     }
                 }
             })?;
             out[before..].reverse();
-            if out.len() >= limit {
+            if out.len() > limit {
                 break 'segments;
             }
         }
     }
     out.sort_by_key(|e| std::cmp::Reverse(e.ts_us));
+    found.truncated = out.len() > limit;
     out.truncate(limit);
     let n = out.len() as u64;
     for (i, e) in out.iter_mut().enumerate() {
         e.seq = n - i as u64;
     }
-    Ok(out)
+    Ok(found)
 }
 
 /// Every recorded event of connection `conn` of `source` opened at `opened_ms` (or its last

@@ -237,7 +237,9 @@ fn queries_answer_from_the_index_as_of_a_moment() {
         .collect();
     assert_eq!(kinds, ["open", "message", "message", "close"]);
     // The trace of a window, newest first.
-    let t = history::trace(dir.path(), ms(9), ms(21), 10, |_| true).unwrap();
+    let t = history::trace(dir.path(), (ms(9), ms(21)), 10, None, |_| true)
+        .unwrap()
+        .items;
     let texts: Vec<&str> = t.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(texts, ["x22", "192.0.2.1 /c3", "x1"]);
 }
