@@ -88,3 +88,70 @@ test('the dashboard shows a past moment from the record, replays it, and goes ba
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Searching the record from the dashboard: closed with 1006 in a window, shown as rows (a
+// payload as text, never HTML), a bad field named, downloads offered, and a row that takes the
+// dashboard to its moment.
+test('the dashboard searches the record and jumps to what it found', async ({ page, request }) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockscope-search-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--tick', '100ms', '--data-dir', dir, '--record-sync', '100ms'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SOCKSCOPE_LOG: 'warn' },
+  });
+  try {
+    await expect
+      .poll(async () => (await fetch(`${base}/healthz`).catch(() => null))?.status ?? 0, { timeout: 15_000 })
+      .toBe(200);
+    const now = Date.now();
+    const us = (ms: number) => ms * 1000;
+    const hostile = '<img src=x onerror=alert(1)>';
+    const events: object[] = [{ type: 'hello', source: 'edge', kind: 'proxy' }];
+    for (const [conn, code] of [[1, 1006], [2, 1000], [3, 1006]]) {
+      events.push({ type: 'conn_open', conn, ts: us(now - 600_000 + conn * 1000), ip: `198.51.100.${conn}`, path: `/room/${conn}` });
+      events.push({ type: 'message', conn, ts: us(now - 500_000 + conn * 1000), dir: 'c2s', opcode: 'text', size: hostile.length, text: hostile });
+      events.push({ type: 'conn_close', conn, ts: us(now - 300_000 + conn * 1000), code, by: 'abort' });
+    }
+    const res = await request.post(`${base}/ingest`, { data: { v: 1, events } });
+    expect(res.status(), await res.text()).toBe(200);
+    await new Promise((r) => setTimeout(r, 300)); // the record's sync
+
+    await page.goto(base);
+    await expect(page.getByTestId('link-status')).toHaveAttribute('data-status', 'live');
+    const panel = page.getByTestId('history-search');
+    await panel.locator('summary').click();
+    const iso = (ms: number) => new Date(ms).toISOString().slice(0, 19);
+    await page.getByTestId('history-from').fill(iso(now - 3_600_000));
+    await page.getByTestId('history-to').fill(iso(now));
+    // A bad code is named, nothing is asked.
+    await page.getByTestId('history-close').fill('99');
+    await page.getByTestId('history-go').click();
+    await expect(page.getByTestId('history-error')).toContainText('between 1000 and 4999');
+    await page.getByTestId('history-close').fill('1006');
+    await page.getByTestId('history-go').click();
+    const rows = page.getByTestId('history-row');
+    await expect(rows).toHaveCount(2);
+    await expect(rows.first()).toContainText('/room/3');
+    await expect(rows.first().getByTestId('history-code')).toHaveText('1006');
+    // The payload is text on the page.
+    await expect(rows.first()).toContainText(hostile);
+    await expect(page.locator('table.history img')).toHaveCount(0);
+    // The same search as downloads.
+    await expect(page.getByTestId('history-csv')).toHaveAttribute('href', /code=1006.*format=csv/);
+    const csv = await request.get(`${base}${await page.getByTestId('history-csv').getAttribute('href')}`);
+    expect((await csv.text()).trim().split('\n')).toHaveLength(3);
+    // By address prefix: only connection 1.
+    await page.getByTestId('history-ip').fill('198.51.100.0/31');
+    await page.getByTestId('history-go').click();
+    await expect(rows).toHaveCount(1);
+    await expect(rows.first()).toContainText('/room/1');
+    // A row takes the dashboard to the moment the connection closed.
+    await rows.first().click();
+    await expect(page.getByTestId('past-banner')).toBeVisible();
+    expect(page.url()).toMatch(/[?&]at=\d+/);
+  } finally {
+    child.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

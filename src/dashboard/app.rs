@@ -4,7 +4,8 @@
 #![allow(unreachable_pub)]
 
 use crate::dashboard::components::{
-    Charts, ConnTable, DetailPanel, Overview, PastBanner, SessionBadge, StatusBadge, TracePanel,
+    Charts, ConnTable, DetailPanel, HistoryPanel, Overview, PastBanner, SessionBadge, StatusBadge,
+    TracePanel,
 };
 use crate::dashboard::controls::ViewControls;
 use crate::dashboard::model::LiveModel;
@@ -108,6 +109,7 @@ fn Dashboard() -> impl IntoView {
             <Overview/>
             <Charts/>
             <PastBanner/>
+            <HistoryPanel/>
             <DetailPanel/>
             <div class="columns">
                 <ConnTable/>

@@ -7,6 +7,7 @@ pub(crate) mod chart;
 pub(crate) mod components;
 pub(crate) mod controls;
 pub(crate) mod format;
+pub(crate) mod history_search;
 #[cfg(feature = "hydrate")]
 mod live_client;
 pub(crate) mod model;

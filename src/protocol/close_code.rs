@@ -78,6 +78,17 @@ impl CloseClass {
         }
     }
 
+    /// The class a [`CloseClass::label`] names.
+    pub fn from_label(label: &str) -> Option<CloseClass> {
+        CloseClass::ALL.into_iter().find(|k| k.label() == label)
+    }
+
+    /// Every label, comma-separated (for error messages).
+    pub fn labels() -> String {
+        let names: Vec<&str> = CloseClass::ALL.iter().map(|k| k.label()).collect();
+        names.join(", ")
+    }
+
     pub fn index(self) -> usize {
         self as usize
     }

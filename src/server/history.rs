@@ -102,15 +102,12 @@ pub(crate) async fn connections(
     };
     let class = match p.class.as_deref() {
         None => None,
-        Some(c) => Some(
-            CloseClass::ALL
-                .into_iter()
-                .find(|k| k.label() == c)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = CloseClass::ALL.iter().map(|k| k.label()).collect();
-                    ApiError::bad(format!("class {c:?} is not one of {}", names.join(", ")))
-                })?,
-        ),
+        Some(c) => Some(CloseClass::from_label(c).ok_or_else(|| {
+            ApiError::bad(format!(
+                "class {c:?} is not one of {}",
+                CloseClass::labels()
+            ))
+        })?),
     };
     if p.q.is_some() && !who.role.sees_payloads() {
         // The text search covers paths with their query values, which viewers do not see.

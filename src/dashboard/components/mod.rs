@@ -5,6 +5,7 @@
 
 mod charts;
 mod detail;
+mod history;
 mod json;
 mod overview;
 mod past;
@@ -16,6 +17,7 @@ mod trace;
 
 pub(crate) use charts::Charts;
 pub(crate) use detail::DetailPanel;
+pub(crate) use history::HistoryPanel;
 pub(crate) use overview::Overview;
 pub(crate) use past::PastBanner;
 pub(crate) use status::{SessionBadge, StatusBadge};
