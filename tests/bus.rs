@@ -34,7 +34,13 @@ fn nats(port: u16, dir: &Path) -> Running {
 /// An observer consuming the bus, recording into `dir`; returns once it answers.
 async fn observer(port: u16, bus: u16, dir: &Path) -> Running {
     let url = format!("nats://127.0.0.1:{bus}");
-    common::record::observer(dir, port, &["--bus", &url, "--cluster", "test"]).await
+    let obs = common::record::observer(dir, port, &["--bus", &url, "--cluster", "test"]).await;
+    // Reading the stream (it exists then, so taps' first batches have somewhere to go).
+    until(port, "/api/overview", |v| {
+        v["observer"]["bus"]["connected"] == true
+    })
+    .await;
+    obs
 }
 
 /// Waits (up to 20 s) until `ok` holds for `path`; panics with the last answer.
@@ -95,6 +101,34 @@ async fn taps_publish_to_jetstream_and_the_observer_applies_each_batch_once() {
     })
     .await;
     assert_eq!(ov["totals"]["opened"], 30);
+    // The consumer's position and lag are shown: caught up, nothing pending.
+    let ov = until(port, "/api/overview", |v| {
+        v["observer"]["bus"]["pending"] == 0
+    })
+    .await;
+    let link = &ov["observer"]["bus"];
+    assert_eq!(
+        (link["connected"].as_bool(), link["cluster"].as_str()),
+        (Some(true), Some("test")),
+        "{link}"
+    );
+    assert!(link["consumed_seq"].as_u64().unwrap() >= 2, "{link}");
+    assert_eq!(
+        link["consumed_seq"], link["batches"],
+        "every batch read once: {link}"
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sockscope_bus_connected{cluster=\"test\"} 1",
+        "sockscope_bus_pending_batches{cluster=\"test\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
     let sources = get(port, "/api/sources").await;
     let mut ids: Vec<&str> = sources
         .as_array()
@@ -132,6 +166,12 @@ async fn a_nats_restart_is_counted_by_the_taps_and_they_recover() {
     until(port, "/api/overview", |v| v["totals"]["closed"] == 5).await;
 
     drop(nats_server);
+    // The observer shows the outage.
+    until(port, "/api/overview", |v| {
+        v["observer"]["bus"]["connected"] == false
+            && v["observer"]["bus"]["outages"].as_u64() >= Some(1)
+    })
+    .await;
     // Published while the bus is down: counted, not delivered.
     let c = a.open(ConnInfo::new([10, 0, 0, 2].into(), "/during"));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -159,6 +199,10 @@ async fn a_nats_restart_is_counted_by_the_taps_and_they_recover() {
     }
     let sources = until(port, "/api/sources", |v| {
         v[0]["drops"]["message"].as_u64().is_some_and(|d| d > 0)
+    })
+    .await;
+    until(port, "/api/overview", |v| {
+        v["observer"]["bus"]["connected"] == true
     })
     .await;
     assert_eq!(sources[0]["id"], "edge-r");

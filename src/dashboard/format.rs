@@ -33,6 +33,23 @@ pub(crate) fn recording(r: Option<&crate::protocol::RecordingView>) -> String {
     }
 }
 
+/// The bus card: the link, how many batches behind, how late the last one was read.
+pub(crate) fn bus(b: Option<&crate::protocol::BusView>) -> String {
+    match b {
+        None => "no bus".into(),
+        Some(b) => format!(
+            "{} · {} batches · {} ms{}",
+            if b.connected { "reading" } else { "down" },
+            count(b.pending),
+            b.lag_ms,
+            match b.outages {
+                0 => String::new(),
+                n => format!(" · {n} outages"),
+            }
+        ),
+    }
+}
+
 /// A moment as `2026-12-03 02:14:07 UTC` (ms since the epoch).
 pub(crate) fn clock(ms: u64) -> String {
     let s = ms / 1000;

@@ -2,10 +2,12 @@
 //! Shared by the observer (ssr) and the browser (hydrate); tap-side types live in `sockscope-wire`.
 
 mod access;
+mod bus;
 pub mod close_code;
 mod history;
 
 pub use access::{Refusal, Refusals, Role};
+pub use bus::BusView;
 pub use history::{HistoryConn, HistoryEvent, HistoryMessage, PastFrame, RecordingView};
 use serde::{Deserialize, Serialize};
 pub use sockscope_wire::{Capture, CaptureMode, Closer, Direction, Opcode, SourceKind};
@@ -329,6 +331,9 @@ pub struct ObserverStats {
     /// The record on disk (`--data-dir`); none when the observer does not record.
     #[serde(default)]
     pub recording: Option<RecordingView>,
+    /// The link to the bus (`--bus`); none when the observer consumes no bus.
+    #[serde(default)]
+    pub bus: Option<BusView>,
 }
 
 /// Drop counters a tap reported, cumulative.

@@ -16,6 +16,7 @@ use crate::server::AppState;
 use futures_util::StreamExt;
 use sockscope_wire::{decode_batch, Encoding, Event};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,9 +54,69 @@ impl BusConfig {
     }
 }
 
+/// The consumer's counters, read by the overview and `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct BusStats {
+    cluster: String,
+    /// A consumer of the stream exists (the client resumes it after a reconnect).
+    consuming: AtomicBool,
+    connected: AtomicBool,
+    consumed_seq: AtomicU64,
+    pending: AtomicU64,
+    lag_ms: AtomicU64,
+    batches: AtomicU64,
+    outages: AtomicU64,
+}
+
+impl BusStats {
+    pub(crate) fn view(&self) -> crate::protocol::BusView {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        crate::protocol::BusView {
+            cluster: self.cluster.clone(),
+            connected: self.connected.load(Ordering::Relaxed),
+            consumed_seq: r(&self.consumed_seq),
+            pending: r(&self.pending),
+            lag_ms: r(&self.lag_ms),
+            batches: r(&self.batches),
+            outages: r(&self.outages),
+        }
+    }
+
+    /// The client (re)connected: reading again once the consumer was made.
+    fn up(&self) {
+        if self.consuming.load(Ordering::Relaxed) {
+            self.connected.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The link went down: an outage, unless it was down already.
+    fn down(&self) {
+        if self.connected.swap(false, Ordering::Relaxed) {
+            self.outages.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A batch read: its sequence, what is left behind it, and when the stream stored it.
+    fn read(&self, info: &async_nats::jetstream::message::Info<'_>) {
+        self.consumed_seq
+            .fetch_max(info.stream_sequence, Ordering::Relaxed);
+        self.pending.store(info.pending, Ordering::Relaxed);
+        let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let now_ms = sockscope_wire::now_us() / 1000;
+        self.lag_ms
+            .store(now_ms.saturating_sub(stored_ms), Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Starts the consumer task; it runs as long as the process.
 pub(crate) fn spawn(cfg: BusConfig, app: AppState) {
+    let stats = Arc::new(BusStats {
+        cluster: cfg.cluster.clone(),
+        ..BusStats::default()
+    });
     tokio::spawn(async move {
+        let _ = app.agg.send(Input::BusAttached(stats.clone())).await;
         // The record is restored before the aggregator answers: then its last bus sequence
         // is known, and consuming goes on right after it.
         let _ = app
@@ -67,7 +128,9 @@ pub(crate) fn spawn(cfg: BusConfig, app: AppState) {
         let mut failures = 0u64;
         loop {
             let started = Instant::now();
-            let why = consume(&cfg, &app, &mut applied).await;
+            let why = consume(&cfg, &app, &stats, &mut applied).await;
+            stats.consuming.store(false, Ordering::Relaxed);
+            stats.down();
             if started.elapsed() > Duration::from_secs(10) {
                 // It ran a while: a fresh outage.
                 failures = 0;
@@ -92,9 +155,26 @@ fn redacted(url: &str) -> String {
 }
 
 /// Consumes from the position after `applied` until the bus fails; returns why.
-async fn consume(cfg: &BusConfig, app: &AppState, applied: &mut u64) -> String {
+async fn consume(
+    cfg: &BusConfig,
+    app: &AppState,
+    stats: &Arc<BusStats>,
+    applied: &mut u64,
+) -> String {
     use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+    // The client reconnects on its own: its events say when the link is up or down.
+    let link = stats.clone();
     let client = match async_nats::ConnectOptions::new()
+        .event_callback(move |ev| {
+            let link = link.clone();
+            async move {
+                match ev {
+                    async_nats::Event::Connected => link.up(),
+                    async_nats::Event::Disconnected => link.down(),
+                    _ => {}
+                }
+            }
+        })
         .connection_timeout(Duration::from_secs(3))
         .connect(&cfg.url)
         .await
@@ -131,6 +211,8 @@ async fn consume(cfg: &BusConfig, app: &AppState, applied: &mut u64) -> String {
         Err(e) => return format!("cannot read the stream: {e}"),
     };
     tracing::info!(bus = %redacted(&cfg.url), cluster = %cfg.cluster, from = *applied + 1, "consuming the tap stream");
+    stats.consuming.store(true, Ordering::Relaxed);
+    stats.up();
     let mut heard: HashMap<Arc<str>, Instant> = HashMap::new();
     let mut batches = 0u64;
     let mut sweep = tokio::time::interval(Duration::from_secs(2));
@@ -153,7 +235,8 @@ async fn consume(cfg: &BusConfig, app: &AppState, applied: &mut u64) -> String {
             Some(Err(e)) => break format!("reading the stream failed: {e}"),
             None => break "the stream ended".into(),
         };
-        let seq = msg.info().map_or(0, |i| i.stream_sequence);
+        let info = msg.info().ok();
+        let seq = info.as_ref().map_or(0, |i| i.stream_sequence);
         if seq != 0 && seq <= *applied {
             continue; // applied before (the record has it)
         }
@@ -161,6 +244,9 @@ async fn consume(cfg: &BusConfig, app: &AppState, applied: &mut u64) -> String {
         let reply = BatchReply::Report(err_tx.clone());
         apply(app, &mut heard, (batches, reply), msg.payload.clone(), seq).await;
         *applied = (*applied).max(seq);
+        if let Some(i) = &info {
+            stats.read(i);
+        }
     };
     // The sources heard here are not heard any more.
     for (source, _) in heard.drain() {

@@ -38,6 +38,9 @@ pub(crate) fn Overview() -> impl IntoView {
                 <Card label="browser re-snapshots · payloads evicted · metadata cut" testid="observer-drops" value=t(|o| format!("{} · {} · {}", format::count(o.observer.browser_resnapshots), format::count(o.observer.payloads_evicted), format::count(o.observer.metadata_cut)))/>
                 <Card label="refused at the door" testid="refused" value=t(|o| refused_summary(&o.observer.refused))/>
                 <Card label="record on disk · dropped · damaged" testid="recording" value=t(|o| format::recording(o.observer.recording.as_ref()))/>
+                <Show when=move || model.with(|m| m.overview.observer.bus.is_some())>
+                    <Card label="bus · behind · lag" testid="bus" value=t(|o| format::bus(o.observer.bus.as_ref()))/>
+                </Show>
             </div>
             <table class="sources" data-testid="sources">
                 <thead>

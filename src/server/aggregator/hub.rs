@@ -202,6 +202,7 @@ pub(crate) fn overview(state: &State, hub: &Hub, now_us: u64) -> Overview {
     observer.snapshots_deferred = hub.deferred;
     observer.browsers = hub.subscribers() as u64;
     observer.recording = state.record.as_ref().map(|r| r.view());
+    observer.bus = state.bus.as_ref().map(|b| b.view());
     Overview {
         totals: state.totals.clone(),
         rates: state.series.last(),

@@ -333,6 +333,51 @@ impl State {
                 o.sample(name, &[], v.to_string());
             }
         }
+        if let Some(b) = self.bus.as_ref().map(|b| b.view()) {
+            let bus = [
+                (
+                    "sockscope_bus_connected",
+                    "gauge",
+                    "1 while the observer reads the bus stream.",
+                    u64::from(b.connected).to_string(),
+                ),
+                (
+                    "sockscope_bus_consumed_sequence",
+                    "gauge",
+                    "The last bus stream sequence applied.",
+                    b.consumed_seq.to_string(),
+                ),
+                (
+                    "sockscope_bus_pending_batches",
+                    "gauge",
+                    "Batches in the stream this observer has not read yet (its lag).",
+                    b.pending.to_string(),
+                ),
+                (
+                    "sockscope_bus_lag_seconds",
+                    "gauge",
+                    "Time between the stream storing the last batch read and reading it.",
+                    format!("{:.3}", b.lag_ms as f64 / 1000.0),
+                ),
+                (
+                    "sockscope_bus_batches_total",
+                    "counter",
+                    "Batches applied off the bus.",
+                    b.batches.to_string(),
+                ),
+                (
+                    "sockscope_bus_outages_total",
+                    "counter",
+                    "Times the link to the bus was lost.",
+                    b.outages.to_string(),
+                ),
+            ];
+            let cluster = [("cluster", b.cluster.as_str())];
+            for (name, kind, help, v) in bus {
+                o.family(name, kind, help);
+                o.sample(name, &cluster, v);
+            }
+        }
         o.0
     }
 }

@@ -86,6 +86,8 @@ pub(crate) enum Input {
     SelfSample(sockscope_wire::Host),
     /// A tap session ended (it started with its first batch, see `opens_session`).
     SessionEnded(Arc<str>),
+    /// The bus consumer's counters, shown with the observer's own (`serve --bus`).
+    BusAttached(Arc<crate::server::bus::BusStats>),
 }
 
 /// Where the errors of a batch go.
@@ -340,6 +342,7 @@ fn handle_input(state: &mut State, input: Input, now: u64) {
         Input::RateLimited { source, events } => state.rate_limited(&source, events),
         Input::SelfSample(h) => state.self_sample(&h),
         Input::SessionEnded(source) => state.session(&source, false),
+        Input::BusAttached(stats) => state.bus = Some(stats),
     }
 }
 

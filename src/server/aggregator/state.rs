@@ -54,6 +54,8 @@ pub(crate) struct State {
     pub(crate) restarted_us: Option<u64>,
     /// The record's counters, when the observer records.
     pub(crate) record: Option<Arc<crate::server::record::RecordStats>>,
+    /// The bus consumer's counters (`serve --bus`).
+    pub(crate) bus: Option<Arc<crate::server::bus::BusStats>>,
 }
 
 impl State {
@@ -99,6 +101,7 @@ impl State {
             unknown: HashSet::new(),
             restarted_us: None,
             record: None,
+            bus: None,
         }
     }
 
