@@ -208,26 +208,30 @@ pub(super) async fn upgrade(
             tracing::warn!("the upgraded client connection is of an unknown kind: not relayed");
             return;
         };
-        let upstream = match upstream.downcast::<TokioIo<Stream>>() {
-            Ok(u) => u,
-            Err(_) => {
-                tracing::warn!(
-                    "the upgraded upstream connection is of an unknown kind: not relayed"
-                );
-                return;
-            }
-        };
+        let hyper::upgrade::Parts { io, read_buf, .. } =
+            match upstream.downcast::<TokioIo<Stream>>() {
+                Ok(u) => u,
+                Err(_) => {
+                    tracing::warn!(
+                        "the upgraded upstream connection is of an unknown kind: not relayed"
+                    );
+                    return;
+                }
+            };
         // Only the sockets and a copy of the early bytes go on: the rest of the HTTP layer's
-        // state, its read buffer included, is dropped here.
+        // state, its read buffer included, is dropped here. (Copying out of `read_buf` and
+        // keeping it would hold the whole 8 KiB buffer for the life of the connection.)
+        let upstream_early = read_buf.to_vec();
+        drop(read_buf);
         let setup = Setup {
             client_early,
-            upstream_early: upstream.read_buf.to_vec(),
+            upstream_early,
             deflate,
             read_size,
             max_message,
             idle: Idle::new(idle),
         };
-        let upstream = upstream.io.into_inner();
+        let upstream = io.into_inner();
         let conn = tap.open(info);
         relay::run(client, upstream, setup, &conn, shutdown).await;
         drop(held);
