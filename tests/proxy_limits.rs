@@ -239,3 +239,65 @@ async fn idle_and_slow_header_crowds_do_not_slow_an_echo_and_the_cap_refuses_cle
     );
     drop(idle);
 }
+
+/// A WebSocket keeps its connection's place under `--max-connections` for as long as it lives
+/// (the HTTP connection it came from ends at the upgrade): past the cap the next client gets
+/// a 503, and when one WebSocket closes its place is free again.
+#[tokio::test]
+async fn websockets_count_against_the_connection_cap() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let up = upstream::start().await;
+    let proxy = start_proxy(
+        ProxyConfig {
+            max_connections: 2,
+            ..cfg(up, &[])
+        },
+        Tap::disabled(),
+    )
+    .await;
+    let url = format!("ws://{proxy}/ws");
+    let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    // Both relay.
+    for ws in [&mut a, &mut b] {
+        ws.send(Message::Text("hi".into())).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::Text("hi".into())
+        );
+    }
+    // A third client finds no place, while the two sockets still echo.
+    let mut c = TcpStream::connect(proxy).await.unwrap();
+    c.write_all(b"GET /headers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, _) = read_to_close(&mut c, Duration::from_secs(5)).await;
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(got.contains("--max-connections"), "{got}");
+    let refused = tokio_tungstenite::connect_async(&url).await;
+    assert!(refused.is_err(), "a third WebSocket past the cap");
+    // One closes: its place is free again.
+    a.close(None).await.unwrap();
+    while a.next().await.is_some() {}
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut d, _) = loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok(ok) => break ok,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the place never came back: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    d.send(Message::Text("again".into())).await.unwrap();
+    assert_eq!(
+        d.next().await.unwrap().unwrap(),
+        Message::Text("again".into())
+    );
+    b.send(Message::Text("still".into())).await.unwrap();
+    assert_eq!(
+        b.next().await.unwrap().unwrap(),
+        Message::Text("still".into())
+    );
+}

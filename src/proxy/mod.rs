@@ -160,19 +160,22 @@ where
         };
         let shared = shared.clone();
         let stop = shared.shutdown.clone();
+        // The place is held by the HTTP connection (its service holds it), and handed on to
+        // the relay of a WebSocket it becomes: the HTTP connection ends at the upgrade.
+        let place: Place = Arc::new(std::sync::Mutex::new(Some(slot)));
         // The service holds `shared`: shutdown waits until every connection task is gone.
         let svc = service_fn(move |req: Request<Incoming>| {
-            let shared = shared.clone();
+            let (shared, place) = (shared.clone(), place.clone());
             async move {
-                Ok::<Response<Body>, std::convert::Infallible>(handle(req, peer, shared).await)
+                Ok::<Response<Body>, std::convert::Infallible>(
+                    handle(req, peer, shared, place).await,
+                )
             }
         });
         let conn = http
             .serve_connection(TokioIo::new(stream), svc)
             .with_upgrades();
         tokio::spawn(async move {
-            // The place is held until the connection (and a WebSocket it became) ends.
-            let _slot = slot;
             crate::server::listen::run_connection(conn, stop, peer).await;
         });
     }
@@ -217,9 +220,18 @@ fn upstream_client(cfg: &ProxyConfig) -> UpstreamClient {
         .build(connector)
 }
 
-async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Response<Body> {
+/// A client connection's place under `--max-connections`: taken by the relay when the
+/// connection becomes a WebSocket, freed with the connection otherwise.
+type Place = Arc<std::sync::Mutex<Option<crate::server::Slot>>>;
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    place: Place,
+) -> Response<Body> {
     if ws::is_upgrade(&req) {
-        ws::upgrade(req, peer, shared).await
+        ws::upgrade(req, peer, shared, place).await
     } else {
         forward(req, peer, &shared).await
     }

@@ -51,6 +51,7 @@ pub(super) async fn upgrade(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    place: super::Place,
 ) -> Response<Body> {
     if req.headers().get(header::SEC_WEBSOCKET_KEY).is_none() {
         return text(
@@ -193,9 +194,12 @@ pub(super) async fn upgrade(
     let shutdown = shared.shutdown.clone();
     let (read_size, max_message) = (shared.cfg.read_buffer, shared.cfg.max_message as u64);
     let idle = shared.cfg.ws_idle_timeout;
-    // The relay holds `shared` so shutdown waits for it.
+    // The relay holds `shared` so shutdown waits for it, and the connection's place under
+    // --max-connections for as long as the WebSocket lives.
     let held = shared.clone();
+    let place = place.lock().ok().and_then(|mut p| p.take());
     tokio::spawn(async move {
+        let _place = place;
         let tap = held.tap.clone();
         let (client, upstream) = match (client_side.await, upstream_side.await) {
             (Ok(c), Ok(u)) => (c, u),
