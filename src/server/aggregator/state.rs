@@ -1,19 +1,19 @@
 //! All observer state and the rules that apply tap events to it. Owned by the aggregator task.
 
-use super::conn::{count_data, CloseInfo, Conn, Rate, StoredMessage, StoredPayload, TapPolicy};
+use super::conn::{count_data, Conn, Rate, StoredMessage, StoredPayload, TapPolicy};
 use super::series::Series;
 use super::source::Sources;
 use super::store::MessageStore;
 use super::trace::{preview_hex, preview_text, TraceRec};
-use crate::protocol::close_code::CloseClass;
 use crate::protocol::{HostView, ObserverStats, Refusal, Totals, TraceKind};
 use crate::server::config::AggConfig;
 use crate::server::error::ErrorCode;
 use sockscope_payload::subprotocol;
-use sockscope_wire::{Closer, ConnClose, ConnOpen, Counters, Direction, Event, Message};
+use sockscope_wire::{Closer, ConnOpen, Counters, Direction, Event, Message};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+mod close;
 mod seed;
 mod sources;
 
@@ -485,73 +485,6 @@ impl State {
                 self.count_source(si, dir, msgs, bytes, now_s);
             }
         }
-    }
-
-    fn conn_close(
-        &mut self,
-        si: usize,
-        c: ConnClose,
-        now_us: u64,
-    ) -> Result<(), (ErrorCode, String)> {
-        let Some(&id) = self.index.get(&(si, c.conn)) else {
-            return Err(unknown(c.conn, "conn_close"));
-        };
-        self.close(id, event_time(c.ts, now_us), c.code, c.reason, c.by);
-        Ok(())
-    }
-
-    /// Closes connections the observer gave up on, as aborted, with `reason`.
-    pub(super) fn abort_all(&mut self, ids: Vec<u64>, now_us: u64, reason: &str) {
-        for id in ids {
-            self.close(id, now_us, None, Some(reason.into()), Closer::Abort);
-        }
-    }
-
-    pub(super) fn close(
-        &mut self,
-        id: u64,
-        at_us: u64,
-        code: Option<u16>,
-        reason: Option<String>,
-        by: Closer,
-    ) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if conn.closed.is_some() {
-            return;
-        }
-        let text = reason.as_deref().map(preview_text).unwrap_or_default();
-        conn.closed = Some(CloseInfo {
-            at_us,
-            code,
-            reason: reason.map(Into::into),
-            by,
-        });
-        let (si, tap_conn) = (conn.source, conn.tap_conn);
-        self.index.remove(&(si, tap_conn));
-        self.closed_order.push_back((at_us, id));
-        self.totals.open -= 1;
-        self.totals.closed += 1;
-        self.sources[si].open -= 1;
-        self.sources[si].counts.closes[CloseClass::of(code).index()] += 1;
-        self.series.current.disconnects += 1;
-        self.push_trace(TraceRec {
-            seq: 0,
-            ts_us: at_us,
-            conn: id,
-            source: si,
-            kind: TraceKind::Close,
-            dir: None,
-            opcode: None,
-            size: 0,
-            truncated: false,
-            code,
-            by: Some(by),
-            text: text.into(),
-            msg_seq: 0,
-            flight: false,
-        });
     }
 }
 
