@@ -117,12 +117,7 @@ async fn taps_publish_to_jetstream_and_the_observer_applies_each_batch_once() {
         link["consumed_seq"], link["batches"],
         "every batch read once: {link}"
     );
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::record::metrics(port).await;
     for line in [
         "sockscope_bus_connected{cluster=\"test\"} 1",
         "sockscope_bus_pending_batches{cluster=\"test\"} 0",

@@ -8,6 +8,24 @@ use common::record::{get, hello, observer, post, stop};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// `field` of every item of a history answer.
+fn each<'a, T>(answer: &'a Value, field: impl Fn(&'a Value) -> T) -> Vec<T> {
+    answer["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(field)
+        .collect()
+}
+
+fn conn_ids(answer: &Value) -> Vec<u64> {
+    each(answer, |c| c["conn"].as_u64().unwrap())
+}
+
+fn kinds(answer: &Value) -> Vec<&str> {
+    each(answer, |e| e["kind"].as_str().unwrap())
+}
+
 /// The on-call question, from the record: which connections closed with 1006 in a window, and
 /// what did they send last; then one of them, its whole life.
 #[tokio::test]
@@ -56,12 +74,7 @@ async fn history_answers_closes_by_code_in_a_window_and_a_connections_whole_life
     assert_eq!(items[0]["msgs_in"], 5);
     // By class, newest first, and bad parameters named.
     let h = get(port, "/api/history/connections?class=abnormal").await;
-    let conns: Vec<u64> = h["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["conn"].as_u64().unwrap())
-        .collect();
+    let conns = conn_ids(&h);
     assert_eq!(conns, [4, 2, 1], "{h}");
     let bad = reqwest::get(format!(
         "http://127.0.0.1:{port}/api/history/connections?class=weird"
@@ -96,12 +109,7 @@ async fn history_answers_closes_by_code_in_a_window_and_a_connections_whole_life
     assert_eq!(first["conn"], 4);
     // One connection's whole life, in order.
     let life = get(port, "/api/history/events?source=edge&conn=3").await;
-    let kinds: Vec<&str> = life["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&life);
     assert_eq!(
         kinds,
         ["open", "message", "message", "message", "message", "message", "close"],
@@ -110,12 +118,7 @@ async fn history_answers_closes_by_code_in_a_window_and_a_connections_whole_life
     assert_eq!(life["items"][6]["code"], 1000);
     // By address prefix: 192.0.2.0/30 holds connections 1–3, not 4; a bad prefix is named.
     let h = get(port, "/api/history/connections?ip=192.0.2.0/30").await;
-    let mut conns: Vec<u64> = h["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["conn"].as_u64().unwrap())
-        .collect();
+    let mut conns = conn_ids(&h);
     conns.sort();
     assert_eq!(conns, [1, 2, 3], "{h}");
     let h = get(port, "/api/history/connections?ip=192.0.2.4").await;
@@ -174,14 +177,7 @@ async fn history_trace_answers_a_past_window_with_the_live_filters() {
     }
     post(port, events).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let texts = |v: &Value| -> Vec<String> {
-        v["items"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{v}"))
-            .iter()
-            .map(|e| e["text"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let texts = |v: &Value| each(v, |e| e["text"].as_str().unwrap().to_string());
     let window =
         |from_s: u64, to_s: u64| format!("from={}&to={}", t0 + from_s * 1000, t0 + to_s * 1000);
     // Messages between t0+10 s and t0+22 s, newest first: connection 1's three and the first
@@ -213,22 +209,13 @@ async fn history_trace_answers_a_past_window_with_the_live_filters() {
         &format!("/api/history/trace?{}&source=edge&conn=4", window(0, 100)),
     )
     .await;
-    let kinds: Vec<&str> = h["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&h);
     assert_eq!(
         kinds,
         ["close", "message", "message", "message", "open"],
         "{h}"
     );
-    assert!(h["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["conn"] == 4));
+    assert!(conn_ids(&h).iter().all(|c| *c == 4), "{h}");
     let h = get(
         port,
         &format!(

@@ -91,12 +91,7 @@ async fn after_a_restart_closed_connections_trace_and_series_are_back() {
     .await;
     let open = get(port, "/api/connections?state=open").await;
     assert!(open["items"][0].get("unknown_since_ms").is_none(), "{open}");
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::record::metrics(port).await;
     assert!(metrics.contains("sockscope_record_bytes "), "{metrics}");
     stop(obs);
     // A second observer on the same directory is refused with what to do.

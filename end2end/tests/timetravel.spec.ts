@@ -17,11 +17,9 @@ function freePort(): Promise<number> {
   });
 }
 
-// Time travel from the record: a moment in the URL shows the table and trace as they were
-// (a connection gone now appears, open then; closed a little later, with its close code), the
-// way back to live, replay, and a click on a chart's time axis.
-test('the dashboard shows a past moment from the record, replays it, and goes back to live', async ({ page, request }) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockscope-past-'));
+// A recording observer on a free port for `body`, stopped and its record removed afterwards.
+async function withRecordingObserver(prefix: string, body: (base: string) => Promise<void>) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--tick', '100ms', '--data-dir', dir, '--record-sync', '100ms'], {
@@ -32,6 +30,18 @@ test('the dashboard shows a past moment from the record, replays it, and goes ba
     await expect
       .poll(async () => (await fetch(`${base}/healthz`).catch(() => null))?.status ?? 0, { timeout: 15_000 })
       .toBe(200);
+    await body(base);
+  } finally {
+    child.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// Time travel from the record: a moment in the URL shows the table and trace as they were
+// (a connection gone now appears, open then; closed a little later, with its close code), the
+// way back to live, replay, and a click on a chart's time axis.
+test('the dashboard shows a past moment from the record, replays it, and goes back to live', async ({ page, request }) => {
+  await withRecordingObserver('sockscope-past-', async (base) => {
     const now = Date.now();
     const us = (ms: number) => ms * 1000;
     const res = await request.post(`${base}/ingest`, {
@@ -83,27 +93,14 @@ test('the dashboard shows a past moment from the record, replays it, and goes ba
     await page.getByTestId('chart-axis').first().click({ position: { x: 5, y: 20 } });
     await expect(banner).toBeVisible();
     expect(page.url()).toMatch(/[?&]at=\d+/);
-  } finally {
-    child.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // Searching the record from the dashboard: closed with 1006 in a window, shown as rows (a
 // payload as text, never HTML), a bad field named, downloads offered, and a row that takes the
 // dashboard to its moment.
 test('the dashboard searches the record and jumps to what it found', async ({ page, request }) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockscope-search-'));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--tick', '100ms', '--data-dir', dir, '--record-sync', '100ms'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SOCKSCOPE_LOG: 'warn' },
-  });
-  try {
-    await expect
-      .poll(async () => (await fetch(`${base}/healthz`).catch(() => null))?.status ?? 0, { timeout: 15_000 })
-      .toBe(200);
+  await withRecordingObserver('sockscope-search-', async (base) => {
     const now = Date.now();
     const us = (ms: number) => ms * 1000;
     const hostile = '<img src=x onerror=alert(1)>';
@@ -150,8 +147,5 @@ test('the dashboard searches the record and jumps to what it found', async ({ pa
     await rows.first().click();
     await expect(page.getByTestId('past-banner')).toBeVisible();
     expect(page.url()).toMatch(/[?&]at=\d+/);
-  } finally {
-    child.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -57,26 +57,22 @@ impl HistorySearch {
             s => return Err(format!("state {s:?} is not all, open or closed")),
         }
         let close = self.close.trim();
-        if !close.is_empty() {
-            match close.parse::<u16>() {
-                Ok(c) if (1000..=4999).contains(&c) => {
-                    q.append_pair("code", close);
-                }
-                Ok(_) | Err(_) if close.bytes().all(|b| b.is_ascii_digit()) => {
-                    return Err(format!("close code {close} is not between 1000 and 4999"));
-                }
-                _ => match CloseClass::from_label(close) {
-                    Some(_) => {
-                        q.append_pair("class", close);
-                    }
-                    None => {
-                        return Err(format!(
-                            "close {close:?} is neither a code (1006) nor a class ({})",
-                            CloseClass::labels()
-                        ))
-                    }
-                },
+        if close.bytes().all(|b| b.is_ascii_digit()) && !close.is_empty() {
+            if !close
+                .parse::<u16>()
+                .is_ok_and(|c| (1000..=4999).contains(&c))
+            {
+                return Err(format!("close code {close} is not between 1000 and 4999"));
             }
+            q.append_pair("code", close);
+        } else if !close.is_empty() {
+            if CloseClass::from_label(close).is_none() {
+                return Err(format!(
+                    "close {close:?} is neither a code (1006) nor a class ({})",
+                    CloseClass::labels()
+                ));
+            }
+            q.append_pair("class", close);
         }
         for (key, value) in [
             ("source", &self.source),

@@ -1,8 +1,7 @@
 //! `GET /api/history/trace`: the trace of a past window from the record, with the live
 //! trace's filters, as JSON, NDJSON or CSV.
 
-use crate::protocol::{HistoryConn, TraceEntry};
-use crate::server::aggregator::filter::TraceFilter;
+use crate::protocol::HistoryConn;
 use crate::server::api::{params, trace_filter, QueryResult, TraceParams};
 use crate::server::auth::Principal;
 use crate::server::error::ApiError;
@@ -90,18 +89,17 @@ pub(crate) async fn trace(
     )
     .await?;
     let limit = filter.limit();
-    let found = scan(move || {
+    let mut found = scan(move || {
         let lives = |c: &HistoryConn| {
             filter.q.conn.is_none_or(|n| n == c.conn)
-                && source_ok(&filter, &c.source)
+                && filter.source_id_matches(&c.source)
                 && ip.as_ref().is_none_or(|a| a.matches(&c.ip))
         };
         let narrow = filter.q.conn.is_some() || ip.is_some();
         let lives: Option<&(dyn Fn(&HistoryConn) -> bool + Sync)> = narrow.then_some(&lives);
-        history::trace(&dir, (from, to), limit, lives, |e| keep(&filter, e))
+        history::trace(&dir, (from, to), limit, lives, |e| filter.entry_matches(e))
     })
     .await?;
-    let mut found = found;
     let items = scrub::trace(role, std::mem::take(&mut found.items));
     Ok(match format.as_deref() {
         Some("ndjson") => export::ndjson(&items, "trace.ndjson"),
@@ -131,20 +129,4 @@ impl Address {
             Address::StartsWith(p) => ip.starts_with(p.as_str()),
         }
     }
-}
-
-/// The source filter on a recorded source id: the id itself, or a part of it (any case).
-fn source_ok(f: &TraceFilter, source: &str) -> bool {
-    f.q.source
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .is_none_or(|s| source == s || source.to_lowercase().contains(&s.to_lowercase()))
-}
-
-/// Whether a recorded trace entry passes the filter's kind, source, direction and text.
-fn keep(f: &TraceFilter, e: &TraceEntry) -> bool {
-    (f.q.kinds.is_empty() || f.q.kinds.contains(&e.kind))
-        && source_ok(f, &e.source)
-        && f.q.dir.is_none_or(|d| e.dir == Some(d))
-        && f.text_ok(&e.text)
 }

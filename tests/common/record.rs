@@ -47,6 +47,16 @@ pub async fn get(port: u16, path: &str) -> Value {
         .unwrap()
 }
 
+/// The observer's `/metrics` text.
+pub async fn metrics(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Stops gracefully (SIGTERM) and waits for the exit.
 pub fn stop(mut p: Running) {
     let pid = p.0.id().to_string();

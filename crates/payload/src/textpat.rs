@@ -9,17 +9,22 @@ use regex::bytes::Regex;
 #[derive(Debug)]
 pub(crate) struct TextPatterns {
     re: Regex,
-    /// None when a name holds a byte [`TextPatterns::may_match`] splits words at: then the
-    /// regex always runs.
+    /// None when a name holds a byte [`TextPatterns::may_match`] splits words at, or a `%`:
+    /// then the regex always runs.
     names: Option<Vec<Box<[u8]>>>,
     longest: usize,
     /// The bytes names are spelt with, either case, and those of `%5F` and `%2D`.
     spelt: [bool; 256],
 }
 
+/// The regex's `\s` without Unicode: ASCII whitespace and the vertical tab.
+fn space(b: u8) -> bool {
+    b.is_ascii_whitespace() || b == 0x0b
+}
+
 /// Bytes that end a name before a `:` or `=` (whitespace, and what may precede a form field).
 fn splits(b: u8) -> bool {
-    matches!(b, b':' | b'=' | b'?' | b'&' | b';' | b'%') || b.is_ascii_whitespace() || b == 0x0b
+    matches!(b, b':' | b'=' | b'?' | b'&' | b';') || space(b)
 }
 
 /// A base64url byte (a JWT's alphabet).
@@ -31,7 +36,8 @@ impl TextPatterns {
     /// Patterns for these (lower-cased) key names.
     pub fn new<'a>(keys: impl Iterator<Item = &'a str> + Clone) -> TextPatterns {
         let names: Vec<Box<[u8]>> = keys.clone().map(|k| k.as_bytes().into()).collect();
-        let plain = names.iter().all(|n| !n.iter().any(|&b| splits(b)));
+        // A `%` in a name would make its encoded form ambiguous to `is_name`.
+        let plain = names.iter().flatten().all(|&b| !splits(b) && b != b'%');
         let mut spelt = [false; 256];
         for &b in names.iter().flat_map(|n| n.iter()).chain(b"%5fF2dD") {
             spelt[b.to_ascii_lowercase() as usize] = true;
@@ -76,7 +82,7 @@ impl TextPatterns {
         let seps = &window[..window.len().min(limit)];
         for at in memchr::memchr2_iter(b':', b'=', seps) {
             let mut end = at;
-            while end > 0 && (window[end - 1].is_ascii_whitespace() || window[end - 1] == 0x0b) {
+            while end > 0 && space(window[end - 1]) {
                 end -= 1;
             }
             if end >= 13 && window[end - 13..end].eq_ignore_ascii_case(b"authorization") {

@@ -4,23 +4,12 @@
 //! decoded straight into its struct. An event whose `"type"` comes later (JSON written by
 //! hand) is buffered as JSON and decoded from that.
 
-use crate::event::{ConnClose, ConnOpen, Counters, Dropped, Event, Hello, Host, Message};
+use crate::event::{
+    ConnClose, ConnOpen, Counters, Dropped, Event, EventKind, Hello, Host, Message,
+};
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
-
-/// The event types, as `"type"` names them.
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Tag {
-    Hello,
-    ConnOpen,
-    Message,
-    ConnClose,
-    Host,
-    Dropped,
-    Counters,
-}
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -30,16 +19,16 @@ impl<'de> Deserialize<'de> for Event {
 
 struct EventVisitor;
 
-/// Decodes the rest of an event as the struct `tag` names.
-fn variant<'de, D: Deserializer<'de>>(tag: Tag, d: D) -> Result<Event, D::Error> {
-    Ok(match tag {
-        Tag::Hello => Event::Hello(Hello::deserialize(d)?),
-        Tag::ConnOpen => Event::ConnOpen(ConnOpen::deserialize(d)?),
-        Tag::Message => Event::Message(Message::deserialize(d)?),
-        Tag::ConnClose => Event::ConnClose(ConnClose::deserialize(d)?),
-        Tag::Host => Event::Host(Host::deserialize(d)?),
-        Tag::Dropped => Event::Dropped(Dropped::deserialize(d)?),
-        Tag::Counters => Event::Counters(Counters::deserialize(d)?),
+/// Decodes the rest of an event as the struct of its `kind`.
+fn variant<'de, D: Deserializer<'de>>(kind: EventKind, d: D) -> Result<Event, D::Error> {
+    Ok(match kind {
+        EventKind::Hello => Event::Hello(Hello::deserialize(d)?),
+        EventKind::ConnOpen => Event::ConnOpen(ConnOpen::deserialize(d)?),
+        EventKind::Message => Event::Message(Message::deserialize(d)?),
+        EventKind::ConnClose => Event::ConnClose(ConnClose::deserialize(d)?),
+        EventKind::Host => Event::Host(Host::deserialize(d)?),
+        EventKind::Dropped => Event::Dropped(Dropped::deserialize(d)?),
+        EventKind::Counters => Event::Counters(Counters::deserialize(d)?),
     })
 }
 
@@ -56,26 +45,22 @@ impl<'de> Visitor<'de> for EventVisitor {
             return Err(de::Error::missing_field("type"));
         };
         if let Key::Type = first {
-            let tag: Tag = map.next_value()?;
-            return variant(tag, MapAccessDeserializer::new(map));
+            let kind: EventKind = map.next_value()?;
+            return variant(kind, MapAccessDeserializer::new(map));
         }
         // `"type"` comes later: buffer the event as JSON (text payloads only: a binary value
         // cannot be held there, and is reported so).
         let mut obj = serde_json::Map::new();
-        let mut key = first;
-        loop {
-            let value: serde_json::Value = map.next_value()?;
-            obj.insert(key.into_name(), value);
-            match map.next_key_seed(KeySeed)? {
-                Some(k) => key = k,
-                None => break,
-            }
+        let mut key = Some(first);
+        while let Some(k) = key {
+            obj.insert(k.into_name(), map.next_value::<serde_json::Value>()?);
+            key = map.next_key_seed(KeySeed)?;
         }
-        let tag = obj
+        let kind = obj
             .remove("type")
             .ok_or_else(|| de::Error::missing_field("type"))?;
-        let tag = Tag::deserialize(tag).map_err(de::Error::custom)?;
-        variant(tag, serde_json::Value::Object(obj)).map_err(de::Error::custom)
+        let kind = EventKind::deserialize(kind).map_err(de::Error::custom)?;
+        variant(kind, serde_json::Value::Object(obj)).map_err(de::Error::custom)
     }
 }
 

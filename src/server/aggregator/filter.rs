@@ -18,6 +18,8 @@ enum Text {
 pub(crate) struct TraceFilter {
     pub q: TraceQuery,
     text: Option<Text>,
+    /// The source filter, lower-cased once.
+    source_lc: Option<String>,
 }
 
 impl TraceFilter {
@@ -34,14 +36,19 @@ impl TraceFilter {
             )),
             Some(t) => Some(Text::Plain(t.to_lowercase())),
         };
-        Ok(TraceFilter { q, text })
+        let source_lc = q
+            .source
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase);
+        Ok(TraceFilter { q, text, source_lc })
     }
 
     pub(crate) fn limit(&self) -> usize {
         self.q.limit as usize
     }
 
-    pub(crate) fn text_ok(&self, hay: &str) -> bool {
+    fn text_ok(&self, hay: &str) -> bool {
         match &self.text {
             None => true,
             Some(Text::Plain(n)) => super::conn::contains_ci(hay, n),
@@ -51,13 +58,29 @@ impl TraceFilter {
 
     /// Whether the source filter (exact id, or a substring of the name) lets source `si` in.
     pub(crate) fn source_matches(&self, state: &State, si: usize) -> bool {
-        match self.q.source.as_deref().filter(|s| !s.is_empty()) {
-            None => true,
-            Some(s) => {
-                let src = &state.sources[si];
-                &*src.id == s || super::conn::contains_ci(&src.name, &s.to_lowercase())
-            }
+        let (Some(s), Some(lc)) = (self.q.source.as_deref(), &self.source_lc) else {
+            return true;
+        };
+        let src = &state.sources[si];
+        &*src.id == s || super::conn::contains_ci(&src.name, lc)
+    }
+
+    /// The source filter on a recorded source id (the record keeps ids, not names): the id
+    /// itself, or a part of it, any case.
+    pub(crate) fn source_id_matches(&self, id: &str) -> bool {
+        match (self.q.source.as_deref(), &self.source_lc) {
+            (Some(s), Some(lc)) => id == s || super::conn::contains_ci(id, lc),
+            _ => true,
         }
+    }
+
+    /// Whether a recorded trace entry passes the kind, source, direction and text filters
+    /// (connection and address are matched on the record's connection lives instead).
+    pub(crate) fn entry_matches(&self, e: &crate::protocol::TraceEntry) -> bool {
+        (self.q.kinds.is_empty() || self.q.kinds.contains(&e.kind))
+            && self.source_id_matches(&e.source)
+            && self.q.dir.is_none_or(|d| e.dir == Some(d))
+            && self.text_ok(&e.text)
     }
 
     pub(crate) fn matches(&self, state: &State, r: &TraceRec) -> bool {

@@ -31,6 +31,18 @@ impl Out {
         }
         let _ = writeln!(self.0, " {value}");
     }
+
+    /// Families of one sample each, all with `labels`: (name, kind, help, value).
+    fn singles<V: std::fmt::Display>(
+        &mut self,
+        items: impl IntoIterator<Item = (&'static str, &'static str, &'static str, V)>,
+        labels: &[(&str, &str)],
+    ) {
+        for (name, kind, help, v) in items {
+            self.family(name, kind, help);
+            self.sample(name, labels, v);
+        }
+    }
 }
 
 impl State {
@@ -279,10 +291,7 @@ impl State {
                 st.rss.to_string(),
             ),
         ];
-        for (name, kind, help, v) in globals {
-            o.family(name, kind, help);
-            o.sample(name, &[], v);
-        }
+        o.singles(globals, &[]);
         if let Some(r) = self.record.as_ref().map(|r| r.view()) {
             let record = [
                 (
@@ -328,10 +337,7 @@ impl State {
                     r.damaged,
                 ),
             ];
-            for (name, kind, help, v) in record {
-                o.family(name, kind, help);
-                o.sample(name, &[], v.to_string());
-            }
+            o.singles(record, &[]);
         }
         if let Some(b) = self.bus.as_ref().map(|b| b.view()) {
             let bus = [
@@ -372,11 +378,7 @@ impl State {
                     b.outages.to_string(),
                 ),
             ];
-            let cluster = [("cluster", b.cluster.as_str())];
-            for (name, kind, help, v) in bus {
-                o.family(name, kind, help);
-                o.sample(name, &cluster, v);
-            }
+            o.singles(bus, &[("cluster", b.cluster.as_str())]);
         }
         o.0
     }
